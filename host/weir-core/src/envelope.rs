@@ -1,0 +1,293 @@
+//! The Debezium JSON envelope: `{"before","after","source","op","ts_ms"}`.
+//!
+//! Values map as Debezium maps them with `decimal.handling.mode=string` and
+//! `time.precision.mode=adaptive_time_microseconds`: decimals as strings,
+//! bytes as base64, dates as days, times and timestamps as microseconds,
+//! `timestamptz` as an ISO-8601 UTC string, unchanged TOAST values as
+//! Debezium's placeholder. Weir adds `key`, and `pos`, `ts_us` and `origin`
+//! in `source`, which Debezium consumers ignore.
+//!
+//! Reading an envelope back (for `weir plugin test`) cannot recover every
+//! type from plain JSON: numbers become int or float, strings text, objects
+//! and arrays json. A value written as `{"$type": "decimal", "value": "1.5"}`
+//! keeps its exact type.
+
+use base64::Engine as _;
+use serde_json::{Map, Value as Json, json};
+
+use crate::event::{ChangeEvent, Column, Op, Row, SourceInfo, Value};
+
+/// Debezium's placeholder for a value the source did not send.
+pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
+
+/// An envelope could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("not JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("`{field}`: {problem}")]
+    Field { field: String, problem: String },
+}
+
+fn field_err(field: &str, problem: impl Into<String>) -> EnvelopeError {
+    EnvelopeError::Field {
+        field: field.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// The event as a Debezium envelope.
+pub fn to_envelope(event: &ChangeEvent) -> Json {
+    let s = &event.source;
+    let mut source = json!({
+        "version": concat!("weir-", env!("CARGO_PKG_VERSION")),
+        "connector": s.connector,
+        "db": s.database,
+        "schema": s.schema,
+        "table": s.table,
+        "pos": s.position,
+        "txId": s.txid,
+        "ts_ms": s.commit_time_us.div_euclid(1000),
+        "ts_us": s.commit_time_us,
+    });
+    if let Some(origin) = &s.origin {
+        source["origin"] = json!(origin);
+    }
+    json!({
+        "before": event.before.as_deref().map(row_to_json),
+        "after": event.after.as_deref().map(row_to_json),
+        "source": source,
+        "op": event.op.code(),
+        "ts_ms": s.commit_time_us.div_euclid(1000),
+        "key": row_to_json(&event.key),
+    })
+}
+
+/// A row as a JSON object, columns in order.
+pub fn row_to_json(row: &[Column]) -> Json {
+    let mut map = Map::with_capacity(row.len());
+    for c in row {
+        map.insert(c.name.clone(), value_to_json(&c.value));
+    }
+    Json::Object(map)
+}
+
+/// A value as Debezium writes it.
+pub fn value_to_json(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Boolean(b) => json!(b),
+        Value::Int(i) => json!(i),
+        Value::Float(f) => json!(f),
+        Value::Decimal(s) | Value::Text(s) | Value::Json(s) | Value::Uuid(s) => json!(s),
+        Value::Bytes(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
+        Value::Date(d) => json!(d),
+        Value::Time(t) | Value::Timestamp(t) => json!(t),
+        Value::Timestamptz(t) => json!(format_utc_micros(*t)),
+        Value::Unchanged => json!(UNAVAILABLE_VALUE),
+    }
+}
+
+/// Reads one envelope (a line of `weir plugin test` input).
+pub fn from_envelope_str(line: &str) -> Result<ChangeEvent, EnvelopeError> {
+    from_envelope(&serde_json::from_str(line)?)
+}
+
+/// Reads one envelope.
+pub fn from_envelope(doc: &Json) -> Result<ChangeEvent, EnvelopeError> {
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| field_err("$", "expected a JSON object"))?;
+    let op = match obj.get("op") {
+        Some(Json::String(s)) => {
+            Op::parse(s).ok_or_else(|| field_err("op", format!("unknown op {s:?}")))?
+        }
+        _ => return Err(field_err("op", "missing; expected one of c, u, d, t, r")),
+    };
+    let row = |name: &str| -> Result<Option<Row>, EnvelopeError> {
+        match obj.get(name) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Object(m)) => m
+                .iter()
+                .map(|(k, v)| {
+                    Ok(Column::new(
+                        k.clone(),
+                        value_from_json(v).map_err(|p| field_err(&format!("{name}.{k}"), p))?,
+                    ))
+                })
+                .collect::<Result<Row, _>>()
+                .map(Some),
+            Some(_) => Err(field_err(name, "expected an object or null")),
+        }
+    };
+    let source = match obj.get("source") {
+        None => SourceInfo::default(),
+        Some(Json::Object(s)) => source_from_json(s)?,
+        Some(_) => return Err(field_err("source", "expected an object")),
+    };
+    Ok(ChangeEvent {
+        op,
+        source,
+        key: row("key")?.unwrap_or_default(),
+        before: row("before")?,
+        after: row("after")?,
+    })
+}
+
+fn source_from_json(s: &Map<String, Json>) -> Result<SourceInfo, EnvelopeError> {
+    let text = |k: &str| -> Option<String> {
+        match s.get(k)? {
+            Json::String(v) => Some(v.clone()),
+            Json::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let commit_time_us = match (s.get("ts_us"), s.get("ts_ms")) {
+        (Some(v), _) => v
+            .as_i64()
+            .ok_or_else(|| field_err("source.ts_us", "expected an integer"))?,
+        (None, Some(v)) => {
+            v.as_i64()
+                .ok_or_else(|| field_err("source.ts_ms", "expected an integer"))?
+                * 1000
+        }
+        (None, None) => 0,
+    };
+    Ok(SourceInfo {
+        connector: text("connector").unwrap_or_default(),
+        database: text("db").unwrap_or_default(),
+        schema: text("schema").unwrap_or_default(),
+        table: text("table").unwrap_or_default(),
+        position: text("pos").or_else(|| text("lsn")).unwrap_or_default(),
+        txid: text("txId"),
+        commit_time_us,
+        origin: text("origin"),
+    })
+}
+
+/// Reads a value: plain JSON by its JSON type, or an explicit
+/// `{"$type": T, "value": V}`.
+pub fn value_from_json(v: &Json) -> Result<Value, String> {
+    Ok(match v {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) if s == UNAVAILABLE_VALUE => Value::Unchanged,
+        Json::String(s) => Value::Text(s.clone()),
+        Json::Object(m) if m.contains_key("$type") => typed_value(m)?,
+        Json::Object(_) | Json::Array(_) => Value::Json(v.to_string()),
+    })
+}
+
+fn typed_value(m: &Map<String, Json>) -> Result<Value, String> {
+    let ty = m["$type"].as_str().ok_or("`$type` must be a string")?;
+    let v = m.get("value").unwrap_or(&Json::Null);
+    let text = || {
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("a {ty} value must be a string"))
+    };
+    let int = || v.as_i64().ok_or_else(|| format!("a {ty} value must be an integer"));
+    Ok(match ty {
+        "null" => Value::Null,
+        "boolean" => Value::Boolean(v.as_bool().ok_or("a boolean value must be true or false")?),
+        "int" => Value::Int(int()?),
+        "float" => Value::Float(v.as_f64().ok_or("a float value must be a number")?),
+        "decimal" => Value::Decimal(text()?),
+        "text" => Value::Text(text()?),
+        "bytes" => Value::Bytes(
+            base64::engine::general_purpose::STANDARD
+                .decode(text()?)
+                .map_err(|e| format!("a bytes value must be base64: {e}"))?,
+        ),
+        "json" => Value::Json(match v {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+        "date" => Value::Date(
+            i32::try_from(int()?).map_err(|_| "a date value must fit in 32 bits".to_owned())?,
+        ),
+        "time" => Value::Time(int()?),
+        "timestamp" => Value::Timestamp(int()?),
+        "timestamptz" => Value::Timestamptz(int()?),
+        "uuid" => Value::Uuid(text()?),
+        "unchanged" => Value::Unchanged,
+        other => return Err(format!("unknown $type {other:?}")),
+    })
+}
+
+/// Formats microseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+pub fn format_utc_micros(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// algorithm; see `docs/decisions/0003-no-date-crate-in-core.md`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_as_utc() {
+        assert_eq!(format_utc_micros(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            format_utc_micros(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(format_utc_micros(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(format_utc_micros(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn envelope_round_trips_typed_values() {
+        let line = r#"{"op":"u","source":{"connector":"postgresql","db":"shop","schema":"public","table":"t","pos":"0/10","txId":"9","ts_us":5},
+            "key":{"id":1},"before":null,
+            "after":{"id":1,"amount":{"$type":"decimal","value":"1.50"},"tags":["a"],"gone":"__debezium_unavailable_value"}}"#;
+        let ev = from_envelope_str(line).unwrap();
+        assert_eq!(ev.op, Op::Update);
+        assert_eq!(ev.source.commit_time_us, 5);
+        let after = ev.after.as_ref().unwrap();
+        assert_eq!(after[1].value, Value::Decimal("1.50".into()));
+        assert_eq!(after[2].value, Value::Json(r#"["a"]"#.into()));
+        assert_eq!(after[3].value, Value::Unchanged);
+        let out = to_envelope(&ev);
+        assert_eq!(out["after"]["amount"], json!("1.50"));
+        assert_eq!(out["op"], json!("u"));
+        assert_eq!(out["source"]["txId"], json!("9"));
+    }
+
+    #[test]
+    fn bad_envelopes_name_the_field() {
+        let err = from_envelope_str(r#"{"op":"x"}"#).unwrap_err().to_string();
+        assert_eq!(err, r#"`op`: unknown op "x""#);
+        let err = from_envelope_str(r#"{"op":"c","after":{"a":{"$type":"date","value":"x"}}}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "`after.a`: a date value must be an integer");
+    }
+}

@@ -1,0 +1,194 @@
+//! The change event: one row change, as every source produces it.
+//!
+//! Field order matters: the wire encoding ([`crate::wire`]) is the postcard
+//! encoding of these types, and [`crate::wire::EventRef`] mirrors them with
+//! borrowed fields. Change both together, and only with a new wire version.
+
+use serde::{Deserialize, Serialize};
+
+/// A typed column value. Units follow the WIT contract (`wit/weir-plugin.wit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    Null,
+    Boolean(bool),
+    Int(i64),
+    Float(f64),
+    /// Exact decimal as text.
+    Decimal(String),
+    Text(String),
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// JSON document as text.
+    Json(String),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// Microseconds since the Unix epoch, no time zone.
+    Timestamp(i64),
+    /// Microseconds since the Unix epoch, UTC.
+    Timestamptz(i64),
+    /// Lower-case hyphenated UUID.
+    Uuid(String),
+    /// The source did not send this value (unchanged TOAST).
+    Unchanged,
+}
+
+impl Value {
+    /// The text of a textual value (text, decimal, json, uuid), if any.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) | Value::Decimal(s) | Value::Json(s) | Value::Uuid(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The type name used in error messages and `weir plugin inspect`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Boolean(_) => "boolean",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Decimal(_) => "decimal",
+            Value::Text(_) => "text",
+            Value::Bytes(_) => "bytes",
+            Value::Json(_) => "json",
+            Value::Date(_) => "date",
+            Value::Time(_) => "time",
+            Value::Timestamp(_) => "timestamp",
+            Value::Timestamptz(_) => "timestamptz",
+            Value::Uuid(_) => "uuid",
+            Value::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// One named column of a row image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    pub value: Value,
+}
+
+impl Column {
+    pub fn new(name: impl Into<String>, value: Value) -> Self {
+        Column {
+            name: name.into(),
+            value,
+        }
+    }
+}
+
+/// A row image: columns in table order.
+pub type Row = Vec<Column>;
+
+/// What happened to the row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    Create,
+    Update,
+    Delete,
+    Truncate,
+    /// A row read by the initial snapshot.
+    Read,
+}
+
+impl Op {
+    /// The Debezium `op` code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Truncate => "t",
+            Op::Read => "r",
+        }
+    }
+
+    /// Parses a Debezium `op` code or a spelled-out name (`create`, ...).
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "c" | "create" | "insert" => Op::Create,
+            "u" | "update" => Op::Update,
+            "d" | "delete" => Op::Delete,
+            "t" | "truncate" => Op::Truncate,
+            "r" | "read" => Op::Read,
+            _ => return None,
+        })
+    }
+
+    /// The spelled-out name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Truncate => "truncate",
+            Op::Read => "read",
+        }
+    }
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub connector: String,
+    pub database: String,
+    pub schema: String,
+    pub table: String,
+    /// PostgreSQL LSN or binlog position, as text.
+    pub position: String,
+    pub txid: Option<String>,
+    /// Commit time, microseconds since the Unix epoch (UTC).
+    pub commit_time_us: i64,
+    pub origin: Option<String>,
+}
+
+/// One row change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    pub op: Op,
+    pub source: SourceInfo,
+    /// Primary-key columns.
+    pub key: Row,
+    pub before: Option<Row>,
+    pub after: Option<Row>,
+}
+
+/// A row image of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Image {
+    Key,
+    Before,
+    After,
+}
+
+impl ChangeEvent {
+    /// The row image `image`, if the event has one.
+    pub fn image(&self, image: Image) -> Option<&Row> {
+        match image {
+            Image::Key => Some(&self.key),
+            Image::Before => self.before.as_ref(),
+            Image::After => self.after.as_ref(),
+        }
+    }
+
+    /// The row image `image` for modification, if the event has one.
+    pub fn image_mut(&mut self, image: Image) -> Option<&mut Row> {
+        match image {
+            Image::Key => Some(&mut self.key),
+            Image::Before => self.before.as_mut(),
+            Image::After => self.after.as_mut(),
+        }
+    }
+
+    /// `schema.table`, the name most users know a table by.
+    pub fn qualified_table(&self) -> String {
+        format!("{}.{}", self.source.schema, self.source.table)
+    }
+}
+
+/// Looks a column up by name.
+pub fn column<'r>(row: &'r [Column], name: &str) -> Option<&'r Value> {
+    row.iter().find(|c| c.name == name).map(|c| &c.value)
+}
