@@ -15,7 +15,9 @@
 use base64::Engine as _;
 use serde_json::{Map, Value as Json, json};
 
-use crate::event::{ChangeEvent, Column, Op, Row, SourceInfo, Value};
+use crate::event::{
+    ChangeEvent, Column, Conflict, Op, Resolution, Row, SourceInfo, Value, VersionMeta,
+};
 
 /// Debezium's placeholder for a value the source did not send.
 pub const UNAVAILABLE_VALUE: &str = "__debezium_unavailable_value";
@@ -217,6 +219,58 @@ fn typed_value(m: &Map<String, Json>) -> Result<Value, String> {
         "unchanged" => Value::Unchanged,
         other => return Err(format!("unknown $type {other:?}")),
     })
+}
+
+/// Reads a conflict: `{"local": {row}, "local_meta": {"ts_us", "origin",
+/// "txId"}, "incoming": envelope}` (input of `weir plugin test` for
+/// resolvers).
+pub fn conflict_from_json(doc: &Json) -> Result<Conflict, EnvelopeError> {
+    let local = match doc.get("local") {
+        Some(Json::Object(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                Ok(Column::new(
+                    k.clone(),
+                    value_from_json(v).map_err(|p| field_err(&format!("local.{k}"), p))?,
+                ))
+            })
+            .collect::<Result<Row, EnvelopeError>>()?,
+        _ => return Err(field_err("local", "missing; expected the local row as an object")),
+    };
+    let meta = doc.get("local_meta").and_then(Json::as_object);
+    let text = |k: &str| meta.and_then(|m| m.get(k)).and_then(Json::as_str).map(str::to_owned);
+    let local_meta = VersionMeta {
+        commit_time_us: meta
+            .and_then(|m| m.get("ts_us"))
+            .and_then(Json::as_i64)
+            .unwrap_or(0),
+        origin: text("origin"),
+        txid: text("txId"),
+    };
+    let incoming = from_envelope(
+        doc.get("incoming")
+            .ok_or_else(|| field_err("incoming", "missing; expected an envelope"))?,
+    )
+    .map_err(|e| match e {
+        EnvelopeError::Field { field, problem } => field_err(&format!("incoming.{field}"), problem),
+        other => other,
+    })?;
+    Ok(Conflict {
+        local,
+        local_meta,
+        incoming,
+    })
+}
+
+/// A resolution as JSON: `{"resolution": "keep-local" | "take-incoming" |
+/// "merged" | "review", "row"?, "reason"?}`.
+pub fn resolution_to_json(r: &Resolution) -> Json {
+    match r {
+        Resolution::KeepLocal => json!({"resolution": "keep-local"}),
+        Resolution::TakeIncoming => json!({"resolution": "take-incoming"}),
+        Resolution::Merged(row) => json!({"resolution": "merged", "row": row_to_json(row)}),
+        Resolution::Review(reason) => json!({"resolution": "review", "reason": reason}),
+    }
 }
 
 /// Formats microseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.

@@ -192,3 +192,80 @@ impl ChangeEvent {
 pub fn column<'r>(row: &'r [Column], name: &str) -> Option<&'r Value> {
     row.iter().find(|c| c.name == name).map(|c| &c.value)
 }
+
+/// A change to one column of one image, as a transformer returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    pub image: Image,
+    /// Index of the column within the image.
+    pub index: u32,
+    /// The new value, or `None` to remove the column.
+    pub value: Option<Value>,
+}
+
+/// A patch refers to a column the event does not have.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("patch refers to column {index} of the {image:?} image, which has {len} columns")]
+pub struct PatchError {
+    pub image: Image,
+    pub index: u32,
+    pub len: usize,
+}
+
+impl ChangeEvent {
+    /// Applies patches: values are replaced first, then removed columns are
+    /// taken out, so indexes always refer to the event as it was encoded.
+    pub fn apply_patches(&mut self, patches: &[Patch]) -> Result<(), PatchError> {
+        let mut removals: Vec<(Image, usize)> = Vec::new();
+        for p in patches {
+            let row = self.image_mut(p.image);
+            let len = row.as_ref().map_or(0, |r| r.len());
+            let col = row
+                .and_then(|r| r.get_mut(p.index as usize))
+                .ok_or(PatchError {
+                    image: p.image,
+                    index: p.index,
+                    len,
+                })?;
+            match &p.value {
+                Some(v) => col.value = v.clone(),
+                None => removals.push((p.image, p.index as usize)),
+            }
+        }
+        // Remove from the highest index down so earlier indexes stay valid.
+        removals.sort_unstable_by_key(|r| std::cmp::Reverse(r.1));
+        removals.dedup();
+        for (image, index) in removals {
+            if let Some(row) = self.image_mut(image) {
+                row.remove(index);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Version information about a row version taking part in a conflict.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VersionMeta {
+    /// Commit time, microseconds since the Unix epoch (UTC).
+    pub commit_time_us: i64,
+    pub origin: Option<String>,
+    pub txid: Option<String>,
+}
+
+/// An incoming change meets a local row that changed since its before image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    pub local: Row,
+    pub local_meta: VersionMeta,
+    pub incoming: ChangeEvent,
+}
+
+/// A resolver's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolution {
+    KeepLocal,
+    TakeIncoming,
+    Merged(Row),
+    Review(String),
+}

@@ -10,4 +10,7 @@ pub mod envelope;
 pub mod event;
 pub mod wire;
 
-pub use event::{ChangeEvent, Column, Image, Op, Row, SourceInfo, Value};
+pub use event::{
+    ChangeEvent, Column, Conflict, Image, Op, Patch, PatchError, Resolution, Row, SourceInfo, Value,
+    VersionMeta, column,
+};

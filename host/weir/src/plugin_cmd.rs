@@ -1,0 +1,285 @@
+//! `weir plugin ...`: inspect a component, run it over events, build one.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use weir_core::envelope;
+use weir_plugin::{
+    Capability, EngineOptions, PluginEngine, PluginLimits, PluginSpec, ResolverPlugin,
+    RouterPlugin, TransformerPlugin, World,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Show a component's world, contract version, imports, exports and size.
+    Inspect {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a plugin over JSON-lines input and print the results as JSON lines.
+    ///
+    /// Transformers read Debezium envelopes and print one envelope per
+    /// output event. Routers print `{"to": [...]}` per input event.
+    /// Resolvers read `{"local", "local_meta", "incoming"}` conflicts and
+    /// print `{"resolution": ...}`. Failures go to standard error with the
+    /// input line number and the reason, and the exit code is 1.
+    Test(TestArgs),
+    /// Build a Rust plugin crate into a component (cargo, wasm32-wasip2).
+    Build {
+        /// The crate's directory.
+        dir: PathBuf,
+        /// Build without optimisations (faster to build, slower to run).
+        #[arg(long)]
+        debug: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The component (.wasm).
+    file: PathBuf,
+    /// The plugin's config: a JSON or TOML file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Input events, one JSON document per line (`-` for standard input).
+    #[arg(long)]
+    input: PathBuf,
+    /// Memory limit in MiB.
+    #[arg(long, default_value_t = PluginLimits::default().memory_mb)]
+    memory_mb: u64,
+    /// Per-batch deadline in milliseconds.
+    #[arg(long, default_value_t = PluginLimits::default().deadline_ms)]
+    deadline_ms: u64,
+    /// Fuel budget per batch.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Grant a capability: clock, random, filesystem, network.
+    #[arg(long = "grant", value_parser = parse_capability)]
+    grants: Vec<Capability>,
+}
+
+fn parse_capability(s: &str) -> Result<Capability, String> {
+    Capability::parse(s).ok_or_else(|| {
+        format!("unknown capability {s:?}; expected one of clock, random, filesystem, network")
+    })
+}
+
+pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PluginCommand::Inspect { file, json } => inspect(&file, json),
+        PluginCommand::Test(args) => test(args),
+        PluginCommand::Build { dir, debug } => build(&dir, !debug),
+    }
+}
+
+fn engine() -> anyhow::Result<PluginEngine> {
+    PluginEngine::new(EngineOptions::default()).map_err(anyhow::Error::msg)
+}
+
+fn plugin_name(file: &Path) -> String {
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".to_owned())
+}
+
+fn inspect(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    let info = engine()?.inspect(&plugin_name(file), file)?;
+    let world = info.world.map_or("none", World::name);
+    let contract = info
+        .contract
+        .as_deref()
+        .map_or("none".to_owned(), |v| format!("weir:plugin@{v}"));
+    let needs: Vec<&str> = info.needs.iter().map(|c| c.name()).collect();
+    if as_json {
+        let doc = json!({
+            "world": world,
+            "contract": contract,
+            "imports": info.imports,
+            "exports": info.exports,
+            "capabilities": needs,
+            "size": info.size,
+            "sha256": info.sha256,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("file:         {}", file.display());
+        println!("world:        {world}");
+        println!("contract:     {contract}");
+        println!("size:         {} bytes", info.size);
+        println!("sha256:       {}", info.sha256);
+        println!(
+            "capabilities: {}",
+            if needs.is_empty() { "none".to_owned() } else { needs.join(", ") }
+        );
+        println!("imports:");
+        for i in &info.imports {
+            println!("  {i}");
+        }
+        println!("exports:");
+        for e in &info.exports {
+            println!("  {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a plugin config file: JSON, or TOML if the name ends in `.toml`.
+fn read_config(path: Option<&Path>) -> anyhow::Result<serde_json::Value> {
+    let Some(path) = path else {
+        return Ok(json!({}));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read plugin config {}", path.display()))?;
+    if path.extension().is_some_and(|e| e == "toml") {
+        let value: toml::Value = toml::from_str(&text)
+            .with_context(|| format!("plugin config {} is not valid TOML", path.display()))?;
+        Ok(serde_json::to_value(value)?)
+    } else {
+        serde_json::from_str(&text)
+            .with_context(|| format!("plugin config {} is not valid JSON", path.display()))
+    }
+}
+
+fn read_input(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
+    let reader: Box<dyn BufRead> = if path == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(path)
+                .with_context(|| format!("cannot open input {}", path.display()))?,
+        ))
+    };
+    let mut lines = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read input {}", path.display()))?;
+        if !line.trim().is_empty() {
+            lines.push((i + 1, line));
+        }
+    }
+    Ok(lines)
+}
+
+fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let engine = engine()?;
+    let name = plugin_name(&args.file);
+    let info = engine.inspect(&name, &args.file)?;
+    let Some(world) = info.world else {
+        bail!(
+            "{} does not implement any Weir world (exports: {})",
+            args.file.display(),
+            info.exports.join(", ")
+        );
+    };
+    let spec = PluginSpec::new(&name, &args.file)
+        .with_config(read_config(args.config.as_deref())?)
+        .with_limits(PluginLimits {
+            memory_mb: args.memory_mb,
+            deadline_ms: args.deadline_ms,
+            fuel: args.fuel,
+        })
+        .with_grants(args.grants.clone());
+    let lines = read_input(&args.input)?;
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut failures = 0usize;
+    let mut fail = |line: usize, reason: &dyn std::fmt::Display| {
+        failures += 1;
+        eprintln!("line {line}: {reason}");
+    };
+    match world {
+        World::Transformer | World::Router => {
+            let mut events = Vec::with_capacity(lines.len());
+            let mut line_of = Vec::with_capacity(lines.len());
+            for (n, line) in &lines {
+                match envelope::from_envelope_str(line) {
+                    Ok(e) => {
+                        events.push(e);
+                        line_of.push(*n);
+                    }
+                    Err(e) => fail(*n, &format!("not a valid event: {e}")),
+                }
+            }
+            if world == World::Transformer {
+                let mut plugin = TransformerPlugin::load(&engine, &spec)?;
+                for (i, result) in plugin.transform(events).into_iter().enumerate() {
+                    match result {
+                        Ok(events) => {
+                            for e in &events {
+                                writeln!(out, "{}", envelope::to_envelope(e))?;
+                            }
+                        }
+                        Err(f) => fail(line_of[i], &format!("{} ({}): {}", f.plugin, f.kind, f.message)),
+                    }
+                }
+            } else {
+                let mut plugin = RouterPlugin::load(&engine, &spec)?;
+                for (i, result) in plugin.route(&events).into_iter().enumerate() {
+                    match result {
+                        Ok(to) => writeln!(out, "{}", json!({ "to": to }))?,
+                        Err(f) => {
+                            writeln!(out, "{}", json!({ "error": f.message }))?;
+                            fail(line_of[i], &format!("{} ({}): {}", f.plugin, f.kind, f.message));
+                        }
+                    }
+                }
+            }
+        }
+        World::Resolver => {
+            let mut plugin = ResolverPlugin::load(&engine, &spec)?;
+            for (n, line) in &lines {
+                let conflict = serde_json::from_str(line)
+                    .map_err(envelope::EnvelopeError::from)
+                    .and_then(|doc| envelope::conflict_from_json(&doc));
+                match conflict {
+                    Ok(c) => match plugin.resolve(&c) {
+                        Ok(r) => writeln!(out, "{}", envelope::resolution_to_json(&r))?,
+                        Err(f) => fail(*n, &format!("{} ({}): {}", f.plugin, f.kind, f.message)),
+                    },
+                    Err(e) => fail(*n, &format!("not a valid conflict: {e}")),
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{failures} of {} input lines failed", lines.len());
+        ExitCode::from(1)
+    })
+}
+
+fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
+    let manifest = weir_plugin_build::manifest_in(dir).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "Building {} for {} ({})...",
+        dir.display(),
+        weir_plugin_build::TARGET,
+        if release { "release" } else { "debug" }
+    );
+    let built = weir_plugin_build::build(&weir_plugin_build::BuildRequest {
+        manifest,
+        packages: Vec::new(),
+        target_dir: None,
+        release,
+    })
+    .map_err(anyhow::Error::msg)?;
+    let engine = engine()?;
+    for b in built {
+        let info = engine.inspect(&b.package, &b.wasm)?;
+        println!(
+            "{}: {} ({} bytes, world {})",
+            b.package,
+            b.wasm.display(),
+            info.size,
+            info.world.map_or("none", World::name)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

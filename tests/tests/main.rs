@@ -1,0 +1,4 @@
+//! Workspace integration tests (one binary, a module per area).
+
+mod hostile;
+mod support;
