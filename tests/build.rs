@@ -19,7 +19,13 @@ const COMPONENTS: &[&str] = &[
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
-    for dir in ["wit", "sdk", "plugins", "tests/guests", "host/weir-core/src"] {
+    for dir in [
+        "wit",
+        "sdk",
+        "plugins",
+        "tests/guests",
+        "host/weir-core/src",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let req = weir_plugin_build::BuildRequest {

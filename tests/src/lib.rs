@@ -40,7 +40,10 @@ pub mod components {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// One golden case.
@@ -65,7 +68,10 @@ pub fn golden_cases(plugin: &str) -> Vec<GoldenCase> {
                 .unwrap_or_else(|e| panic!("{}: {e}", dir.join("expected.jsonl").display()))
                 .lines()
                 .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", dir.display())))
+                .map(|l| {
+                    serde_json::from_str(l)
+                        .unwrap_or_else(|e| panic!("{}: {e}: {l}", dir.display()))
+                })
                 .collect();
             GoldenCase {
                 name: dir.file_name().unwrap().to_string_lossy().into_owned(),
@@ -76,7 +82,11 @@ pub fn golden_cases(plugin: &str) -> Vec<GoldenCase> {
             }
         })
         .collect();
-    assert!(!cases.is_empty(), "no golden cases for {plugin} in {}", root.display());
+    assert!(
+        !cases.is_empty(),
+        "no golden cases for {plugin} in {}",
+        root.display()
+    );
     cases.sort_by(|a, b| a.name.cmp(&b.name));
     cases
 }
@@ -88,11 +98,17 @@ pub fn compare_golden(actual: &[Json], expected: &[Json]) -> Result<(), String> 
             "expected {} output lines, got {}:\n{}",
             expected.len(),
             actual.len(),
-            actual.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("\n")
+            actual
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         ));
     }
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        let e_obj = e.as_object().ok_or_else(|| format!("expected line {} is not an object", i + 1))?;
+        let e_obj = e
+            .as_object()
+            .ok_or_else(|| format!("expected line {} is not an object", i + 1))?;
         for (k, ev) in e_obj {
             let av = &a[k];
             let same = if k == "source" {

@@ -36,7 +36,10 @@ fn poison_in_batch(action: &str, limits: PluginLimits, kind: FailureKind) -> Str
             let f = r.expect_err("the poison event fails");
             assert_eq!(f.kind, kind, "{f}");
             assert_eq!(f.index, 5);
-            assert_eq!(f.event, batch[5], "the failure carries the event as it arrived");
+            assert_eq!(
+                *f.event, batch[5],
+                "the failure carries the event as it arrived"
+            );
             assert_eq!(f.plugin, "misbehave");
             message = f.message;
         } else {
@@ -89,7 +92,10 @@ fn reported_failures_and_contract_breaches_are_isolated() {
     let batch = vec![event(1, "fail"), event(2, "ok"), event(3, "bad-patch")];
     let results = plugin.transform(batch);
     let f = results[0].as_ref().unwrap_err();
-    assert_eq!((f.kind, f.message.as_str()), (FailureKind::PluginReported, "this event asked to fail"));
+    assert_eq!(
+        (f.kind, f.message.as_str()),
+        (FailureKind::PluginReported, "this event asked to fail")
+    );
     assert!(results[1].is_ok());
     let f = results[2].as_ref().unwrap_err();
     assert_eq!(f.kind, FailureKind::Contract);
@@ -121,7 +127,10 @@ fn load_err(spec: PluginSpec) -> LoadError {
 
 #[test]
 fn wrong_world_is_refused() {
-    let err = load_err(PluginSpec::new("router-as-transformer", components::TABLE_ROUTER));
+    let err = load_err(PluginSpec::new(
+        "router-as-transformer",
+        components::TABLE_ROUTER,
+    ));
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
     assert_eq!(
         err.to_string(),
@@ -132,7 +141,10 @@ fn wrong_world_is_refused() {
 #[test]
 fn network_import_needs_a_grant() {
     let err = load_err(PluginSpec::new("net", components::NET_CLIENT));
-    let LoadError::ForbiddenImport { import, capability, .. } = &err else {
+    let LoadError::ForbiddenImport {
+        import, capability, ..
+    } = &err
+    else {
         panic!("expected a forbidden import, got {err}");
     };
     assert_eq!(*capability, Capability::Network);
@@ -147,7 +159,10 @@ fn network_import_needs_a_grant() {
         Capability::Filesystem,
     ]);
     let mut plugin = TransformerPlugin::load(&engine(), &spec).expect("granted plugin loads");
-    let f = plugin.transform(vec![event(1, "ok")]).remove(0).unwrap_err();
+    let f = plugin
+        .transform(vec![event(1, "ok")])
+        .remove(0)
+        .unwrap_err();
     assert_eq!(f.kind, FailureKind::PluginReported);
     assert!(f.message.starts_with("connect failed"), "{}", f.message);
 }
@@ -155,7 +170,10 @@ fn network_import_needs_a_grant() {
 #[test]
 fn filesystem_import_needs_a_grant() {
     let err = load_err(PluginSpec::new("fs", components::FS_READER));
-    let LoadError::ForbiddenImport { import, capability, .. } = &err else {
+    let LoadError::ForbiddenImport {
+        import, capability, ..
+    } = &err
+    else {
         panic!("expected a forbidden import, got {err}");
     };
     assert_eq!(*capability, Capability::Filesystem);
@@ -170,7 +188,11 @@ fn a_file_that_is_not_wasm_is_refused() {
     std::fs::write(&path, "#!/bin/sh\necho not wasm\n").unwrap();
     let err = load_err(PluginSpec::new("text", &path));
     assert!(matches!(err, LoadError::NotAComponent { .. }), "{err}");
-    assert!(err.to_string().contains("is not a WebAssembly component (no WebAssembly header)"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("is not a WebAssembly component (no WebAssembly header)"),
+        "{err}"
+    );
     let missing = load_err(PluginSpec::new("missing", dir.join("nope.wasm")));
     assert!(matches!(missing, LoadError::Read { .. }), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -195,11 +217,21 @@ fn compiled_components_are_cached_by_content_hash() {
         ..Default::default()
     })
     .unwrap();
-    let info = engine.inspect("misbehave", components::MISBEHAVE.as_ref()).unwrap();
-    let cached: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let info = engine
+        .inspect("misbehave", components::MISBEHAVE.as_ref())
+        .unwrap();
+    let cached: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(cached.len(), 1);
     assert!(cached[0].to_string_lossy().starts_with(&info.sha256));
     // A second load is served from the cache and gives the same component.
-    assert_eq!(engine.inspect("misbehave", components::MISBEHAVE.as_ref()).unwrap(), info);
+    assert_eq!(
+        engine
+            .inspect("misbehave", components::MISBEHAVE.as_ref())
+            .unwrap(),
+        info
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

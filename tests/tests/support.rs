@@ -7,7 +7,11 @@ use weir_plugin::{EngineOptions, PluginEngine};
 /// every test process so each component compiles once per build.
 pub fn engine() -> PluginEngine {
     PluginEngine::new(EngineOptions {
-        cache_dir: Some(weir_tests::repo_root().join("target").join("weir-test-cache")),
+        cache_dir: Some(
+            weir_tests::repo_root()
+                .join("target")
+                .join("weir-test-cache"),
+        ),
         ..EngineOptions::default()
     })
     .expect("engine")

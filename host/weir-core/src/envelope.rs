@@ -192,7 +192,10 @@ fn typed_value(m: &Map<String, Json>) -> Result<Value, String> {
             .map(str::to_owned)
             .ok_or_else(|| format!("a {ty} value must be a string"))
     };
-    let int = || v.as_i64().ok_or_else(|| format!("a {ty} value must be an integer"));
+    let int = || {
+        v.as_i64()
+            .ok_or_else(|| format!("a {ty} value must be an integer"))
+    };
     Ok(match ty {
         "null" => Value::Null,
         "boolean" => Value::Boolean(v.as_bool().ok_or("a boolean value must be true or false")?),
@@ -235,10 +238,19 @@ pub fn conflict_from_json(doc: &Json) -> Result<Conflict, EnvelopeError> {
                 ))
             })
             .collect::<Result<Row, EnvelopeError>>()?,
-        _ => return Err(field_err("local", "missing; expected the local row as an object")),
+        _ => {
+            return Err(field_err(
+                "local",
+                "missing; expected the local row as an object",
+            ));
+        }
     };
     let meta = doc.get("local_meta").and_then(Json::as_object);
-    let text = |k: &str| meta.and_then(|m| m.get(k)).and_then(Json::as_str).map(str::to_owned);
+    let text = |k: &str| {
+        meta.and_then(|m| m.get(k))
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    };
     let local_meta = VersionMeta {
         commit_time_us: meta
             .and_then(|m| m.get("ts_us"))
@@ -314,7 +326,10 @@ mod tests {
             "2023-11-14T22:13:20.123456Z"
         );
         assert_eq!(format_utc_micros(-1), "1969-12-31T23:59:59.999999Z");
-        assert_eq!(format_utc_micros(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            format_utc_micros(951_782_400_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
     }
 
     #[test]

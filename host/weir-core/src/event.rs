@@ -215,22 +215,29 @@ pub struct PatchError {
 impl ChangeEvent {
     /// Applies patches: values are replaced first, then removed columns are
     /// taken out, so indexes always refer to the event as it was encoded.
+    /// Every patch is checked before any is applied: on error the event is
+    /// left as it was.
     pub fn apply_patches(&mut self, patches: &[Patch]) -> Result<(), PatchError> {
-        let mut removals: Vec<(Image, usize)> = Vec::new();
         for p in patches {
-            let row = self.image_mut(p.image);
-            let len = row.as_ref().map_or(0, |r| r.len());
-            let col = row
-                .and_then(|r| r.get_mut(p.index as usize))
-                .ok_or(PatchError {
+            let len = self.image(p.image).map_or(0, Vec::len);
+            if p.index as usize >= len {
+                return Err(PatchError {
                     image: p.image,
                     index: p.index,
                     len,
-                })?;
+                });
+            }
+        }
+        let mut removals: Vec<(Image, usize)> = Vec::new();
+        for p in patches {
+            let row = self.image_mut(p.image).expect("checked above");
             match &p.value {
-                Some(v) => col.value = v.clone(),
+                Some(v) => row[p.index as usize].value = v.clone(),
                 None => removals.push((p.image, p.index as usize)),
             }
+        }
+        if removals.is_empty() {
+            return Ok(());
         }
         // Remove from the highest index down so earlier indexes stay valid.
         removals.sort_unstable_by_key(|r| std::cmp::Reverse(r.1));

@@ -11,6 +11,6 @@ pub mod event;
 pub mod wire;
 
 pub use event::{
-    ChangeEvent, Column, Conflict, Image, Op, Patch, PatchError, Resolution, Row, SourceInfo, Value,
-    VersionMeta, column,
+    ChangeEvent, Column, Conflict, Image, Op, Patch, PatchError, Resolution, Row, SourceInfo,
+    Value, VersionMeta, column,
 };

@@ -213,7 +213,10 @@ mod tests {
                 Column::new("born", Value::Date(-365)),
                 Column::new("seen", Value::Timestamptz(-5)),
                 Column::new("ratio", Value::Float(0.25)),
-                Column::new("id2", Value::Uuid("6f1c2a4e-0000-4000-8000-000000000001".into())),
+                Column::new(
+                    "id2",
+                    Value::Uuid("6f1c2a4e-0000-4000-8000-000000000001".into()),
+                ),
                 Column::new("doc", Value::Unchanged),
                 Column::new("gone", Value::Null),
             ]),

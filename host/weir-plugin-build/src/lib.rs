@@ -57,7 +57,11 @@ pub fn build(req: &BuildRequest) -> Result<Vec<Built>, String> {
     if req.release {
         // Debug info triples a component's size and is of no use inside
         // the sandbox; strip it whatever the crate's profile says.
-        cmd.args(["--release", "--config", "profile.release.strip=\"debuginfo\""]);
+        cmd.args([
+            "--release",
+            "--config",
+            "profile.release.strip=\"debuginfo\"",
+        ]);
     }
     for p in &req.packages {
         cmd.arg("-p").arg(p);
@@ -74,7 +78,9 @@ pub fn build(req: &BuildRequest) -> Result<Vec<Built>, String> {
         .map_err(|e| format!("cannot run cargo to build {}: {e}", req.manifest.display()))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        if stderr.contains("target may not be installed") || stderr.contains("can't find crate for `core`") {
+        if stderr.contains("target may not be installed")
+            || stderr.contains("can't find crate for `core`")
+        {
             return Err(format!(
                 "the {TARGET} target is not installed; run `rustup target add {TARGET}`\n{stderr}"
             ));
@@ -104,7 +110,10 @@ fn parse_artifacts(stdout: &str) -> Vec<Built> {
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
-        let package = msg["target"]["name"].as_str().unwrap_or_default().replace('_', "-");
+        let package = msg["target"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .replace('_', "-");
         for f in msg["filenames"].as_array().into_iter().flatten() {
             if let Some(f) = f.as_str().filter(|f| f.ends_with(".wasm")) {
                 built.push(Built {
@@ -123,6 +132,9 @@ pub fn manifest_in(dir: &Path) -> Result<PathBuf, String> {
     if manifest.is_file() {
         Ok(manifest)
     } else {
-        Err(format!("{} has no Cargo.toml: not a Rust plugin crate", dir.display()))
+        Err(format!(
+            "{} has no Cargo.toml: not a Rust plugin crate",
+            dir.display()
+        ))
     }
 }

@@ -69,7 +69,10 @@ fn bench(c: &mut Criterion) {
     let mut native = pii_mask::PiiMask::new(Config::from_value(mask_config())).unwrap();
     let native_out = native_sdk(&mut native, input.clone());
     assert_eq!(
-        wasm_out.into_iter().map(|r| r.unwrap().remove(0)).collect::<Vec<_>>(),
+        wasm_out
+            .into_iter()
+            .map(|r| r.unwrap().remove(0))
+            .collect::<Vec<_>>(),
         native_out
     );
 
@@ -122,7 +125,10 @@ fn native_sdk(plugin: &mut pii_mask::PiiMask, mut events: Vec<ChangeEvent>) -> V
 
 fn hand_written(mut events: Vec<ChangeEvent>) -> Vec<ChangeEvent> {
     for event in &mut events {
-        for row in [event.before.as_mut(), event.after.as_mut()].into_iter().flatten() {
+        for row in [event.before.as_mut(), event.after.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             for col in row.iter_mut().filter(|c| c.name == "email") {
                 if let Value::Text(t) = &col.value {
                     col.value = Value::Text(pii_mask::mask_email(t));

@@ -136,12 +136,12 @@ impl PluginEngine {
             reason,
         })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        let component = self
-            .compile_cached(&engine, &bytes, &sha256)
-            .map_err(|e| LoadError::Compile {
-                name: name.to_owned(),
-                reason: format!("{e:#}"),
-            })?;
+        let component =
+            self.compile_cached(&engine, &bytes, &sha256)
+                .map_err(|e| LoadError::Compile {
+                    name: name.to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
         let info = ComponentInfo::read(&engine, &component, bytes.len() as u64, sha256);
         Ok(Loaded {
             engine,
@@ -150,7 +150,12 @@ impl PluginEngine {
         })
     }
 
-    fn compile_cached(&self, engine: &Engine, bytes: &[u8], sha256: &str) -> wasmtime::Result<Component> {
+    fn compile_cached(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> wasmtime::Result<Component> {
         let Some(dir) = &self.inner.options.cache_dir else {
             return Component::new(engine, bytes);
         };
@@ -202,7 +207,8 @@ fn build_engine(options: &EngineOptions, fuel: bool) -> Result<Engine, String> {
         .epoch_interruption(true)
         .consume_fuel(fuel)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&config).map_err(|e| format!("cannot create the Wasm engine: {e:#}"))?;
+    let engine =
+        Engine::new(&config).map_err(|e| format!("cannot create the Wasm engine: {e:#}"))?;
     start_epoch_ticker(&engine);
     Ok(engine)
 }

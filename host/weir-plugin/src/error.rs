@@ -128,6 +128,7 @@ pub struct EventFailure {
     pub index: usize,
     pub kind: FailureKind,
     pub message: String,
-    /// The event as it was handed to the plugin.
-    pub event: ChangeEvent,
+    /// The event as it was handed to the plugin (boxed: failures are rare,
+    /// and a small `Err` keeps every `Ok` result small).
+    pub event: Box<ChangeEvent>,
 }

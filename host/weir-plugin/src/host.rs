@@ -48,7 +48,11 @@ impl HostState {
     pub fn last_stderr(&self) -> Option<String> {
         let bytes = self.stderr.contents();
         let text = String::from_utf8_lossy(&bytes);
-        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect();
         // A Rust panic prints "panicked at FILE:LINE:COL:" then the message.
         let at = lines.iter().rposition(|l| l.contains("panicked at"))?;
         Some(lines[at..].join(" "))
@@ -80,7 +84,12 @@ impl ResourceLimiter for MemoryLimiter {
     ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.hit = true;
-            debug!(current, desired, limit = self.limit, "Plugin memory growth refused.");
+            debug!(
+                current,
+                desired,
+                limit = self.limit,
+                "Plugin memory growth refused."
+            );
             return Ok(false);
         }
         Ok(true)

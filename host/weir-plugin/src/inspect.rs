@@ -188,7 +188,11 @@ impl ComponentInfo {
                 found: world,
             });
         }
-        if let Some(missing) = world.exports().iter().find(|e| !self.exports.iter().any(|x| x == *e)) {
+        if let Some(missing) = world
+            .exports()
+            .iter()
+            .find(|e| !self.exports.iter().any(|x| x == *e))
+        {
             return Err(LoadError::MissingExport {
                 name: name.to_owned(),
                 world,

@@ -18,6 +18,9 @@ use crate::host::{self, HostState};
 use crate::inspect::{ComponentInfo, World};
 use crate::limits::{PluginLimits, PluginSpec};
 
+/// One call of a plugin over an encoded batch.
+type BatchCall<'a, P, R> = dyn FnMut(&mut P, &Vec<u8>) -> Result<Vec<R>, CallFailure> + 'a;
+
 /// The result for one input event.
 pub type EventResult<T> = Result<T, EventFailure>;
 
@@ -27,8 +30,14 @@ pub trait WorldBinding {
     type Pre: Clone;
     type Bindings;
     fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self::Bindings>;
-    fn init(b: &Self::Bindings, store: &mut Store<HostState>) -> wasmtime::Result<Result<(), String>>;
+    fn instantiate(
+        pre: &Self::Pre,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<Self::Bindings>;
+    fn init(
+        b: &Self::Bindings,
+        store: &mut Store<HostState>,
+    ) -> wasmtime::Result<Result<(), String>>;
 }
 
 /// Marker for the transformer world.
@@ -63,9 +72,21 @@ macro_rules! world_binding {
     };
 }
 
-world_binding!(TransformerWorld, World::Transformer, transformer, Transformer, TransformerPre);
+world_binding!(
+    TransformerWorld,
+    World::Transformer,
+    transformer,
+    Transformer,
+    TransformerPre
+);
 world_binding!(RouterWorld, World::Router, router, Router, RouterPre);
-world_binding!(ResolverWorld, World::Resolver, resolver, Resolver, ResolverPre);
+world_binding!(
+    ResolverWorld,
+    World::Resolver,
+    resolver,
+    Resolver,
+    ResolverPre
+);
 
 /// A transformer plugin: batch in, events out.
 pub type TransformerPlugin = Plugin<TransformerWorld>;
@@ -202,7 +223,7 @@ impl<W: WorldBinding> Plugin<W> {
     fn bisect<R>(
         &mut self,
         events: &[ChangeEvent],
-        call: &mut dyn FnMut(&mut Self, &Vec<u8>) -> Result<Vec<R>, CallFailure>,
+        call: &mut BatchCall<'_, Self, R>,
     ) -> Vec<Result<R, CallFailure>> {
         let mut out = Vec::with_capacity(events.len());
         self.bisect_into(events, call, &mut out);
@@ -212,7 +233,7 @@ impl<W: WorldBinding> Plugin<W> {
     fn bisect_into<R>(
         &mut self,
         events: &[ChangeEvent],
-        call: &mut dyn FnMut(&mut Self, &Vec<u8>) -> Result<Vec<R>, CallFailure>,
+        call: &mut BatchCall<'_, Self, R>,
         out: &mut Vec<Result<R, CallFailure>>,
     ) {
         if events.is_empty() {
@@ -243,7 +264,7 @@ impl<W: WorldBinding> Plugin<W> {
         self.bisect_into(right, call, out);
     }
 
-    fn event_failure(&self, index: usize, event: ChangeEvent, f: CallFailure) -> EventFailure {
+    fn event_failure(&self, index: usize, event: Box<ChangeEvent>, f: CallFailure) -> EventFailure {
         EventFailure {
             plugin: self.name.to_string(),
             index,
@@ -273,7 +294,7 @@ impl Plugin<TransformerWorld> {
                     },
                     Err(f) => f,
                 };
-                Err(self.event_failure(index, event, failure))
+                Err(self.event_failure(index, Box::new(event), failure))
             })
             .collect()
     }
@@ -283,22 +304,18 @@ impl Plugin<TransformerWorld> {
 fn apply_outcome(
     mut event: ChangeEvent,
     outcome: wit::Outcome,
-) -> Result<Vec<ChangeEvent>, (ChangeEvent, CallFailure)> {
+) -> Result<Vec<ChangeEvent>, (Box<ChangeEvent>, CallFailure)> {
     match outcome {
         wit::Outcome::Keep => Ok(vec![event]),
         wit::Outcome::Drop => Ok(Vec::new()),
         wit::Outcome::Patch(patches) => {
             let patches: Vec<_> = patches.into_iter().map(convert::patch_from_wit).collect();
-            // Patches are checked against a copy so a bad one leaves the
-            // event as it arrived for the dead-letter record.
-            let mut patched = event.clone();
-            match patched.apply_patches(&patches) {
-                Ok(()) => {
-                    event = patched;
-                    Ok(vec![event])
-                }
+            // A bad patch leaves the event as it arrived, for the
+            // dead-letter record.
+            match event.apply_patches(&patches) {
+                Ok(()) => Ok(vec![event]),
                 Err(e) => Err((
-                    event,
+                    Box::new(event),
                     CallFailure {
                         kind: FailureKind::Contract,
                         message: e.to_string(),
@@ -306,9 +323,11 @@ fn apply_outcome(
                 )),
             }
         }
-        wit::Outcome::Replace(events) => Ok(events.into_iter().map(convert::event_from_wit).collect()),
+        wit::Outcome::Replace(events) => {
+            Ok(events.into_iter().map(convert::event_from_wit).collect())
+        }
         wit::Outcome::Failed(message) => Err((
-            event,
+            Box::new(event),
             CallFailure {
                 kind: FailureKind::PluginReported,
                 message,
@@ -321,7 +340,9 @@ impl Plugin<RouterWorld> {
     /// Routes a batch: per input event, in order, its destination names or
     /// why it could not be routed.
     pub fn route(&mut self, events: &[ChangeEvent]) -> Vec<EventResult<Vec<String>>> {
-        let routes = self.bisect(events, &mut |p, batch| p.call(|b, store| b.call_route(store, batch)));
+        let routes = self.bisect(events, &mut |p, batch| {
+            p.call(|b, store| b.call_route(store, batch))
+        });
         routes
             .into_iter()
             .enumerate()
@@ -334,7 +355,7 @@ impl Plugin<RouterWorld> {
                     },
                     Err(f) => f,
                 };
-                Err(self.event_failure(index, events[index].clone(), failure))
+                Err(self.event_failure(index, Box::new(events[index].clone()), failure))
             })
             .collect()
     }
@@ -354,17 +375,23 @@ impl Plugin<ResolverWorld> {
             });
         result
             .map(convert::resolution_from_wit)
-            .map_err(|f| self.event_failure(0, conflict.incoming.clone(), f))
+            .map_err(|f| self.event_failure(0, Box::new(conflict.incoming.clone()), f))
     }
 }
 
 /// Sets the deadline and fuel budget for the next call.
 fn arm(limits: &PluginLimits, store: &mut Store<HostState>) {
-    let ticks = limits.deadline().as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+    let ticks = limits
+        .deadline()
+        .as_millis()
+        .div_ceil(EPOCH_TICK.as_millis())
+        .max(1);
     store.set_epoch_deadline(ticks as u64);
     if let Some(fuel) = limits.fuel {
         // Plugins with a fuel budget run on the metered engine.
-        store.set_fuel(fuel).expect("fuel is enabled for plugins with a fuel budget");
+        store
+            .set_fuel(fuel)
+            .expect("fuel is enabled for plugins with a fuel budget");
     }
 }
 
@@ -397,7 +424,10 @@ fn classify(err: &wasmtime::Error, state: &HostState, limits: &PluginLimits) -> 
     let (kind, message) = match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => (
             FailureKind::Timeout,
-            format!("did not finish within its deadline of {} ms", limits.deadline_ms),
+            format!(
+                "did not finish within its deadline of {} ms",
+                limits.deadline_ms
+            ),
         ),
         Some(Trap::OutOfFuel) => (
             FailureKind::OutOfFuel,

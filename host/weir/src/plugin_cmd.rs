@@ -116,7 +116,11 @@ fn inspect(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         println!("sha256:       {}", info.sha256);
         println!(
             "capabilities: {}",
-            if needs.is_empty() { "none".to_owned() } else { needs.join(", ") }
+            if needs.is_empty() {
+                "none".to_owned()
+            } else {
+                needs.join(", ")
+            }
         );
         println!("imports:");
         for i in &info.imports {
@@ -214,7 +218,10 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                                 writeln!(out, "{}", envelope::to_envelope(e))?;
                             }
                         }
-                        Err(f) => fail(line_of[i], &format!("{} ({}): {}", f.plugin, f.kind, f.message)),
+                        Err(f) => fail(
+                            line_of[i],
+                            &format!("{} ({}): {}", f.plugin, f.kind, f.message),
+                        ),
                     }
                 }
             } else {
@@ -224,7 +231,10 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                         Ok(to) => writeln!(out, "{}", json!({ "to": to }))?,
                         Err(f) => {
                             writeln!(out, "{}", json!({ "error": f.message }))?;
-                            fail(line_of[i], &format!("{} ({}): {}", f.plugin, f.kind, f.message));
+                            fail(
+                                line_of[i],
+                                &format!("{} ({}): {}", f.plugin, f.kind, f.message),
+                            );
                         }
                     }
                 }

@@ -11,7 +11,9 @@ fn weir() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
     cmd.env(
         "WEIR_CACHE_DIR",
-        weir_tests::repo_root().join("target").join("weir-test-cache"),
+        weir_tests::repo_root()
+            .join("target")
+            .join("weir-test-cache"),
     );
     cmd
 }
@@ -83,8 +85,16 @@ fn inspect_reports_world_contract_and_imports() {
     assert_eq!(doc["world"], "transformer");
     assert_eq!(doc["contract"], "weir:plugin@0.1.0");
     assert_eq!(doc["capabilities"], serde_json::json!([]));
-    let exports: Vec<&str> = doc["exports"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    assert!(exports.contains(&"transform") && exports.contains(&"init"), "{exports:?}");
+    let exports: Vec<&str> = doc["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        exports.contains(&"transform") && exports.contains(&"init"),
+        "{exports:?}"
+    );
     assert!(doc["size"].as_u64().unwrap() > 0);
     assert_eq!(doc["sha256"].as_str().unwrap().len(), 64);
 }
@@ -97,10 +107,13 @@ fn failing_events_are_reported_with_their_line_and_reason() {
     std::fs::write(
         &input,
         concat!(
-            r#"{"op":"c","source":{"table":"t"},"after":{"id":1,"action":"ok"}}"#, "\n",
-            r#"{"op":"c","source":{"table":"t"},"after":{"id":2,"action":"panic"}}"#, "\n",
+            r#"{"op":"c","source":{"table":"t"},"after":{"id":1,"action":"ok"}}"#,
+            "\n",
+            r#"{"op":"c","source":{"table":"t"},"after":{"id":2,"action":"panic"}}"#,
+            "\n",
             "this is not json\n",
-            r#"{"op":"c","source":{"table":"t"},"after":{"id":4,"action":"ok"}}"#, "\n",
+            r#"{"op":"c","source":{"table":"t"},"after":{"id":4,"action":"ok"}}"#,
+            "\n",
         ),
     )
     .unwrap();
@@ -113,13 +126,20 @@ fn failing_events_are_reported_with_their_line_and_reason() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     let ids: Vec<i64> = stdout
         .lines()
-        .map(|l| serde_json::from_str::<Json>(l).unwrap()["after"]["id"].as_i64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<Json>(l).unwrap()["after"]["id"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(ids, vec![1, 4], "good events still come out, in order");
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("line 2: misbehave (trap): "), "{stderr}");
     assert!(stderr.contains("poison event in table t"), "{stderr}");
-    assert!(stderr.contains("line 3: not a valid event: not JSON"), "{stderr}");
+    assert!(
+        stderr.contains("line 3: not a valid event: not JSON"),
+        "{stderr}"
+    );
     assert!(stderr.contains("2 of 4 input lines failed"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -132,5 +152,8 @@ fn a_forbidden_import_stops_the_command_with_the_reason() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("needs the `network` capability"), "{stderr}");
+    assert!(
+        stderr.contains("needs the `network` capability"),
+        "{stderr}"
+    );
 }

@@ -2,7 +2,9 @@
 //! the export macros call.
 
 use weir_core::wire::decode_batch;
-use weir_core::{ChangeEvent, Column, Conflict, Image, Op, Resolution, SourceInfo, Value, VersionMeta};
+use weir_core::{
+    ChangeEvent, Column, Conflict, Image, Op, Resolution, SourceInfo, Value, VersionMeta,
+};
 
 use crate::bindings::types as wit;
 use crate::event::{Event, Outcome};

@@ -26,7 +26,10 @@ pub struct RowView<'e, 'a> {
 impl<'e, 'a> RowView<'e, 'a> {
     /// The value of column `name`.
     pub fn get(&self, name: &str) -> Option<ValueRef<'a>> {
-        self.columns.iter().find(|c| c.name == name).map(|c| c.value)
+        self.columns
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value)
     }
 
     /// The position of column `name`.

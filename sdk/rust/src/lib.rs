@@ -69,8 +69,8 @@ pub trait Resolver: Sized + 'static {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::convert::{run_resolve, run_route, run_transform};
     pub use crate::config::Config;
+    pub use crate::convert::{run_resolve, run_route, run_transform};
 }
 
 /// Exports a [`Transformer`] implementation as the component's
