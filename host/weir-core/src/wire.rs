@@ -26,9 +26,9 @@ pub enum WireError {
 
 /// Encodes events as a version-1 batch.
 pub fn encode_batch(events: &[ChangeEvent]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + events.len() * 256);
-    out.push(WIRE_VERSION);
-    postcard::to_extend(events, out).expect("encoding events into memory cannot fail")
+    // A u8 encodes as one raw byte, so the tuple is the version byte
+    // followed by the events.
+    postcard::to_allocvec(&(WIRE_VERSION, events)).expect("encoding events into memory cannot fail")
 }
 
 /// Encodes events given by reference (a sub-slice of a larger batch, say).
@@ -40,9 +40,7 @@ pub fn encode_batch_refs<'e>(events: impl ExactSizeIterator<Item = &'e ChangeEve
             s.collect_seq(it)
         }
     }
-    let mut out = Vec::with_capacity(64 + events.len() * 256);
-    out.push(WIRE_VERSION);
-    postcard::to_extend(&Seq(std::cell::RefCell::new(Some(events))), out)
+    postcard::to_allocvec(&(WIRE_VERSION, Seq(std::cell::RefCell::new(Some(events)))))
         .expect("encoding events into memory cannot fail")
 }
 

@@ -1,11 +1,10 @@
 //! The plugin driven natively through the SDK's test loop: behaviour by
-//! area, configuration errors, and the golden files shared with the
-//! workspace runner.
+//! area and configuration errors. The golden files in `tests/golden/`
+//! run against the real component in `host/weir/tests`.
 
 mod actions;
 mod config_errors;
 mod detectors;
-mod golden;
 mod images;
 
 use pii_mask::PiiMask;
