@@ -182,6 +182,29 @@ impl ChangeEvent {
         }
     }
 
+    /// A rough in-memory size, for byte-bounded queues: cheap, not exact.
+    pub fn approx_bytes(&self) -> usize {
+        fn row(r: &[Column]) -> usize {
+            r.iter()
+                .map(|c| {
+                    48 + c.name.len()
+                        + match &c.value {
+                            Value::Bytes(b) => b.len(),
+                            v => v.as_str().map_or(0, str::len),
+                        }
+                })
+                .sum()
+        }
+        let s = &self.source;
+        160 + s.database.len()
+            + s.schema.len()
+            + s.table.len()
+            + s.position.len()
+            + row(&self.key)
+            + self.before.as_deref().map_or(0, row)
+            + self.after.as_deref().map_or(0, row)
+    }
+
     /// `schema.table`, the name most users know a table by.
     pub fn qualified_table(&self) -> String {
         format!("{}.{}", self.source.schema, self.source.table)

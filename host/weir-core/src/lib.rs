@@ -8,9 +8,11 @@
 
 pub mod envelope;
 pub mod event;
+pub mod pipeline;
 pub mod wire;
 
 pub use event::{
     ChangeEvent, Column, Conflict, Image, Op, Patch, PatchError, Resolution, Row, SourceInfo,
     Value, VersionMeta, column,
 };
+pub use pipeline::{ChangeBatch, Checkpoint, CheckpointStore, Sink, StageError};

@@ -1,6 +1,8 @@
 //! `weir`: the command-line entry point.
 
+mod demo;
 mod plugin_cmd;
+mod run_cmd;
 
 use std::process::ExitCode;
 
@@ -16,22 +18,46 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a pipeline until SIGINT or SIGTERM.
+    Run {
+        /// The pipeline's TOML file.
+        #[arg(long, short)]
+        config: std::path::PathBuf,
+    },
+    /// Check a pipeline's TOML file and its plugins; every error is listed
+    /// with its field path.
+    Validate {
+        /// The pipeline's TOML file.
+        file: std::path::PathBuf,
+    },
+    /// Run a whole pipeline on a throwaway PostgreSQL: snapshot, streaming,
+    /// masking, routing, files.
+    Demo(demo::DemoArgs),
     /// Inspect, test and build plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `weir run` reports progress at info; the other commands print their
+    // own output and log only problems.
+    let default_filter = match cli.command {
+        Command::Run { .. } => "info,wasmtime=warn,cranelift=warn",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Plugin(cmd) => plugin_cmd::run(cmd),
+        Command::Run { config } => run_cmd::run(&config),
+        Command::Validate { file } => run_cmd::validate(&file),
+        Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -2,6 +2,8 @@
 //! source, run by `weir plugin test` over its golden cases; `inspect`; and
 //! the errors a user sees.
 
+mod pipeline;
+
 use std::process::Command;
 
 use serde_json::Value as Json;

@@ -1,0 +1,232 @@
+//! End-to-end throughput: PostgreSQL -> weir -> JSON-lines files, beside
+//! `pg_recvlogical` draining an identical slot in the same run.
+//!
+//! `cargo bench -p weir-pipeline --bench postgres_to_files [-- ROWS]`
+//!
+//! For each load shape (one big transaction; many small ones) it creates
+//! one slot per contender, loads ROWS 8-column rows once, and then times
+//! each contender draining its slot from the same starting point: first
+//! `pg_recvlogical` (pgoutput, to /dev/null), then weir without plugins,
+//! then weir with the bundled pii-mask. It prints rows/s, the ratio to
+//! `pg_recvlogical`, and weir's peak resident memory per run. Ratios, not
+//! absolute numbers, are what to compare across machines.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use weir_pipeline::{PipelineConfig, Stats};
+use weir_postgres::throwaway::ThrowawayServer;
+
+const TABLE: &str = "CREATE TABLE bench (
+    id bigint PRIMARY KEY, customer text, email text, phone text,
+    amount numeric(12,2), placed_at timestamptz, paid boolean, note text
+)";
+
+struct Row {
+    shape: &'static str,
+    contender: &'static str,
+    secs: f64,
+    rows: u64,
+    peak_rss_mb: Option<f64>,
+}
+
+fn main() {
+    let rows: u64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let server = ThrowawayServer::start(&[("max_wal_size", "8GB"), ("checkpoint_timeout", "1h")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    server.psql("postgres", "CREATE DATABASE db").unwrap();
+    server.psql("db", TABLE).unwrap();
+    server
+        .psql("db", "CREATE PUBLICATION bench FOR TABLE bench")
+        .unwrap();
+    let mask = weir_tests::components::bundled("pii-mask");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let shapes: [(&str, String); 2] = [
+        (
+            "one transaction",
+            format!(
+                "INSERT INTO bench SELECT i, 'Customer ' || i, 'user' || i || '@example.com', \
+                 '+1 415 555 ' || lpad((i % 10000)::text, 4, '0'), (i % 1000) + 0.5, \
+                 now(), i % 2 = 0, 'note ' || i FROM generate_series(1, {rows}) i"
+            ),
+        ),
+        (
+            "10 rows/transaction",
+            format!(
+                "DO $$ BEGIN FOR t IN 0..{} LOOP \
+                 INSERT INTO bench SELECT i, 'Customer ' || i, 'user' || i || '@example.com', \
+                 '+1 415 555 ' || lpad((i % 10000)::text, 4, '0'), (i % 1000) + 0.5, \
+                 now(), i % 2 = 0, 'note ' || i FROM generate_series(t * 10 + 1, t * 10 + 10) i; \
+                 COMMIT; END LOOP; END $$",
+                rows / 10 - 1
+            ),
+        ),
+    ];
+    let mut results = Vec::new();
+    for (n, (shape, load)) in shapes.iter().enumerate() {
+        server.psql("db", "TRUNCATE bench").unwrap();
+        for slot in ["recv", "plain", "mask"] {
+            server
+                .psql(
+                    "db",
+                    &format!("SELECT pg_create_logical_replication_slot('{slot}_{n}', 'pgoutput')"),
+                )
+                .unwrap();
+        }
+        eprintln!("loading {rows} rows ({shape})...");
+        server.psql("db", load).unwrap();
+        let end = server.psql("db", "SELECT pg_current_wal_lsn()").unwrap();
+        let end = end.trim();
+
+        let started = Instant::now();
+        let status = Command::new(server.bindir().join("pg_recvlogical"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", "db", "--slot", &format!("recv_{n}"), "--start"])
+            .args(["--endpos", end, "--no-loop", "-f", "/dev/null"])
+            .args(["-o", "proto_version=1", "-o", "publication_names=bench"])
+            .status()
+            .expect("pg_recvlogical runs");
+        assert!(status.success(), "pg_recvlogical failed");
+        results.push(Row {
+            shape,
+            contender: "pg_recvlogical",
+            secs: started.elapsed().as_secs_f64(),
+            rows,
+            peak_rss_mb: None,
+        });
+
+        for (contender, slot, plugin) in [
+            ("weir", format!("plain_{n}"), None),
+            ("weir + pii-mask", format!("mask_{n}"), Some(mask)),
+        ] {
+            let dir =
+                std::env::temp_dir().join(format!("weir-bench-{}-{slot}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let config = config(&server, &dir, &slot, plugin);
+            reset_peak_rss();
+            let secs = runtime.block_on(drain(config, rows));
+            results.push(Row {
+                shape,
+                contender,
+                secs,
+                rows,
+                peak_rss_mb: peak_rss_mb(),
+            });
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    print_table(&results);
+}
+
+fn config(
+    server: &ThrowawayServer,
+    dir: &Path,
+    slot: &str,
+    plugin: Option<&str>,
+) -> PipelineConfig {
+    let plugins = plugin
+        .map(|p| format!("[[plugins]]\nname = \"pii-mask\"\npath = \"{p}\"\n"))
+        .unwrap_or_default();
+    let text = format!(
+        r#"
+name = "bench"
+state_dir = "state"
+[source]
+kind = "postgres"
+host = "127.0.0.1"
+port = {port}
+user = "postgres"
+database = "db"
+publication = "bench"
+slot = "{slot}"
+snapshot = "never"
+{plugins}
+[[sinks]]
+name = "files"
+kind = "file"
+dir = "out"
+"#,
+        port = server.port
+    );
+    PipelineConfig::from_str(&text, dir, &|name| std::env::var(name).ok())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a pipeline until `rows` events are written; returns the seconds.
+async fn drain(config: PipelineConfig, rows: u64) -> f64 {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stats = Arc::new(Stats::default());
+    let started = Instant::now();
+    let task = {
+        let stats = Arc::clone(&stats);
+        tokio::spawn(async move { weir_pipeline::run(&config, stop_rx, stats).await })
+    };
+    while stats.events_out.load(Ordering::Relaxed) < rows {
+        assert!(
+            !task.is_finished(),
+            "the pipeline stopped early: {:?}",
+            task.await
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    task.await.unwrap().unwrap();
+    secs
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn print_table(results: &[Row]) {
+    println!(
+        "\n| load shape | contender | rows | seconds | rows/s | vs pg_recvlogical | peak RSS |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for r in results {
+        let baseline = results
+            .iter()
+            .find(|b| b.shape == r.shape && b.contender == "pg_recvlogical")
+            .expect("baseline");
+        let rate = r.rows as f64 / r.secs;
+        let base_rate = baseline.rows as f64 / baseline.secs;
+        println!(
+            "| {} | {} | {} | {:.2} | {:.0} | {:.2}x | {} |",
+            r.shape,
+            r.contender,
+            r.rows,
+            r.secs,
+            rate,
+            rate / base_rate,
+            r.peak_rss_mb
+                .map_or("-".to_owned(), |mb| format!("{mb:.0} MB")),
+        );
+    }
+}

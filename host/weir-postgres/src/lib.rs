@@ -1,0 +1,26 @@
+//! PostgreSQL source for Weir.
+//!
+//! - [`pgoutput`]: a pure decoder of the pgoutput logical-replication
+//!   protocol (v1 and v2), bytes in, messages out.
+//! - [`types`]: text-format column values to typed [`weir_core::Value`]s.
+//! - [`assembler`]: pgoutput messages to transaction-aligned change events.
+//! - [`replication`]: the replication-protocol connection.
+//! - [`catalog`]: server checks and table descriptions.
+//! - [`snapshot`]: the initial, resumable, parallel snapshot.
+//! - [`source`]: all of it together, driven by the pipeline.
+
+pub mod assembler;
+pub mod catalog;
+pub mod error;
+pub mod lsn;
+pub mod pgoutput;
+pub mod replication;
+pub mod snapshot;
+pub mod source;
+pub mod types;
+
+pub use error::{ErrorKind, PgError};
+pub use lsn::Lsn;
+pub use replication::ConnectParams;
+pub use source::{PostgresSourceConfig, ResumeState, SourceChannels};
+pub mod throwaway;

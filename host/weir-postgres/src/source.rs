@@ -1,0 +1,444 @@
+//! The PostgreSQL source: checks the server, prepares the publication and
+//! slot, runs the initial snapshot, then streams changes, handing on
+//! transaction-aligned batches and acknowledging positions only when the
+//! pipeline says they are durable.
+
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, watch};
+use tokio_postgres::NoTls;
+use tracing::{debug, info, warn};
+use weir_core::ChangeBatch;
+
+use crate::assembler::{Assembler, RelationInfo};
+use crate::catalog::{self, TypeCache};
+use crate::error::PgError;
+use crate::lsn::Lsn;
+use crate::pgoutput::{Message, PgoutputDecoder};
+use crate::replication::{ConnectParams, ReplicationConnection, ReplicationMessage};
+use crate::snapshot::{self, Progress, SnapshotPlan, SnapshotState};
+
+/// Settings of a PostgreSQL source.
+#[derive(Debug, Clone)]
+pub struct PostgresSourceConfig {
+    pub connect: ConnectParams,
+    pub publication: String,
+    pub slot: String,
+    /// `schema.table` names to capture; empty captures every table.
+    pub tables: Vec<String>,
+    /// Copy existing rows before streaming.
+    pub snapshot: bool,
+    pub snapshot_chunk_rows: usize,
+    pub snapshot_parallelism: usize,
+    /// Ask for streamed in-progress transactions (pgoutput v2).
+    pub streaming: bool,
+    pub max_batch_events: usize,
+    pub max_batch_bytes: usize,
+    /// How often to report the durable position even when nothing changes.
+    pub status_interval: Duration,
+}
+
+/// The source's part of a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResumeState {
+    /// End of the last transaction delivered (or the consistent point while
+    /// the snapshot runs).
+    pub lsn: u64,
+    /// Snapshot progress; `None` when no snapshot was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotState>,
+}
+
+impl ResumeState {
+    fn to_json(&self) -> Json {
+        serde_json::to_value(self).expect("resume state serializes")
+    }
+}
+
+/// The channels that connect the source to the rest of the pipeline.
+#[derive(Debug)]
+pub struct SourceChannels {
+    /// Batches out, in commit order. Bounded: a slow pipeline slows the
+    /// source.
+    pub out: mpsc::Sender<ChangeBatch>,
+    /// Resume states of batches every sink made durable, in order.
+    pub acks: mpsc::UnboundedReceiver<Json>,
+    /// Becomes `true` when the pipeline should stop: the source hands on
+    /// what it has, closes `out`, and waits for the last acks.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Runs the source until shutdown or an error. `resume` is the source state
+/// of the last checkpoint (`Null` on a first start).
+pub async fn run(
+    config: &PostgresSourceConfig,
+    resume: &Json,
+    channels: SourceChannels,
+) -> Result<(), PgError> {
+    let resume: Option<ResumeState> = if resume.is_null() {
+        None
+    } else {
+        Some(serde_json::from_value(resume.clone()).map_err(|e| {
+            PgError::Setup(format!(
+                "the checkpoint's source state is not a PostgreSQL position ({e}); was the \
+                 state directory used by another pipeline?"
+            ))
+        })?)
+    };
+    let (client, connection) = config
+        .connect
+        .sql_config()
+        .connect(NoTls)
+        .await
+        .map_err(|e| match e.as_db_error() {
+            Some(_) => PgError::sql(format!("connecting to {}", config.connect.address()))(e),
+            None => PgError::Connect {
+                address: config.connect.address(),
+                source: std::io::Error::other(e.to_string()),
+            },
+        })?;
+    let catalog_conn = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            warn!(error = %e, "Catalog connection closed with an error.");
+        }
+    });
+    catalog::check_server(&client, &config.connect.user).await?;
+    let slot = catalog::check_slot(&client, &config.slot, &config.connect.database).await?;
+    let published = catalog::ensure_publication(&client, &config.publication, &config.tables).await?;
+    let mut types = TypeCache::default();
+    let tables = catalog::describe_tables(&client, &published, &mut types).await?;
+    info!(
+        publication = %config.publication,
+        tables = tables.len(),
+        "Captured tables checked."
+    );
+
+    let mut repl = ReplicationConnection::connect(&config.connect).await?;
+    let (mut state, snapshot_name) = match (resume, slot) {
+        (Some(state), Some(_)) => (state, None),
+        (Some(_), None) => {
+            return Err(PgError::Setup(format!(
+                "the checkpoint says the pipeline streamed from slot `{}`, but the slot is gone: \
+                 changes made since were discarded by the server. Remove the state directory to \
+                 start over with a new snapshot",
+                config.slot
+            )));
+        }
+        (None, existing) => {
+            let (lsn, name) = match existing {
+                Some(info) => {
+                    warn!(
+                        slot = %config.slot,
+                        "The slot exists but the pipeline has no checkpoint; streaming from the \
+                         slot's position, and any snapshot reads current table contents."
+                    );
+                    (info.confirmed_flush.unwrap_or_default(), None)
+                }
+                None => {
+                    let created = repl.create_slot(&config.slot, config.snapshot).await?;
+                    info!(slot = %config.slot, lsn = %created.consistent_point, "Replication slot created.");
+                    (created.consistent_point, created.snapshot_name)
+                }
+            };
+            let snapshot = config.snapshot.then(SnapshotState::default);
+            (
+                ResumeState {
+                    lsn: lsn.0,
+                    snapshot,
+                },
+                name,
+            )
+        }
+    };
+
+    let mut channels = channels;
+    if let Some(snap) = state.snapshot.clone().filter(|s| !s.done) {
+        let plan = SnapshotPlan {
+            connect: config.connect.clone(),
+            snapshot_name,
+            consistent_point: Lsn(state.lsn),
+            chunk_rows: config.snapshot_chunk_rows,
+            parallelism: config.snapshot_parallelism,
+        };
+        let finished = run_snapshot(plan, tables, snap, &mut state, &mut channels).await?;
+        if !finished {
+            return finish(repl, &mut channels, None).await;
+        }
+    }
+
+    repl.start_replication(
+        &config.slot,
+        Lsn(state.lsn),
+        &config.publication,
+        config.streaming,
+    )
+    .await?;
+    info!(slot = %config.slot, from = %Lsn(state.lsn), "Streaming changes.");
+    let result = stream(config, &client, &mut types, &mut repl, &mut state, &mut channels).await;
+    drop(client);
+    catalog_conn.abort();
+    let acked = result?;
+    finish(repl, &mut channels, Some(acked)).await
+}
+
+/// Copies the tables; returns `false` if shutdown interrupted it.
+async fn run_snapshot(
+    plan: SnapshotPlan,
+    tables: Vec<catalog::TableInfo>,
+    mut snap: SnapshotState,
+    state: &mut ResumeState,
+    channels: &mut SourceChannels,
+) -> Result<bool, PgError> {
+    for t in &tables {
+        snap.tables.entry(t.qualified()).or_default();
+    }
+    let mut progress = Progress::new(tables.len());
+    progress.log(&snap, "Snapshot started.");
+    let (chunk_tx, mut chunk_rx) = mpsc::channel(plan.parallelism.max(1) * 2);
+    let start_state = snap.clone();
+    let copy = snapshot::copy_tables(plan, tables, &start_state, chunk_tx);
+    tokio::pin!(copy);
+    let mut copy_result = None;
+    loop {
+        tokio::select! {
+            result = &mut copy, if copy_result.is_none() => copy_result = Some(result),
+            chunk = chunk_rx.recv() => {
+                let Some(chunk) = chunk else { break };
+                progress.chunk(chunk.events.len(), &snap);
+                snap.tables.insert(chunk.table, chunk.progress);
+                state.snapshot = Some(snap.clone());
+                let bytes = chunk.events.iter().map(weir_core::ChangeEvent::approx_bytes).sum();
+                let batch = ChangeBatch { events: chunk.events, resume: Some(state.to_json()), bytes };
+                if channels.out.send(batch).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            _ = channels.shutdown.changed() => {
+                info!("Shutdown requested during the snapshot; progress so far is kept.");
+                return Ok(false);
+            }
+        }
+    }
+    match copy_result {
+        Some(result) => result?,
+        None => copy.await?,
+    }
+    snap.done = true;
+    state.snapshot = Some(snap.clone());
+    progress.log(&snap, "Snapshot complete.");
+    let batch = ChangeBatch {
+        events: Vec::new(),
+        resume: Some(state.to_json()),
+        bytes: 0,
+    };
+    Ok(channels.out.send(batch).await.is_ok())
+}
+
+/// Streams until shutdown; returns the last position acknowledged.
+async fn stream(
+    config: &PostgresSourceConfig,
+    client: &tokio_postgres::Client,
+    types: &mut TypeCache,
+    repl: &mut ReplicationConnection,
+    state: &mut ResumeState,
+    channels: &mut SourceChannels,
+) -> Result<Lsn, PgError> {
+    let mut decoder = PgoutputDecoder::new();
+    let mut assembler = Assembler::new(config.connect.database.clone(), Lsn(state.lsn));
+    // Highest position handed on, and highest acknowledged durable.
+    let mut emitted = Lsn(state.lsn);
+    let mut acked = Lsn(state.lsn);
+    let mut reported = Lsn(0);
+    let mut ticker = tokio::time::interval(config.status_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // Drain what has already arrived without waiting; when nothing is
+        // ready, hand on the whole transactions gathered so far.
+        let msg = match repl.next_message().now_or_never() {
+            Some(msg) => Some(msg?),
+            None => {
+                if let Some((events, lsn)) = assembler.take_committed() {
+                    send_batch(repl, channels, events, Some(lsn), &mut acked, &mut reported, state)
+                        .await?;
+                    emitted = lsn;
+                    continue;
+                }
+                tokio::select! {
+                    msg = repl.next_message() => Some(msg?),
+                    ack = channels.acks.recv() => {
+                        if let Some(ack) = ack { note_ack(&ack, &mut acked); }
+                        None
+                    }
+                    _ = ticker.tick() => {
+                        repl.send_status(acked, acked, false).await?;
+                        reported = acked;
+                        None
+                    }
+                    _ = channels.shutdown.changed() => return Ok(acked),
+                }
+            }
+        };
+        while let Ok(ack) = channels.acks.try_recv() {
+            note_ack(&ack, &mut acked);
+        }
+        if acked > reported {
+            repl.send_status(acked, acked, false).await?;
+            reported = acked;
+        }
+        let Some(msg) = msg else { continue };
+        match msg {
+            ReplicationMessage::XLogData {
+                wal_start, data, ..
+            } => {
+                let decoded = decoder.decode(&data).map_err(|source| PgError::Decode {
+                    lsn: wal_start,
+                    source,
+                })?;
+                if let Message::Relation(rel) = &decoded {
+                    let info = describe_relation(client, types, rel).await?;
+                    debug!(table = %format!("{}.{}", info.schema, info.table), "Relation described.");
+                    assembler.add_relation(rel.oid, info);
+                }
+                assembler
+                    .apply(decoded, wal_start)
+                    .map_err(|e| PgError::Protocol {
+                        address: config.connect.address(),
+                        reason: format!("at {wal_start}: {e}"),
+                    })?;
+                if assembler.ready_len() >= config.max_batch_events {
+                    let (events, lsn) = match assembler.take_committed() {
+                        Some((events, lsn)) => (events, Some(lsn)),
+                        // One transaction fills the batch: hand it on in
+                        // chunks; only its last chunk carries a position.
+                        None => assembler.take_all(),
+                    };
+                    send_batch(repl, channels, events, lsn, &mut acked, &mut reported, state)
+                        .await?;
+                    if let Some(lsn) = lsn {
+                        emitted = lsn;
+                    }
+                }
+            }
+            ReplicationMessage::Keepalive {
+                wal_end,
+                reply_requested,
+            } => {
+                // Idle: everything handed on is durable and no transaction
+                // is open, so nothing before `wal_end` is still owed to the
+                // pipeline. Confirming it lets the server recycle WAL that
+                // carried nothing for this publication.
+                let idle = !assembler.in_transaction()
+                    && assembler.ready_len() == 0
+                    && acked >= emitted;
+                if idle && wal_end > acked {
+                    acked = wal_end;
+                    emitted = wal_end;
+                    state.lsn = state.lsn.max(wal_end.0);
+                }
+                if reply_requested || acked > reported {
+                    repl.send_status(acked, acked, false).await?;
+                    reported = acked;
+                }
+            }
+        }
+    }
+}
+
+async fn send_batch(
+    repl: &mut ReplicationConnection,
+    channels: &mut SourceChannels,
+    events: Vec<weir_core::ChangeEvent>,
+    lsn: Option<Lsn>,
+    acked: &mut Lsn,
+    reported: &mut Lsn,
+    state: &mut ResumeState,
+) -> Result<(), PgError> {
+    if let Some(lsn) = lsn {
+        state.lsn = state.lsn.max(lsn.0);
+    }
+    let bytes = events.iter().map(weir_core::ChangeEvent::approx_bytes).sum();
+    let batch = ChangeBatch {
+        events,
+        resume: lsn.map(|_| state.to_json()),
+        bytes,
+    };
+    // While the pipeline is full, keep the server informed so that it does
+    // not time the connection out.
+    let permit = loop {
+        tokio::select! {
+            permit = channels.out.reserve() => break permit,
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {
+                while let Ok(ack) = channels.acks.try_recv() {
+                    note_ack(&ack, acked);
+                }
+                repl.send_status(*acked, *acked, false).await?;
+                *reported = *acked;
+            }
+        }
+    };
+    match permit {
+        Ok(permit) => {
+            permit.send(batch);
+            Ok(())
+        }
+        Err(_) => Err(PgError::Setup("the pipeline stopped".into())),
+    }
+}
+
+fn note_ack(ack: &Json, acked: &mut Lsn) {
+    if let Some(lsn) = ack.get("lsn").and_then(Json::as_u64) {
+        *acked = (*acked).max(Lsn(lsn));
+    }
+}
+
+/// Hands on nothing more, waits for the pipeline to acknowledge what it
+/// has, reports the final position and closes the connection.
+/// `streaming_from` is the position acknowledged so far, if streaming.
+async fn finish(
+    mut repl: ReplicationConnection,
+    channels: &mut SourceChannels,
+    streaming_from: Option<Lsn>,
+) -> Result<(), PgError> {
+    let (closed_tx, _) = mpsc::channel(1);
+    let out = std::mem::replace(&mut channels.out, closed_tx);
+    drop(out);
+    let mut acked = streaming_from.unwrap_or_default();
+    while let Some(ack) = channels.acks.recv().await {
+        note_ack(&ack, &mut acked);
+    }
+    if streaming_from.is_some() {
+        repl.send_status(acked, acked, false).await?;
+    }
+    repl.close().await;
+    info!(lsn = %acked, "Source stopped.");
+    Ok(())
+}
+
+async fn describe_relation(
+    client: &tokio_postgres::Client,
+    types: &mut TypeCache,
+    rel: &crate::pgoutput::Relation,
+) -> Result<RelationInfo, PgError> {
+    let mut decoders = Vec::with_capacity(rel.columns.len());
+    for c in &rel.columns {
+        decoders.push(types.resolve(client, c.type_oid).await?);
+    }
+    let rows = client
+        .query(
+            "SELECT a.attname::text FROM pg_index i \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = $1 AND i.indisprimary \
+             ORDER BY array_position(i.indkey::int2[], a.attnum)",
+            &[&rel.oid],
+        )
+        .await
+        .map_err(PgError::sql(format!(
+            "looking up the primary key of {}.{}",
+            rel.namespace, rel.name
+        )))?;
+    let pk: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(RelationInfo::new(rel, decoders, &pk))
+}

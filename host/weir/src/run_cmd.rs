@@ -1,0 +1,156 @@
+//! `weir run` and `weir validate`: one pipeline from its TOML file.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::info;
+use weir_pipeline::config::SourceConfig;
+use weir_pipeline::{PipelineConfig, Stats};
+use weir_plugin::{EngineOptions, PluginEngine, World};
+
+/// Loads a config, printing every error with its field path.
+fn load(path: &Path) -> Option<PipelineConfig> {
+    match PipelineConfig::from_file(path) {
+        Ok(config) => Some(config),
+        Err(errors) => {
+            eprintln!("{}: {} error(s):", path.display(), errors.errors.len());
+            for e in &errors.errors {
+                eprintln!("  {}: {}", e.path, e.message);
+            }
+            None
+        }
+    }
+}
+
+/// `weir validate FILE`: the config parses, every field is valid, and every
+/// plugin is a component of the right world. Exit 0, or 1 with each error.
+pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
+    let Some(config) = load(path) else {
+        return Ok(ExitCode::from(1));
+    };
+    let engine = PluginEngine::new(EngineOptions::default()).map_err(anyhow::Error::msg)?;
+    let mut errors = Vec::new();
+    let plugins = config
+        .plugins
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("plugins[{i}]"), p, World::Transformer))
+        .chain(
+            config
+                .router
+                .plugin
+                .iter()
+                .map(|p| ("router.plugin".to_owned(), p, World::Router)),
+        );
+    for (field, plugin, world) in plugins {
+        match engine.inspect(&plugin.name, &plugin.path) {
+            Ok(info) if info.world == Some(world) => {}
+            Ok(info) => errors.push(format!(
+                "{field}.path: `{}` is {}, but this place needs a {world} plugin",
+                plugin.path.display(),
+                info.world
+                    .map_or("not a Weir plugin".to_owned(), |w| format!("a {w} plugin")),
+            )),
+            Err(e) => errors.push(format!("{field}.path: {e}")),
+        }
+    }
+    if !errors.is_empty() {
+        eprintln!("{}: {} error(s):", path.display(), errors.len());
+        for e in &errors {
+            eprintln!("  {e}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let SourceConfig::Postgres(pg) = &config.source;
+    println!(
+        "{}: pipeline `{}` is valid: postgres {}@{}:{}/{} (slot {}, publication {}), {} plugin(s), {} sink(s)",
+        path.display(),
+        config.name,
+        pg.user,
+        pg.host,
+        pg.port,
+        pg.database,
+        pg.slot,
+        pg.publication,
+        config.plugins.len(),
+        config.sinks.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weir run --config FILE`: runs until SIGINT or SIGTERM, then finishes the
+/// batch in flight, checkpoints and exits 0.
+pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let Some(config) = load(path) else {
+        return Ok(ExitCode::from(1));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("Shutdown requested; finishing the batch in flight.");
+            let _ = stop_tx.send(true);
+        });
+        let stats = Arc::new(Stats::default());
+        let reporter = tokio::spawn(report_progress(Arc::clone(&stats), Duration::from_secs(10)));
+        info!(pipeline = %config.name, "Pipeline starting.");
+        let result = weir_pipeline::run(&config, stop_rx, Arc::clone(&stats)).await;
+        reporter.abort();
+        match result {
+            Ok(()) => {
+                info!(
+                    pipeline = %config.name,
+                    events = stats.events_out.load(Ordering::Relaxed),
+                    "Pipeline stopped cleanly."
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: pipeline `{}` stopped: {e}", config.name);
+                Ok(ExitCode::from(1))
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Logs throughput every `every`.
+pub async fn report_progress(stats: Arc<Stats>, every: Duration) {
+    let mut last = (Instant::now(), 0u64);
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let out = stats.events_out.load(Ordering::Relaxed);
+        let rate = (out - last.1) as f64 / last.0.elapsed().as_secs_f64();
+        last = (Instant::now(), out);
+        info!(
+            events_in = stats.events_in.load(Ordering::Relaxed),
+            events_out = out,
+            events_per_sec = rate as u64,
+            dead_letters = stats.dead_letters.load(Ordering::Relaxed),
+            checkpoints = stats.checkpoints.load(Ordering::Relaxed),
+            "Pipeline progress."
+        );
+    }
+}

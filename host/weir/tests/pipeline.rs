@@ -1,0 +1,416 @@
+//! `weir run` end to end against a throwaway PostgreSQL: snapshot and
+//! stream into files, graceful shutdown, `kill -9` at random moments, and
+//! the errors an operator sees.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value as Json;
+use weir_postgres::throwaway::ThrowawayServer;
+
+use crate::weir;
+
+/// A throwaway server with database `db`, and a scratch directory.
+struct Setup {
+    server: ThrowawayServer,
+    dir: PathBuf,
+}
+
+impl Setup {
+    fn new(schema: &str) -> Setup {
+        let server = ThrowawayServer::start(&[]).unwrap_or_else(|e| panic!("{e}"));
+        server.psql("postgres", "CREATE DATABASE db").unwrap();
+        server.psql("db", schema).unwrap();
+        let dir = std::env::temp_dir().join(format!(
+            "weir-pipeline-test-{}-{}",
+            std::process::id(),
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Setup { server, dir }
+    }
+
+    /// Writes the pipeline config; `extra` is appended verbatim.
+    fn config(&self, source_extra: &str, extra: &str) -> PathBuf {
+        let path = self.dir.join("pipeline.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+name = "test"
+state_dir = "state"
+
+[source]
+kind = "postgres"
+host = "127.0.0.1"
+port = {port}
+user = "postgres"
+database = "db"
+{source_extra}
+
+[[sinks]]
+name = "files"
+kind = "file"
+dir = "out"
+max_file_bytes = 200000
+
+{extra}
+"#,
+                port = self.server.port
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.join("out")
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        self.server.psql("db", sql).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn start(&self, config: &Path) -> Child {
+        weir()
+            .args(["run", "--config"])
+            .arg(config)
+            .env("WEIR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("weir.log")).map_or(Stdio::inherit(), Stdio::from))
+            .spawn()
+            .expect("weir starts")
+    }
+
+    /// Waits until weir has created its replication slot, so that later
+    /// changes belong to the stream, not the snapshot.
+    fn wait_for_slot(&self) {
+        wait_until(
+            "the replication slot",
+            Duration::from_secs(60),
+            || self.sql("SELECT count(*) FROM pg_replication_slots").trim() == "1",
+            self,
+        );
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("weir.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every event in the output directory, file by file (segments in order).
+fn read_output(dir: &Path) -> BTreeMap<String, Vec<Json>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    let mut out: BTreeMap<String, Vec<Json>> = BTreeMap::new();
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let destination = name.rsplitn(3, '.').nth(2).unwrap_or(&name).to_owned();
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let doc = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{name} line {}: {e}: {line}", i + 1));
+            out.entry(destination.clone()).or_default().push(doc);
+        }
+    }
+    out
+}
+
+fn count_output(dir: &Path) -> usize {
+    read_output(dir).values().map(Vec::len).sum()
+}
+
+/// Applies events in order: the table's final contents, id -> v.
+fn apply(events: &[Json]) -> BTreeMap<i64, i64> {
+    let mut rows = BTreeMap::new();
+    for e in events {
+        match e["op"].as_str().unwrap() {
+            "r" | "c" | "u" => {
+                rows.insert(e["after"]["id"].as_i64().unwrap(), e["after"]["v"].as_i64().unwrap());
+            }
+            "d" => {
+                rows.remove(&e["before"]["id"].as_i64().unwrap());
+            }
+            "t" => rows.clear(),
+            op => panic!("unexpected op {op}"),
+        }
+    }
+    rows
+}
+
+fn table_rows(setup: &Setup, table: &str) -> BTreeMap<i64, i64> {
+    setup
+        .sql(&format!("SELECT id, v FROM {table} ORDER BY id"))
+        .lines()
+        .map(|l| {
+            let (id, v) = l.split_once('|').unwrap();
+            (id.parse().unwrap(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool, setup: &Setup) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; weir log:\n{}",
+            setup.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn terminate(mut child: Child, setup: &Setup) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "weir exited with {status}; log:\n{}", setup.log());
+            return;
+        }
+        assert!(Instant::now() < deadline, "weir ignored SIGTERM; log:\n{}", setup.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Changes rows of `items` in small transactions until told to stop,
+/// counting the row changes of committed transactions. Ids are never
+/// reused and every update bumps `v`, so each change is a distinct event.
+fn workload(setup: &Setup, stop: Arc<AtomicBool>, made: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    let port = setup.server.port;
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={port} user=postgres dbname=db"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .unwrap();
+            tokio::spawn(conn);
+            let mut next_id = 1_000_000i64;
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let sql = format!(
+                    "BEGIN;
+                     INSERT INTO items (id, v) VALUES ({a}, 0), ({b}, 0);
+                     UPDATE items SET v = v + 1 WHERE id = {a};
+                     UPDATE items SET v = v + 1 WHERE id = {old};
+                     DELETE FROM items WHERE id = {gone};
+                     COMMIT;",
+                    a = next_id,
+                    b = next_id + 1,
+                    old = 1 + (n * 7) % 200,
+                    gone = next_id - 1,
+                );
+                next_id += 2;
+                client.batch_execute(&sql).await.unwrap();
+                // Two inserts, two updates (rows 1..=200 always exist), one
+                // delete.
+                made.fetch_add(5, Ordering::Relaxed);
+            }
+        });
+    })
+}
+
+#[test]
+fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
+    let setup = Setup::new(
+        "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, pad text DEFAULT repeat('p', 50));
+         INSERT INTO items (id, v) SELECT i, 0 FROM generate_series(1, 200) i;
+         INSERT INTO items (id, v) VALUES (999999, 0);",
+    );
+    let config = setup.config("", "[pipeline]\nmax_batch_events = 50");
+    let mut child = setup.start(&config);
+    wait_until("the snapshot", Duration::from_secs(60), || count_output(&setup.out()) >= 201, &setup);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let made = Arc::new(AtomicU64::new(0));
+    let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
+    let mut seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    for _ in 0..4 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(700 + (seed >> 33) % 1500));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        child = setup.start(&config);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let expected = 201 + made.load(Ordering::Relaxed) as usize;
+    wait_until(
+        "every change",
+        Duration::from_secs(120),
+        || count_output(&setup.out()) >= expected,
+        &setup,
+    );
+    terminate(child, &setup);
+
+    let output = read_output(&setup.out());
+    let events: Vec<Json> = output.values().flatten().cloned().collect();
+    assert_eq!(events.len(), expected, "events written vs changes made");
+    // Exactly once: no event twice.
+    let mut seen = HashSet::new();
+    for e in &events {
+        let image = if e["op"] == "d" { &e["before"] } else { &e["after"] };
+        let id = (e["op"].clone(), image["id"].clone(), image["v"].clone());
+        assert!(seen.insert(id.clone()), "duplicate event {id:?}");
+    }
+    // In order: applying the file reproduces the table.
+    assert_eq!(apply(&events), table_rows(&setup, "items"));
+    assert!(setup.log().contains("Pipeline stopped cleanly"), "{}", setup.log());
+}
+
+#[test]
+fn snapshot_plus_stream_equals_the_table_through_a_plugin() {
+    let setup = Setup::new(
+        "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, email text);
+         INSERT INTO items (id, v, email) SELECT i, 0, 'user' || i || '@example.com' FROM generate_series(1, 5000) i;",
+    );
+    let mask = weir_tests::components::bundled("pii-mask");
+    let config = setup.config(
+        "snapshot_chunk_rows = 300\nsnapshot_parallelism = 2",
+        &format!("[[plugins]]\nname = \"mask\"\npath = \"{mask}\"\n"),
+    );
+    let child = setup.start(&config);
+    setup.wait_for_slot();
+    // Change rows while the snapshot runs.
+    for i in 0..50 {
+        setup.sql(&format!(
+            "BEGIN; UPDATE items SET v = v + 1 WHERE id % 50 = {i}; DELETE FROM items WHERE id = {}; \
+             INSERT INTO items (id, v, email) VALUES ({}, 7, 'new@example.org'); COMMIT;",
+            4000 + i,
+            10_000 + i
+        ));
+    }
+    let table = table_rows(&setup, "items");
+    wait_until(
+        "the table's final state in the output",
+        Duration::from_secs(120),
+        || {
+            let events: Vec<Json> = read_output(&setup.out()).into_values().flatten().collect();
+            apply(&events) == table
+        },
+        &setup,
+    );
+    terminate(child, &setup);
+    let output = read_output(&setup.out());
+    let events = &output["public.items"];
+    assert_eq!(events.iter().filter(|e| e["op"] == "r").count(), 5000);
+    // The plugin ran: no email left in the clear.
+    assert!(
+        events.iter().all(|e| !e.to_string().contains("@example.")),
+        "unmasked email in the output"
+    );
+}
+
+#[test]
+fn a_crash_during_the_snapshot_resumes_after_the_last_chunk() {
+    let setup = Setup::new(
+        "CREATE TABLE a (id int PRIMARY KEY, v int NOT NULL);
+         CREATE TABLE b (id int PRIMARY KEY, v int NOT NULL);
+         CREATE TABLE nokey (id int, v int NOT NULL);
+         ALTER TABLE nokey REPLICA IDENTITY FULL;
+         INSERT INTO a SELECT i, 0 FROM generate_series(1, 40000) i;
+         INSERT INTO b SELECT i, 1 FROM generate_series(1, 40000) i;
+         INSERT INTO nokey SELECT i, 2 FROM generate_series(1, 20000) i;",
+    );
+    let config = setup.config("snapshot_chunk_rows = 500\nsnapshot_parallelism = 2", "");
+    let mut child = setup.start(&config);
+    wait_until("some snapshot output", Duration::from_secs(60), || count_output(&setup.out()) >= 5000, &setup);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = count_output(&setup.out());
+    let child = setup.start(&config);
+    wait_until(
+        "the whole snapshot",
+        Duration::from_secs(120),
+        || count_output(&setup.out()) >= 100_000,
+        &setup,
+    );
+    terminate(child, &setup);
+    let output = read_output(&setup.out());
+    for (table, rows) in [("public.a", 40000), ("public.b", 40000), ("public.nokey", 20000)] {
+        let ids: Vec<i64> = output[table].iter().map(|e| e["after"]["id"].as_i64().unwrap()).collect();
+        let unique: HashSet<i64> = ids.iter().copied().collect();
+        assert_eq!(ids.len(), rows, "{table}: each row exactly once (partial output was {partial})");
+        assert_eq!(unique.len(), rows, "{table}: no row twice");
+    }
+}
+
+#[test]
+fn operator_errors_stop_weir_run_with_the_fix() {
+    let setup = Setup::new("CREATE TABLE keyless (a int);");
+    let config = setup.config("", "");
+    let out = weir().args(["run", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("keyless") && stderr.contains("REPLICA IDENTITY FULL"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_lists_every_error_with_its_path() {
+    let dir = std::env::temp_dir().join(format!("weir-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+name = "Bad Name"
+state_dir = "state"
+[source]
+kind = "postgres"
+user = "u"
+database = "d"
+password = "${WEIR_TEST_UNSET_VARIABLE}"
+snapshot_chunk_rows = 0
+[[plugins]]
+name = "mask"
+path = "missing.wasm"
+[router]
+template = "{schema}.{nope}"
+[[sinks]]
+name = "files"
+kind = "file"
+dir = "out"
+"#,
+    )
+    .unwrap();
+    let out = weir().arg("validate").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "name:",
+        "source.password:",
+        "WEIR_TEST_UNSET_VARIABLE",
+        "source.snapshot_chunk_rows:",
+        "plugins[0].path:",
+        "router.template:",
+    ] {
+        assert!(stderr.contains(needle), "missing `{needle}` in:\n{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
