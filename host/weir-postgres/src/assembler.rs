@@ -258,9 +258,7 @@ impl Assembler {
                 let event = self.event(Op::Delete, rel, wal_start, key, Some(before), None);
                 self.push(xid, event)?;
             }
-            Message::Truncate {
-                xid, relations, ..
-            } => {
+            Message::Truncate { xid, relations, .. } => {
                 for oid in relations {
                     let rel = self.relation(oid)?;
                     let event = self.event(Op::Truncate, rel, wal_start, Vec::new(), None, None);

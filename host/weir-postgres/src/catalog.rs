@@ -139,7 +139,10 @@ pub async fn ensure_publication(
     tables: &[String],
 ) -> Result<Vec<(String, String)>, PgError> {
     let exists = !client
-        .query("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&publication])
+        .query(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&publication],
+        )
         .await
         .map_err(PgError::sql("looking up the publication"))?
         .is_empty();

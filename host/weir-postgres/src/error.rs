@@ -80,7 +80,9 @@ impl PgError {
                 ErrorKind::Transient
             }
             // Admin shutdown, crash recovery, too many connections.
-            PgError::Server { error, .. } if error.code.starts_with("57") || error.code == "53300" => {
+            PgError::Server { error, .. }
+                if error.code.starts_with("57") || error.code == "53300" =>
+            {
                 ErrorKind::Transient
             }
             PgError::Sql { source, .. } if source.is_closed() || source.as_db_error().is_none() => {

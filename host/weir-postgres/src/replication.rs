@@ -81,7 +81,11 @@ pub struct CreatedSlot {
 #[derive(Debug)]
 pub enum ReplicationMessage {
     /// WAL data: one pgoutput message.
-    XLogData { wal_start: Lsn, wal_end: Lsn, data: Bytes },
+    XLogData {
+        wal_start: Lsn,
+        wal_end: Lsn,
+        data: Bytes,
+    },
     /// The server is alive; `wal_end` is how far it has sent.
     Keepalive { wal_end: Lsn, reply_requested: bool },
 }
@@ -210,8 +214,12 @@ impl ReplicationConnection {
                         });
                     }
                     let mut scram = ScramSha256::new(password()?, ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(SCRAM_SHA_256, scram.message(), &mut self.write)
-                        .map_err(|e| self.protocol(e))?;
+                    frontend::sasl_initial_response(
+                        SCRAM_SHA_256,
+                        scram.message(),
+                        &mut self.write,
+                    )
+                    .map_err(|e| self.protocol(e))?;
                     self.send().await?;
                     match self.recv().await? {
                         backend::Message::AuthenticationSaslContinue(body) => {
@@ -250,9 +258,7 @@ impl ReplicationConnection {
                     let mut ranges = row.ranges();
                     let mut values = Vec::new();
                     while let Some(range) = ranges.next().map_err(|e| self.protocol(e))? {
-                        values.push(
-                            range.map(|r| String::from_utf8_lossy(&buf[r]).into_owned()),
-                        );
+                        values.push(range.map(|r| String::from_utf8_lossy(&buf[r]).into_owned()));
                     }
                     rows.push(values);
                 }
@@ -288,7 +294,9 @@ impl ReplicationConnection {
             }
         );
         let rows = self.simple_query(&sql).await?;
-        let row = rows.first().ok_or_else(|| self.unexpected("slot creation"))?;
+        let row = rows
+            .first()
+            .ok_or_else(|| self.unexpected("slot creation"))?;
         let consistent_point = row
             .get(1)
             .cloned()
@@ -315,7 +323,11 @@ impl ReplicationConnection {
             start,
             if streaming { 2 } else { 1 },
             quote_literal(&quote_ident(publication)),
-            if streaming { ", \"streaming\" 'on'" } else { "" }
+            if streaming {
+                ", \"streaming\" 'on'"
+            } else {
+                ""
+            }
         );
         frontend::query(&sql, &mut self.write).map_err(|e| self.protocol(e))?;
         self.send().await?;
@@ -440,9 +452,10 @@ impl ReplicationConnection {
     async fn peek_tag(&mut self, tag: u8) -> Result<Option<usize>, PgError> {
         loop {
             if self.read.len() >= 5 {
-                let len = u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]])
-                    as usize
-                    + 1;
+                let len =
+                    u32::from_be_bytes([self.read[1], self.read[2], self.read[3], self.read[4]])
+                        as usize
+                        + 1;
                 if self.read.len() >= len {
                     return Ok((self.read[0] == tag).then_some(len));
                 }

@@ -84,7 +84,11 @@ pub async fn copy_tables(
     let queue: VecDeque<(TableInfo, TableProgress)> = tables
         .into_iter()
         .filter_map(|t| {
-            let progress = state.tables.get(&t.qualified()).cloned().unwrap_or_default();
+            let progress = state
+                .tables
+                .get(&t.qualified())
+                .cloned()
+                .unwrap_or_default();
             (!progress.done).then_some((t, progress))
         })
         .collect();
@@ -99,16 +103,16 @@ pub async fn copy_tables(
         let queue = Arc::clone(&queue);
         let plan = Arc::clone(&plan);
         let chunks = chunks.clone();
-        handles.push(tokio::spawn(async move {
-            worker(&plan, &queue, &chunks).await
-        }));
+        handles.push(tokio::spawn(
+            async move { worker(&plan, &queue, &chunks).await },
+        ));
     }
     drop(chunks);
     let mut first_error = None;
     for h in handles {
-        let result = h.await.unwrap_or_else(|e| {
-            Err(PgError::Setup(format!("a snapshot worker failed: {e}")))
-        });
+        let result = h
+            .await
+            .unwrap_or_else(|e| Err(PgError::Setup(format!("a snapshot worker failed: {e}"))));
         if let Err(e) = result {
             first_error.get_or_insert(e);
         }
@@ -239,7 +243,11 @@ async fn copy_table(
                         .collect::<Vec<_>>(),
                 );
             }
-            let key = table.primary_key.iter().map(|&i| after[i].clone()).collect();
+            let key = table
+                .primary_key
+                .iter()
+                .map(|&i| after[i].clone())
+                .collect();
             events.push(ChangeEvent {
                 op: Op::Read,
                 source: SourceInfo {

@@ -88,18 +88,19 @@ pub async fn run(
             ))
         })?)
     };
-    let (client, connection) = config
-        .connect
-        .sql_config()
-        .connect(NoTls)
-        .await
-        .map_err(|e| match e.as_db_error() {
-            Some(_) => PgError::sql(format!("connecting to {}", config.connect.address()))(e),
-            None => PgError::Connect {
-                address: config.connect.address(),
-                source: std::io::Error::other(e.to_string()),
-            },
-        })?;
+    let (client, connection) =
+        config
+            .connect
+            .sql_config()
+            .connect(NoTls)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(_) => PgError::sql(format!("connecting to {}", config.connect.address()))(e),
+                None => PgError::Connect {
+                    address: config.connect.address(),
+                    source: std::io::Error::other(e.to_string()),
+                },
+            })?;
     let catalog_conn = tokio::spawn(async move {
         if let Err(e) = connection.await {
             warn!(error = %e, "Catalog connection closed with an error.");
@@ -107,7 +108,8 @@ pub async fn run(
     });
     catalog::check_server(&client, &config.connect.user).await?;
     let slot = catalog::check_slot(&client, &config.slot, &config.connect.database).await?;
-    let published = catalog::ensure_publication(&client, &config.publication, &config.tables).await?;
+    let published =
+        catalog::ensure_publication(&client, &config.publication, &config.tables).await?;
     let mut types = TypeCache::default();
     let tables = catalog::describe_tables(&client, &published, &mut types).await?;
     info!(
@@ -177,7 +179,15 @@ pub async fn run(
     )
     .await?;
     info!(slot = %config.slot, from = %Lsn(state.lsn), "Streaming changes.");
-    let result = stream(config, &client, &mut types, &mut repl, &mut state, &mut channels).await;
+    let result = stream(
+        config,
+        &client,
+        &mut types,
+        &mut repl,
+        &mut state,
+        &mut channels,
+    )
+    .await;
     drop(client);
     catalog_conn.abort();
     let acked = result?;
@@ -261,8 +271,16 @@ async fn stream(
             Some(msg) => Some(msg?),
             None => {
                 if let Some((events, lsn)) = assembler.take_committed() {
-                    send_batch(repl, channels, events, Some(lsn), &mut acked, &mut reported, state)
-                        .await?;
+                    send_batch(
+                        repl,
+                        channels,
+                        events,
+                        Some(lsn),
+                        &mut acked,
+                        &mut reported,
+                        state,
+                    )
+                    .await?;
                     emitted = lsn;
                     continue;
                 }
@@ -315,8 +333,16 @@ async fn stream(
                         // chunks; only its last chunk carries a position.
                         None => assembler.take_all(),
                     };
-                    send_batch(repl, channels, events, lsn, &mut acked, &mut reported, state)
-                        .await?;
+                    send_batch(
+                        repl,
+                        channels,
+                        events,
+                        lsn,
+                        &mut acked,
+                        &mut reported,
+                        state,
+                    )
+                    .await?;
                     if let Some(lsn) = lsn {
                         emitted = lsn;
                     }
@@ -330,9 +356,8 @@ async fn stream(
                 // is open, so nothing before `wal_end` is still owed to the
                 // pipeline. Confirming it lets the server recycle WAL that
                 // carried nothing for this publication.
-                let idle = !assembler.in_transaction()
-                    && assembler.ready_len() == 0
-                    && acked >= emitted;
+                let idle =
+                    !assembler.in_transaction() && assembler.ready_len() == 0 && acked >= emitted;
                 if idle && wal_end > acked {
                     acked = wal_end;
                     emitted = wal_end;
@@ -359,7 +384,10 @@ async fn send_batch(
     if let Some(lsn) = lsn {
         state.lsn = state.lsn.max(lsn.0);
     }
-    let bytes = events.iter().map(weir_core::ChangeEvent::approx_bytes).sum();
+    let bytes = events
+        .iter()
+        .map(weir_core::ChangeEvent::approx_bytes)
+        .sum();
     let batch = ChangeBatch {
         events,
         resume: lsn.map(|_| state.to_json()),

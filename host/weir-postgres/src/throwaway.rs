@@ -35,7 +35,9 @@ pub enum ThrowawayError {
          (Debian package `postgresql`)"
     )]
     NotInstalled,
-    #[error("running as root, but there is no `postgres` system user to run the server as: install the Debian package `postgresql`, which creates it")]
+    #[error(
+        "running as root, but there is no `postgres` system user to run the server as: install the Debian package `postgresql`, which creates it"
+    )]
     NoPostgresUser,
     #[error("{step} failed: {detail}")]
     Failed { step: String, detail: String },
@@ -142,8 +144,24 @@ impl ThrowawayServer {
     /// Runs `psql` with `sql` against `database`, returning its output.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String, ThrowawayError> {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
-            .args(["-d", database, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-A", "-t"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args([
+                "-d",
+                database,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+            ])
             .args(["-c", sql])
             .output()
             .map_err(|e| failed("psql", e))?;
@@ -266,6 +284,7 @@ fn find_bindir() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|p| p.join("initdb").exists() && p.join("postgres").exists())
+        std::env::split_paths(&paths)
+            .find(|p| p.join("initdb").exists() && p.join("postgres").exists())
     })
 }

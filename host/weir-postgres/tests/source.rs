@@ -58,7 +58,10 @@ fn check_types(e: &ChangeEvent) {
     assert_eq!(after(e, "c_date"), &Value::Date(19782));
     assert_eq!(after(e, "c_time"), &Value::Time(86_399_123_456));
     assert_eq!(after(e, "c_ts"), &Value::Timestamp(946_684_799_500_000));
-    assert_eq!(after(e, "c_tstz"), &Value::Timestamptz(1_717_236_000_000_000));
+    assert_eq!(
+        after(e, "c_tstz"),
+        &Value::Timestamptz(1_717_236_000_000_000)
+    );
     assert_eq!(
         after(e, "c_uuid"),
         &Value::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into())
@@ -79,9 +82,15 @@ async fn every_type_round_trips_through_stream_and_snapshot() {
     let mut source = start(cfg, Json::Null);
     let snap = source.collect(2, WAIT).await;
     assert!(snap.iter().all(|e| e.op == Op::Read));
-    let full = snap.iter().find(|e| after(e, "id") == &Value::Int(1)).unwrap();
+    let full = snap
+        .iter()
+        .find(|e| after(e, "id") == &Value::Int(1))
+        .unwrap();
     check_types(full);
-    let nulls = snap.iter().find(|e| after(e, "id") == &Value::Int(2)).unwrap();
+    let nulls = snap
+        .iter()
+        .find(|e| after(e, "id") == &Value::Int(2))
+        .unwrap();
     assert_eq!(after(nulls, "c_tstz"), &Value::Null);
     assert_eq!(full.key, vec![weir_core::Column::new("id", Value::Int(1))]);
 
@@ -151,7 +160,10 @@ async fn changes_arrive_once_in_commit_order_with_images() {
     assert_eq!(after(&events[2], "balance"), &Value::Int(11));
     assert_eq!(before(&events[3], "id"), Some(&Value::Int(2)));
     assert_eq!(after(&events[3], "id"), &Value::Int(3));
-    assert_eq!(events[4].key, vec![weir_core::Column::new("id", Value::Int(1))]);
+    assert_eq!(
+        events[4].key,
+        vec![weir_core::Column::new("id", Value::Int(1))]
+    );
     // Full identity: whole before images.
     assert_eq!(before(&events[6], "note"), Some(&Value::Text("x".into())));
     assert_eq!(before(&events[7], "note"), Some(&Value::Text("y".into())));
@@ -159,8 +171,15 @@ async fn changes_arrive_once_in_commit_order_with_images() {
     assert_eq!(events[0].source.txid, events[1].source.txid);
     assert_ne!(events[1].source.txid, events[2].source.txid);
     assert_eq!(events[3].source.txid, events[4].source.txid);
-    assert!(events.iter().all(|e| e.source.commit_time_us > 1_700_000_000_000_000));
-    let lsns: Vec<weir_postgres::Lsn> = events.iter().map(|e| e.source.position.parse().unwrap()).collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.source.commit_time_us > 1_700_000_000_000_000)
+    );
+    let lsns: Vec<weir_postgres::Lsn> = events
+        .iter()
+        .map(|e| e.source.position.parse().unwrap())
+        .collect();
     assert!(lsns.windows(2).all(|w| w[0] < w[1]), "{lsns:?}");
     assert!(source.stop().await.is_empty());
 }
@@ -193,7 +212,8 @@ async fn a_transaction_larger_than_the_streaming_threshold_arrives_intact() {
         .collect();
     let expected: Vec<i64> = (1..=15_000).chain([0]).collect();
     assert_eq!(ids, expected);
-    let txids: std::collections::HashSet<_> = events[..15_000].iter().map(|e| &e.source.txid).collect();
+    let txids: std::collections::HashSet<_> =
+        events[..15_000].iter().map(|e| &e.source.txid).collect();
     assert_eq!(txids.len(), 1, "one transaction");
     // The streamed transaction got its commit time at StreamCommit.
     assert!(events[0].source.commit_time_us > 0);
@@ -245,17 +265,23 @@ async fn an_idle_pipeline_lets_the_slot_advance() {
     cfg.tables = vec!["public.captured".into()];
     let source = start(cfg, Json::Null);
     wait_for_slot(&server).await;
-    let before = sql(&server, "SELECT confirmed_flush_lsn FROM pg_replication_slots");
+    let before = sql(
+        &server,
+        "SELECT confirmed_flush_lsn FROM pg_replication_slots",
+    );
     // WAL that carries nothing for the publication.
     sql(&server, "INSERT INTO other SELECT generate_series(1, 1000)");
     let target = sql(&server, "SELECT pg_current_wal_lsn()");
     let target: weir_postgres::Lsn = target.trim().parse().unwrap();
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let now: weir_postgres::Lsn = sql(&server, "SELECT confirmed_flush_lsn FROM pg_replication_slots")
-            .trim()
-            .parse()
-            .unwrap();
+        let now: weir_postgres::Lsn = sql(
+            &server,
+            "SELECT confirmed_flush_lsn FROM pg_replication_slots",
+        )
+        .trim()
+        .parse()
+        .unwrap();
         if now >= target {
             break;
         }
@@ -277,19 +303,28 @@ async fn setup_problems_are_reported_with_the_fix() {
          CREATE ROLE plain LOGIN;",
     );
     let err = run_to_error(config(&server)).await;
-    assert!(err.contains("keyless") && err.contains("REPLICA IDENTITY FULL"), "{err}");
+    assert!(
+        err.contains("keyless") && err.contains("REPLICA IDENTITY FULL"),
+        "{err}"
+    );
 
     sql(&server, "ALTER TABLE keyless REPLICA IDENTITY FULL");
     let mut cfg = config(&server);
     cfg.connect.user = "plain".into();
     let err = run_to_error(cfg).await;
-    assert!(err.contains("REPLICATION") && err.contains("ALTER ROLE"), "{err}");
+    assert!(
+        err.contains("REPLICATION") && err.contains("ALTER ROLE"),
+        "{err}"
+    );
 
     let mut cfg = config(&server);
     cfg.tables = vec!["public.missing".into()];
     cfg.publication = "other_pub".into();
     let err = run_to_error(cfg).await;
-    assert!(err.contains("public.missing") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("public.missing") && err.contains("does not exist"),
+        "{err}"
+    );
 
     // A slot in use by another consumer.
     let source = start(config(&server), Json::Null);
@@ -300,17 +335,16 @@ async fn setup_problems_are_reported_with_the_fix() {
 
     let replica = crate::server(&[("wal_level", "replica")], "");
     let err = run_to_error(config(&replica)).await;
-    assert!(err.contains("wal_level") && err.contains("logical"), "{err}");
+    assert!(
+        err.contains("wal_level") && err.contains("logical"),
+        "{err}"
+    );
 
     let mut cfg = config(&server);
     cfg.connect.port = 1;
-    let err = weir_postgres::source::run(
-        &cfg,
-        &Json::Null,
-        dummy_channels(),
-    )
-    .await
-    .unwrap_err();
+    let err = weir_postgres::source::run(&cfg, &Json::Null, dummy_channels())
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), weir_postgres::ErrorKind::Transient, "{err}");
 }
 
@@ -337,7 +371,13 @@ fn dummy_channels() -> weir_postgres::SourceChannels {
 
 async fn wait_for_slot(server: &weir_postgres::throwaway::ThrowawayServer) {
     for _ in 0..300 {
-        if sql(server, "SELECT count(*) FROM pg_replication_slots WHERE active").trim() == "1" {
+        if sql(
+            server,
+            "SELECT count(*) FROM pg_replication_slots WHERE active",
+        )
+        .trim()
+            == "1"
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -79,12 +79,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("    port {}, data in a temporary directory", server.port);
     server.psql("postgres", "CREATE DATABASE shop")?;
     server.psql("shop", SCHEMA)?;
-    println!("==> Created database `shop`: 2000 customers (name, email, phone, SSN, card), 5000 orders");
+    println!(
+        "==> Created database `shop`: 2000 customers (name, email, phone, SSN, card), 5000 orders"
+    );
 
     let work = tempdir()?;
     let out_dir = args.keep.clone().unwrap_or_else(|| work.join("out"));
     let config_path = work.join("pipeline.toml");
-    std::fs::write(&config_path, pipeline_toml(&server, &work, &out_dir, &mask, &router)?)?;
+    std::fs::write(
+        &config_path,
+        pipeline_toml(&server, &work, &out_dir, &mask, &router)?,
+    )?;
     let config = PipelineConfig::from_file(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -120,7 +125,8 @@ fn pipeline_toml(
     mask: &Path,
     router: &Path,
 ) -> anyhow::Result<String> {
-    let mask_config: toml::Table = include_str!("../../../examples/plugins/pii-mask.toml").parse()?;
+    let mask_config: toml::Table =
+        include_str!("../../../examples/plugins/pii-mask.toml").parse()?;
     let router_config: toml::Table =
         include_str!("../../../examples/plugins/table-router.toml").parse()?;
     let mut doc: toml::Table = format!(
@@ -150,7 +156,10 @@ dir = "{out}"
     plugin.insert("name".into(), "pii-mask".into());
     plugin.insert("path".into(), mask.display().to_string().into());
     plugin.insert("config".into(), toml::Value::Table(mask_config));
-    doc.insert("plugins".into(), toml::Value::Array(vec![toml::Value::Table(plugin)]));
+    doc.insert(
+        "plugins".into(),
+        toml::Value::Array(vec![toml::Value::Table(plugin)]),
+    );
     let mut route = toml::Table::new();
     route.insert("name".into(), "table-router".into());
     route.insert("path".into(), router.display().to_string().into());
@@ -162,7 +171,11 @@ dir = "{out}"
 }
 
 /// Runs the pipeline beside the workload, printing live numbers.
-async fn drive(server: &ThrowawayServer, config: PipelineConfig, seconds: u64) -> anyhow::Result<()> {
+async fn drive(
+    server: &ThrowawayServer,
+    config: PipelineConfig,
+    seconds: u64,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stats = Arc::new(Stats::default());
     let pipeline = {
@@ -172,7 +185,10 @@ async fn drive(server: &ThrowawayServer, config: PipelineConfig, seconds: u64) -
     println!("==> Pipeline: snapshot + stream -> pii-mask -> table-router -> JSON-lines files\n");
 
     let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={} user=postgres dbname=shop", server.port),
+        &format!(
+            "host=127.0.0.1 port={} user=postgres dbname=shop",
+            server.port
+        ),
         NoTls,
     )
     .await?;
@@ -181,7 +197,10 @@ async fn drive(server: &ThrowawayServer, config: PipelineConfig, seconds: u64) -
     // stream: start the workload once the pipeline has created its slot.
     let wait = Instant::now() + Duration::from_secs(30);
     while client
-        .query("SELECT 1 FROM pg_replication_slots WHERE slot_name = 'weir_demo'", &[])
+        .query(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'weir_demo'",
+            &[],
+        )
         .await?
         .is_empty()
     {
@@ -230,7 +249,9 @@ async fn drive(server: &ThrowawayServer, config: PipelineConfig, seconds: u64) -
         }
     }
     let expected = expected_snapshot + changes;
-    println!("\n==> Workload done: {changes} changes in {n} transactions; waiting for the pipeline to catch up");
+    println!(
+        "\n==> Workload done: {changes} changes in {n} transactions; waiting for the pipeline to catch up"
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while stats.events_in.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         if pipeline.is_finished() {
@@ -270,19 +291,28 @@ fn print_live(stats: &Stats, last: &mut (Instant, u64), started: Instant) {
 /// Lists the output files and shows a few masked customer rows.
 fn show_sample(out: &Path) -> anyhow::Result<()> {
     println!("\n==> Output files (one per destination the router chose):");
-    let mut files: Vec<_> = std::fs::read_dir(out)?.flatten().map(|e| e.path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(out)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     for f in &files {
         let lines = std::fs::read_to_string(f)?.lines().count();
-        println!("    {:<48} {lines:>6} events", f.file_name().unwrap_or_default().to_string_lossy());
+        println!(
+            "    {:<48} {lines:>6} events",
+            f.file_name().unwrap_or_default().to_string_lossy()
+        );
     }
-    let Some(customers) = files
-        .iter()
-        .find(|f| f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("customers-eu")))
-    else {
+    let Some(customers) = files.iter().find(|f| {
+        f.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("customers-eu"))
+    }) else {
         return Ok(());
     };
-    println!("\n==> A sample of masked customer events ({}):", customers.display());
+    println!(
+        "\n==> A sample of masked customer events ({}):",
+        customers.display()
+    );
     let text = std::fs::read_to_string(customers)?;
     let picks: Vec<&str> = text
         .lines()

@@ -28,7 +28,10 @@ impl Setup {
         let dir = std::env::temp_dir().join(format!(
             "weir-pipeline-test-{}-{}",
             std::process::id(),
-            SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         Setup { server, dir }
@@ -72,7 +75,9 @@ max_file_bytes = 200000
     }
 
     fn sql(&self, sql: &str) -> String {
-        self.server.psql("db", sql).unwrap_or_else(|e| panic!("{e}"))
+        self.server
+            .psql("db", sql)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn start(&self, config: &Path) -> Child {
@@ -81,7 +86,10 @@ max_file_bytes = 200000
             .arg(config)
             .env("WEIR_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.join("weir.log")).map_or(Stdio::inherit(), Stdio::from))
+            .stderr(
+                std::fs::File::create(self.dir.join("weir.log"))
+                    .map_or(Stdio::inherit(), Stdio::from),
+            )
             .spawn()
             .expect("weir starts")
     }
@@ -118,7 +126,10 @@ fn read_output(dir: &Path) -> BTreeMap<String, Vec<Json>> {
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let destination = name.rsplitn(3, '.').nth(2).unwrap_or(&name).to_owned();
-        let text = std::fs::read_to_string(&f).unwrap();
+        // A restarting weir may be cutting segments back right now.
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
         for (i, line) in text.lines().enumerate() {
             let doc = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{name} line {}: {e}: {line}", i + 1));
@@ -138,7 +149,10 @@ fn apply(events: &[Json]) -> BTreeMap<i64, i64> {
     for e in events {
         match e["op"].as_str().unwrap() {
             "r" | "c" | "u" => {
-                rows.insert(e["after"]["id"].as_i64().unwrap(), e["after"]["v"].as_i64().unwrap());
+                rows.insert(
+                    e["after"]["id"].as_i64().unwrap(),
+                    e["after"]["v"].as_i64().unwrap(),
+                );
             }
             "d" => {
                 rows.remove(&e["before"]["id"].as_i64().unwrap());
@@ -180,10 +194,18 @@ fn terminate(mut child: Child, setup: &Setup) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "weir exited with {status}; log:\n{}", setup.log());
+            assert!(
+                status.success(),
+                "weir exited with {status}; log:\n{}",
+                setup.log()
+            );
             return;
         }
-        assert!(Instant::now() < deadline, "weir ignored SIGTERM; log:\n{}", setup.log());
+        assert!(
+            Instant::now() < deadline,
+            "weir ignored SIGTERM; log:\n{}",
+            setup.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -191,7 +213,11 @@ fn terminate(mut child: Child, setup: &Setup) {
 /// Changes rows of `items` in small transactions until told to stop,
 /// counting the row changes of committed transactions. Ids are never
 /// reused and every update bumps `v`, so each change is a distinct event.
-fn workload(setup: &Setup, stop: Arc<AtomicBool>, made: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+fn workload(
+    setup: &Setup,
+    stop: Arc<AtomicBool>,
+    made: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
     let port = setup.server.port;
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -241,14 +267,24 @@ fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
     );
     let config = setup.config("", "[pipeline]\nmax_batch_events = 50");
     let mut child = setup.start(&config);
-    wait_until("the snapshot", Duration::from_secs(60), || count_output(&setup.out()) >= 201, &setup);
+    wait_until(
+        "the snapshot",
+        Duration::from_secs(60),
+        || count_output(&setup.out()) >= 201,
+        &setup,
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let made = Arc::new(AtomicU64::new(0));
     let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
-    let mut seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let mut seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     for _ in 0..4 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_millis(700 + (seed >> 33) % 1500));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -272,13 +308,21 @@ fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
     // Exactly once: no event twice.
     let mut seen = HashSet::new();
     for e in &events {
-        let image = if e["op"] == "d" { &e["before"] } else { &e["after"] };
+        let image = if e["op"] == "d" {
+            &e["before"]
+        } else {
+            &e["after"]
+        };
         let id = (e["op"].clone(), image["id"].clone(), image["v"].clone());
         assert!(seen.insert(id.clone()), "duplicate event {id:?}");
     }
     // In order: applying the file reproduces the table.
     assert_eq!(apply(&events), table_rows(&setup, "items"));
-    assert!(setup.log().contains("Pipeline stopped cleanly"), "{}", setup.log());
+    assert!(
+        setup.log().contains("Pipeline stopped cleanly"),
+        "{}",
+        setup.log()
+    );
 }
 
 #[test]
@@ -317,11 +361,18 @@ fn snapshot_plus_stream_equals_the_table_through_a_plugin() {
     let output = read_output(&setup.out());
     let events = &output["public.items"];
     assert_eq!(events.iter().filter(|e| e["op"] == "r").count(), 5000);
-    // The plugin ran: no email left in the clear.
-    assert!(
-        events.iter().all(|e| !e.to_string().contains("@example.")),
-        "unmasked email in the output"
-    );
+    // The plugin ran: no email left in the clear (the default mask keeps
+    // the first character and the domain).
+    for e in events.iter().filter(|e| e["op"] != "d") {
+        let id = e["after"]["id"].as_i64().unwrap();
+        let email = e["after"]["email"].as_str().unwrap();
+        assert_ne!(email, format!("user{id}@example.com"));
+        assert_ne!(email, "new@example.org");
+        assert!(
+            email.contains('*') && (email.ends_with(".com") || email.ends_with(".org")),
+            "{email}"
+        );
+    }
 }
 
 #[test]
@@ -337,10 +388,16 @@ fn a_crash_during_the_snapshot_resumes_after_the_last_chunk() {
     );
     let config = setup.config("snapshot_chunk_rows = 500\nsnapshot_parallelism = 2", "");
     let mut child = setup.start(&config);
-    wait_until("some snapshot output", Duration::from_secs(60), || count_output(&setup.out()) >= 5000, &setup);
+    wait_until(
+        "some snapshot output",
+        Duration::from_secs(60),
+        || count_output(&setup.out()) >= 5000,
+        &setup,
+    );
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = count_output(&setup.out());
+    assert!(partial < 100_000, "the snapshot finished before the kill");
     let child = setup.start(&config);
     wait_until(
         "the whole snapshot",
@@ -349,11 +406,23 @@ fn a_crash_during_the_snapshot_resumes_after_the_last_chunk() {
         &setup,
     );
     terminate(child, &setup);
+    eprintln!("killed after {partial} rows were written");
     let output = read_output(&setup.out());
-    for (table, rows) in [("public.a", 40000), ("public.b", 40000), ("public.nokey", 20000)] {
-        let ids: Vec<i64> = output[table].iter().map(|e| e["after"]["id"].as_i64().unwrap()).collect();
+    for (table, rows) in [
+        ("public.a", 40000),
+        ("public.b", 40000),
+        ("public.nokey", 20000),
+    ] {
+        let ids: Vec<i64> = output[table]
+            .iter()
+            .map(|e| e["after"]["id"].as_i64().unwrap())
+            .collect();
         let unique: HashSet<i64> = ids.iter().copied().collect();
-        assert_eq!(ids.len(), rows, "{table}: each row exactly once (partial output was {partial})");
+        assert_eq!(
+            ids.len(),
+            rows,
+            "{table}: each row exactly once (partial output was {partial})"
+        );
         assert_eq!(unique.len(), rows, "{table}: no row twice");
     }
 }
@@ -362,7 +431,11 @@ fn a_crash_during_the_snapshot_resumes_after_the_last_chunk() {
 fn operator_errors_stop_weir_run_with_the_fix() {
     let setup = Setup::new("CREATE TABLE keyless (a int);");
     let config = setup.config("", "");
-    let out = weir().args(["run", "--config"]).arg(&config).output().unwrap();
+    let out = weir()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
