@@ -62,8 +62,9 @@ FROM generate_series(1, 5000) i;
 ";
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let mask = args.plugins.join("pii_mask.wasm");
-    let router = args.plugins.join("table_router.wasm");
+    let plugins = std::path::absolute(&args.plugins)?;
+    let mask = plugins.join("pii_mask.wasm");
+    let router = plugins.join("table_router.wasm");
     for p in [&mask, &router] {
         if !p.exists() {
             bail!(
