@@ -54,7 +54,8 @@ pub enum PipelineError {
     Engine(String),
     #[error("checkpoint store: {0}")]
     Checkpoint(StageError),
-    #[error("sink `{name}`: {source}")]
+    /// Sink errors name their sink themselves (the `Sink` contract).
+    #[error("{source}")]
     Sink { name: String, source: StageError },
     #[error("dead-letter file: {0}")]
     DeadLetter(std::io::Error),

@@ -59,7 +59,7 @@ pub enum LoadError {
         supported: String,
     },
     #[error(
-        "plugin `{name}` imports `{import}`, which needs the `{capability}` capability; it is not granted (grant it with `capabilities = [\"{capability}\"]` on the plugin, if you trust it with that)"
+        "plugin `{name}` imports `{import}`, which needs the `{capability}` capability; it is not granted (grant it with `grants = [\"{capability}\"]` in the plugin's pipeline config, or `--grant {capability}` with `weir plugin test`, if you trust it with that)"
     )]
     ForbiddenImport {
         name: String,

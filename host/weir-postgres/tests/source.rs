@@ -384,3 +384,71 @@ async fn wait_for_slot(server: &weir_postgres::throwaway::ThrowawayServer) {
     }
     panic!("the source never started streaming from its slot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_toast_values_are_marked_or_filled_from_the_before_image() {
+    let server = server(
+        &[],
+        "CREATE TABLE doc (id int PRIMARY KEY, title text, body text);
+         ALTER TABLE doc ALTER COLUMN body SET STORAGE EXTERNAL;
+         CREATE TABLE doc_full (id int PRIMARY KEY, title text, body text);
+         ALTER TABLE doc_full ALTER COLUMN body SET STORAGE EXTERNAL;
+         ALTER TABLE doc_full REPLICA IDENTITY FULL;
+         INSERT INTO doc VALUES (1, 'a', repeat('x', 10000));
+         INSERT INTO doc_full VALUES (1, 'a', repeat('y', 10000));",
+    );
+    let mut source = start(config(&server), Json::Null);
+    wait_for_slot(&server).await;
+    sql(&server, "UPDATE doc SET title = 'b'");
+    sql(&server, "UPDATE doc_full SET title = 'b'");
+    let events = source.collect(2, WAIT).await;
+    // The server did not send the unchanged TOAST value...
+    assert_eq!(after(&events[0], "body"), &Value::Unchanged);
+    assert_eq!(after(&events[0], "title"), &Value::Text("b".into()));
+    // ...but under REPLICA IDENTITY FULL the before image has it.
+    assert_eq!(after(&events[1], "body"), &Value::Text("y".repeat(10000)));
+    assert_eq!(before(&events[1], "title"), Some(&Value::Text("a".into())));
+    source.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_v1_hands_on_a_large_transaction_in_chunks() {
+    let server = server(&[], "CREATE TABLE big (id int PRIMARY KEY);");
+    let mut cfg = config(&server);
+    cfg.streaming = false;
+    cfg.max_batch_events = 500;
+    let mut source = start(cfg, Json::Null);
+    wait_for_slot(&server).await;
+    sql(&server, "INSERT INTO big SELECT generate_series(1, 5000)");
+    sql(&server, "INSERT INTO big VALUES (0)");
+    let mut seen = Vec::new();
+    let mut batches = 0;
+    let mut ended = false;
+    while !ended {
+        let batch = tokio::time::timeout(WAIT, source.batches.recv())
+            .await
+            .expect("a batch in time")
+            .expect("the source runs");
+        batches += 1;
+        assert!(
+            batch.events.len() <= 500,
+            "batches stay within max_batch_events"
+        );
+        // Only a batch that ends a transaction carries a position (the
+        // last chunk's position may come in an empty batch right after).
+        let total = seen.len() + batch.events.len();
+        assert!(
+            batch.resume.is_none() || total == 5000 || total == 5001,
+            "a position after {total} events, inside the transaction"
+        );
+        ended = batch.resume.is_some() && total == 5001;
+        if let Some(resume) = batch.resume {
+            let _ = source.acks.send(resume);
+        }
+        seen.extend(batch.events.iter().map(|e| after(e, "id").clone()));
+    }
+    assert!(batches >= 10);
+    let expected: Vec<Value> = (1..=5000).chain([0]).map(Value::Int).collect();
+    assert_eq!(seen, expected);
+    source.stop().await;
+}
