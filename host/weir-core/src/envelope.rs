@@ -13,6 +13,7 @@
 //! keeps its exact type.
 
 use base64::Engine as _;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json, json};
 
 use crate::event::{
@@ -40,54 +41,103 @@ fn field_err(field: &str, problem: impl Into<String>) -> EnvelopeError {
 
 /// The event as a Debezium envelope.
 pub fn to_envelope(event: &ChangeEvent) -> Json {
-    let s = &event.source;
-    let mut source = json!({
-        "version": concat!("weir-", env!("CARGO_PKG_VERSION")),
-        "connector": s.connector,
-        "db": s.database,
-        "schema": s.schema,
-        "table": s.table,
-        "pos": s.position,
-        "txId": s.txid,
-        "ts_ms": s.commit_time_us.div_euclid(1000),
-        "ts_us": s.commit_time_us,
-    });
-    if let Some(origin) = &s.origin {
-        source["origin"] = json!(origin);
+    serde_json::to_value(Envelope(event)).expect("an envelope serializes")
+}
+
+/// Appends the event's envelope as one line of compact JSON (with the
+/// newline). Writes straight from the event, without building a
+/// [`Json`] tree: this is the sinks' hot path.
+pub fn write_envelope_line(event: &ChangeEvent, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, &Envelope(event)).expect("an envelope serializes");
+    out.push(b'\n');
+}
+
+/// Serializes an event as its Debezium envelope; [`to_envelope`] and
+/// [`write_envelope_line`] both go through it, so they cannot disagree.
+struct Envelope<'e>(&'e ChangeEvent);
+
+impl Serialize for Envelope<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let event = self.0;
+        let ts_ms = event.source.commit_time_us.div_euclid(1000);
+        let mut map = s.serialize_map(Some(6))?;
+        map.serialize_entry("before", &event.before.as_deref().map(RowJson))?;
+        map.serialize_entry("after", &event.after.as_deref().map(RowJson))?;
+        map.serialize_entry("source", &SourceJson(&event.source))?;
+        map.serialize_entry("op", event.op.code())?;
+        map.serialize_entry("ts_ms", &ts_ms)?;
+        map.serialize_entry("key", &RowJson(&event.key))?;
+        map.end()
     }
-    json!({
-        "before": event.before.as_deref().map(row_to_json),
-        "after": event.after.as_deref().map(row_to_json),
-        "source": source,
-        "op": event.op.code(),
-        "ts_ms": s.commit_time_us.div_euclid(1000),
-        "key": row_to_json(&event.key),
-    })
+}
+
+struct SourceJson<'e>(&'e SourceInfo);
+
+impl Serialize for SourceJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let src = self.0;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("version", concat!("weir-", env!("CARGO_PKG_VERSION")))?;
+        map.serialize_entry("connector", &src.connector)?;
+        map.serialize_entry("db", &src.database)?;
+        map.serialize_entry("schema", &src.schema)?;
+        map.serialize_entry("table", &src.table)?;
+        map.serialize_entry("pos", &src.position)?;
+        map.serialize_entry("txId", &src.txid)?;
+        map.serialize_entry("ts_ms", &src.commit_time_us.div_euclid(1000))?;
+        map.serialize_entry("ts_us", &src.commit_time_us)?;
+        if let Some(origin) = &src.origin {
+            map.serialize_entry("origin", origin)?;
+        }
+        map.end()
+    }
+}
+
+struct RowJson<'e>(&'e [Column]);
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for c in self.0 {
+            map.serialize_entry(&c.name, &ValueJson(&c.value))?;
+        }
+        map.end()
+    }
+}
+
+struct ValueJson<'e>(&'e Value);
+
+impl Serialize for ValueJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            // Like `json!`, a float JSON cannot hold becomes null.
+            Value::Float(f) if !f.is_finite() => s.serialize_unit(),
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Decimal(v) | Value::Text(v) | Value::Json(v) | Value::Uuid(v) => {
+                s.serialize_str(v)
+            }
+            Value::Bytes(b) => {
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+            }
+            Value::Date(d) => s.serialize_i32(*d),
+            Value::Time(t) | Value::Timestamp(t) => s.serialize_i64(*t),
+            Value::Timestamptz(t) => s.serialize_str(&format_utc_micros(*t)),
+            Value::Unchanged => s.serialize_str(UNAVAILABLE_VALUE),
+        }
+    }
 }
 
 /// A row as a JSON object, columns in order.
 pub fn row_to_json(row: &[Column]) -> Json {
-    let mut map = Map::with_capacity(row.len());
-    for c in row {
-        map.insert(c.name.clone(), value_to_json(&c.value));
-    }
-    Json::Object(map)
+    serde_json::to_value(RowJson(row)).expect("a row serializes")
 }
 
 /// A value as Debezium writes it.
 pub fn value_to_json(value: &Value) -> Json {
-    match value {
-        Value::Null => Json::Null,
-        Value::Boolean(b) => json!(b),
-        Value::Int(i) => json!(i),
-        Value::Float(f) => json!(f),
-        Value::Decimal(s) | Value::Text(s) | Value::Json(s) | Value::Uuid(s) => json!(s),
-        Value::Bytes(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
-        Value::Date(d) => json!(d),
-        Value::Time(t) | Value::Timestamp(t) => json!(t),
-        Value::Timestamptz(t) => json!(format_utc_micros(*t)),
-        Value::Unchanged => json!(UNAVAILABLE_VALUE),
-    }
+    serde_json::to_value(ValueJson(value)).expect("a value serializes")
 }
 
 /// Reads one envelope (a line of `weir plugin test` input).

@@ -122,9 +122,12 @@ pub struct PostgresSourceConfig {
     #[serde(default = "default_snapshot_parallelism")]
     pub snapshot_parallelism: usize,
     /// Ask the server to stream large transactions while they are still in
-    /// progress (pgoutput protocol v2) rather than spill them to disk until
-    /// commit.
-    #[serde(default = "default_true")]
+    /// progress (pgoutput protocol v2) rather than spill them to its disk
+    /// until commit. Off by default: weir holds a streamed transaction in
+    /// memory until it commits (it may still abort), so a huge transaction
+    /// costs weir's memory instead of the server's disk. See
+    /// `docs/decisions/0010-streaming-off-by-default.md`.
+    #[serde(default)]
     pub streaming: bool,
 }
 
@@ -142,10 +145,6 @@ const fn default_snapshot_chunk_rows() -> u64 {
 
 const fn default_snapshot_parallelism() -> usize {
     2
-}
-
-const fn default_true() -> bool {
-    true
 }
 
 /// Whether a pipeline copies existing rows before streaming changes.
@@ -347,7 +346,7 @@ const fn default_max_batch_events() -> usize {
 }
 
 const fn default_channel_bytes() -> usize {
-    64 << 20
+    16 << 20
 }
 
 impl Default for PipelineSettings {

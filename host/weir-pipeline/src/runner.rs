@@ -38,7 +38,7 @@ use crate::sinks::AnySink;
 /// Largest batch the source hands on, in approximate bytes; the channels
 /// hold `channel_bytes / MAX_BATCH_BYTES` batches, which bounds the bytes in
 /// flight between stages.
-const MAX_BATCH_BYTES: usize = 4 << 20;
+const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Why a pipeline stopped.
 #[derive(Debug, thiserror::Error)]

@@ -109,6 +109,8 @@ pub struct Assembler {
     /// Transactions whose commit record lies before this were delivered.
     resume: Lsn,
     ready: Vec<ChangeEvent>,
+    /// Approximate bytes of `ready`.
+    ready_bytes: usize,
     /// `ready[..committed]` is made of whole transactions.
     committed: usize,
     last_commit: Option<Lsn>,
@@ -125,6 +127,7 @@ impl Assembler {
             stream_xid: None,
             resume,
             ready: Vec::new(),
+            ready_bytes: 0,
             committed: 0,
             last_commit: None,
         }
@@ -146,6 +149,11 @@ impl Assembler {
         self.ready.len()
     }
 
+    /// Approximate in-memory bytes of the ready events.
+    pub fn ready_bytes(&self) -> usize {
+        self.ready_bytes
+    }
+
     /// Takes the ready events that form whole transactions, with the end
     /// LSN of the last of them; `None` if no transaction completed.
     pub fn take_committed(&mut self) -> Option<(Vec<ChangeEvent>, Lsn)> {
@@ -153,6 +161,7 @@ impl Assembler {
         let rest = self.ready.split_off(self.committed);
         let events = std::mem::replace(&mut self.ready, rest);
         self.committed = 0;
+        self.ready_bytes = self.ready.iter().map(ChangeEvent::approx_bytes).sum();
         Some((events, lsn))
     }
 
@@ -163,6 +172,7 @@ impl Assembler {
         let whole = self.committed == self.ready.len();
         let lsn = self.last_commit.take();
         self.committed = 0;
+        self.ready_bytes = 0;
         (std::mem::take(&mut self.ready), lsn.filter(|_| whole))
     }
 
@@ -215,6 +225,7 @@ impl Assembler {
                     for (_, mut event) in streamed.events {
                         event.source.commit_time_us = commit_time_us;
                         event.source.origin.clone_from(&streamed.origin);
+                        self.ready_bytes += event.approx_bytes();
                         self.ready.push(event);
                     }
                     self.commit_ready(Lsn(end_lsn));
@@ -300,6 +311,7 @@ impl Assembler {
                     event.source.txid = Some(tx.xid.to_string());
                     event.source.commit_time_us = tx.commit_time_us;
                     event.source.origin.clone_from(&tx.origin);
+                    self.ready_bytes += event.approx_bytes();
                     self.ready.push(event);
                 }
             }

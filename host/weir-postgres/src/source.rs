@@ -25,16 +25,24 @@ use crate::snapshot::{self, Progress, SnapshotPlan, SnapshotState};
 #[derive(Debug, Clone)]
 pub struct PostgresSourceConfig {
     pub connect: ConnectParams,
+    /// Publication to read; created for `tables` when missing.
     pub publication: String,
+    /// Logical replication slot; created (with an exported snapshot) when
+    /// missing.
     pub slot: String,
     /// `schema.table` names to capture; empty captures every table.
     pub tables: Vec<String>,
     /// Copy existing rows before streaming.
     pub snapshot: bool,
+    /// Rows per snapshot query.
     pub snapshot_chunk_rows: usize,
+    /// Connections copying tables at once.
     pub snapshot_parallelism: usize,
     /// Ask for streamed in-progress transactions (pgoutput v2).
     pub streaming: bool,
+    /// A batch is handed on once it holds this many events or
+    /// `max_batch_bytes` (approximate in-memory bytes), whichever comes
+    /// first, even in the middle of a transaction.
     pub max_batch_events: usize,
     pub max_batch_bytes: usize,
     /// How often to report the durable position even when nothing changes.
@@ -326,7 +334,9 @@ async fn stream(
                         address: config.connect.address(),
                         reason: format!("at {wal_start}: {e}"),
                     })?;
-                if assembler.ready_len() >= config.max_batch_events {
+                if assembler.ready_len() >= config.max_batch_events
+                    || assembler.ready_bytes() >= config.max_batch_bytes
+                {
                     let (events, lsn) = match assembler.take_committed() {
                         Some((events, lsn)) => (events, Some(lsn)),
                         // One transaction fills the batch: hand it on in

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
-use weir_postgres::throwaway::ThrowawayServer;
+use weir_tests::ThrowawayServer;
 
 use crate::weir;
 

@@ -206,12 +206,12 @@ fn minimal_config_gets_defaults() {
     assert_eq!(pg.snapshot, SnapshotMode::Initial);
     assert_eq!(pg.snapshot_chunk_rows, 10_000);
     assert_eq!(pg.snapshot_parallelism, 2);
-    assert!(pg.streaming);
+    assert!(!pg.streaming, "streaming is off by default (decision 0010)");
     assert!(c.plugins.is_empty());
     assert_eq!(c.router.template.as_deref(), Some("{schema}.{table}"));
     assert!(c.router.plugin.is_none());
     assert_eq!(c.pipeline.max_batch_events, 4096);
-    assert_eq!(c.pipeline.channel_bytes, 64 << 20);
+    assert_eq!(c.pipeline.channel_bytes, 16 << 20);
 
     let c = fx
         .parse(&format!(

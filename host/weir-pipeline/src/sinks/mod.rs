@@ -11,7 +11,6 @@ pub use file::{FileSink, FileSinkError};
 pub use stdout::StdoutSink;
 
 use serde_json::Value as Json;
-use weir_core::envelope::to_envelope;
 use weir_core::{ChangeEvent, Sink, StageError};
 
 use crate::config::SinkConfig;
@@ -69,9 +68,7 @@ impl Sink for AnySink {
 
 /// Appends the event's compact Debezium envelope and a newline to `buf`.
 fn encode_line(event: &ChangeEvent, buf: &mut Vec<u8>) {
-    // A `serde_json::Value` always serializes: its keys are strings.
-    serde_json::to_writer(&mut *buf, &to_envelope(event)).expect("a JSON value serializes");
-    buf.push(b'\n');
+    weir_core::envelope::write_envelope_line(event, buf);
 }
 
 #[cfg(test)]
