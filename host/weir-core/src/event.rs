@@ -1,8 +1,8 @@
 //! The change event: one row change, as every source produces it.
 //!
-//! Field order matters: the wire encoding ([`crate::wire`]) is the postcard
-//! encoding of these types, and [`crate::wire::EventRef`] mirrors them with
-//! borrowed fields. Change both together, and only with a new wire version.
+//! The wire encoding ([`crate::wire`]) writes these types field by field
+//! and [`crate::wire::EventRef`] mirrors them with borrowed fields: change
+//! them together, and only with a new wire version.
 
 use serde::{Deserialize, Serialize};
 
