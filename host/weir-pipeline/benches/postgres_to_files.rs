@@ -109,6 +109,12 @@ fn main() {
                 .output()
                 .expect("the bench re-runs itself");
             let stdout = String::from_utf8_lossy(&out.stdout);
+            if std::env::var_os("WEIR_BENCH_TRACE").is_some() {
+                eprintln!(
+                    "--- {contender} ({shape})\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
             assert!(
                 out.status.success(),
                 "{contender} failed: {stdout}{}",
@@ -226,6 +232,15 @@ async fn drain(config: PipelineConfig, rows: u64) -> f64 {
             task.await
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+        if std::env::var_os("WEIR_BENCH_TRACE").is_some() {
+            eprintln!(
+                "{:>6.3}s in {} out {} checkpoints {}",
+                started.elapsed().as_secs_f64(),
+                stats.events_in.load(Ordering::Relaxed),
+                stats.events_out.load(Ordering::Relaxed),
+                stats.checkpoints.load(Ordering::Relaxed)
+            );
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     let _ = stop_tx.send(true);

@@ -40,6 +40,9 @@ use crate::sinks::AnySink;
 /// flight between stages.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
+/// Most events the processor merges from queued batches into one.
+const MAX_MERGED_EVENTS: usize = 4096;
+
 /// Why a pipeline stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -270,7 +273,22 @@ fn process(
     mut router: Router,
     stats: &Stats,
 ) {
-    while let Some(batch) = input.blocking_recv() {
+    while let Some(mut batch) = input.blocking_recv() {
+        // Take in whatever else is already queued: one plugin call and one
+        // writer round for many small transactions. The merged batch ends
+        // where its last part ends, so its position is that part's (even
+        // none, mid-transaction): a checkpoint never claims less than the
+        // files hold.
+        while batch.events.len() < MAX_MERGED_EVENTS {
+            match input.try_recv() {
+                Ok(next) => {
+                    batch.events.extend(next.events);
+                    batch.resume = next.resume;
+                    batch.bytes += next.bytes;
+                }
+                Err(_) => break,
+            }
+        }
         stats
             .events_in
             .fetch_add(batch.events.len() as u64, Ordering::Relaxed);

@@ -144,6 +144,11 @@ impl Assembler {
         self.tx.is_some() || !self.streamed.is_empty()
     }
 
+    /// Whether a whole transaction is ready to leave.
+    pub fn has_committed(&self) -> bool {
+        self.last_commit.is_some()
+    }
+
     /// Events ready to leave, oldest first.
     pub fn ready_len(&self) -> usize {
         self.ready.len()

@@ -3,7 +3,7 @@
 //! transaction-aligned batches and acknowledging positions only when the
 //! pipeline says they are durable.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,14 @@ use crate::lsn::Lsn;
 use crate::pgoutput::{Message, PgoutputDecoder};
 use crate::replication::{ConnectParams, ReplicationConnection, ReplicationMessage};
 use crate::snapshot::{self, Progress, SnapshotPlan, SnapshotState};
+
+/// How long the source waits for more transactions before handing on a
+/// small batch while the pipeline is still busy with earlier ones.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// Least time between two progress reports to the server (keepalive
+/// replies the server asks for are sent at once).
+const FEEDBACK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Settings of a PostgreSQL source.
 #[derive(Debug, Clone)]
@@ -270,6 +278,10 @@ async fn stream(
     let mut emitted = Lsn(state.lsn);
     let mut acked = Lsn(state.lsn);
     let mut reported = Lsn(0);
+    // Whether the source already waited (or chose not to) for more data
+    // before handing on what it has.
+    let mut lingered = false;
+    let mut last_feedback = Instant::now();
     let mut ticker = tokio::time::interval(config.status_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -277,7 +289,25 @@ async fn stream(
         // ready, hand on the whole transactions gathered so far.
         let msg = match repl.next_message().now_or_never() {
             Some(msg) => Some(msg?),
+            None if assembler.has_committed() && !lingered => {
+                // Nothing more has arrived. If the pipeline is still busy
+                // with earlier batches, wait a moment for more transactions
+                // rather than hand on a tiny batch: batches, plugin calls
+                // and fsyncs stay large when the source outruns the sinks.
+                let busy = channels.out.capacity() < channels.out.max_capacity();
+                if busy && assembler.ready_len() < config.max_batch_events / 2 {
+                    lingered = true;
+                    tokio::select! {
+                        msg = repl.next_message() => Some(msg?),
+                        _ = tokio::time::sleep(LINGER) => None,
+                    }
+                } else {
+                    lingered = true;
+                    continue;
+                }
+            }
             None => {
+                lingered = false;
                 if let Some((events, lsn)) = assembler.take_committed() {
                     send_batch(
                         repl,
@@ -301,6 +331,7 @@ async fn stream(
                     _ = ticker.tick() => {
                         repl.send_status(acked, acked, false).await?;
                         reported = acked;
+                        last_feedback = Instant::now();
                         None
                     }
                     _ = channels.shutdown.changed() => return Ok(acked),
@@ -310,11 +341,16 @@ async fn stream(
         while let Ok(ack) = channels.acks.try_recv() {
             note_ack(&ack, &mut acked);
         }
-        if acked > reported {
+        // Report progress at most every FEEDBACK_INTERVAL: every status
+        // update makes the walsender record the slot's new position, and
+        // one per small transaction slows it down severalfold.
+        if acked > reported && last_feedback.elapsed() >= FEEDBACK_INTERVAL {
             repl.send_status(acked, acked, false).await?;
             reported = acked;
+            last_feedback = Instant::now();
         }
         let Some(msg) = msg else { continue };
+        lingered = false;
         match msg {
             ReplicationMessage::XLogData {
                 wal_start, data, ..
@@ -373,9 +409,12 @@ async fn stream(
                     emitted = wal_end;
                     state.lsn = state.lsn.max(wal_end.0);
                 }
-                if reply_requested || acked > reported {
+                if reply_requested
+                    || (acked > reported && last_feedback.elapsed() >= FEEDBACK_INTERVAL)
+                {
                     repl.send_status(acked, acked, false).await?;
                     reported = acked;
+                    last_feedback = Instant::now();
                 }
             }
         }
