@@ -190,7 +190,11 @@ fn child(args: &[String]) {
 
 fn config(port: u16, dir: &Path, slot: &str, plugin: Option<&str>) -> PipelineConfig {
     let plugins = plugin
-        .map(|p| format!("[[plugins]]\nname = \"pii-mask\"\npath = \"{p}\"\n"))
+        .map(|p| {
+            format!(
+                "[[plugins]]\nname = \"pii-mask\"\npath = \"{p}\"\n[trust]\nallow_unsigned = true\n"
+            )
+        })
         .unwrap_or_default();
     let text = format!(
         r#"

@@ -69,6 +69,43 @@ pub struct PipelineConfig {
     /// Batching and backpressure.
     #[serde(default)]
     pub pipeline: PipelineSettings,
+    /// Which plugins may load: trusted signers, pinned digests, and
+    /// whether unsigned plugins are allowed (they are not, unless said).
+    #[serde(default)]
+    pub trust: TrustConfig,
+}
+
+/// `[trust]`: the plugin trust policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Public keys (`ed25519:...`, as `weir plugin keygen` prints them)
+    /// whose signed bundles may load.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// If not empty, only components with these digests (`sha256:<hex>`,
+    /// as `weir plugin verify` prints them) may load.
+    #[serde(default)]
+    pub pinned: Vec<String>,
+    /// Load unsigned bundles and bare `.wasm` components too. Off unless
+    /// set; meant for development.
+    #[serde(default)]
+    pub allow_unsigned: bool,
+}
+
+impl TrustConfig {
+    /// The policy this section describes (keys already validated).
+    pub fn policy(&self) -> weir_plugin::bundle::TrustPolicy {
+        weir_plugin::bundle::TrustPolicy {
+            keys: self
+                .keys
+                .iter()
+                .filter_map(|k| weir_plugin::bundle::PublicKey::parse(k).ok())
+                .collect(),
+            pinned: self.pinned.clone(),
+            allow_unsigned: self.allow_unsigned,
+        }
+    }
 }
 
 /// A change source, chosen by `kind`.
@@ -551,6 +588,23 @@ impl PipelineConfig {
                         "plugin name `{}` is already used by {first}; give each plugin its own name",
                         p.name
                     ),
+                );
+            }
+        }
+
+        for (i, key) in self.trust.keys.iter().enumerate() {
+            if let Err(e) = weir_plugin::bundle::PublicKey::parse(key) {
+                c.err(format!("trust.keys[{i}]"), e.to_string());
+            }
+        }
+        for (i, pin) in self.trust.pinned.iter().enumerate() {
+            let ok = pin
+                .strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !ok {
+                c.err(
+                    format!("trust.pinned[{i}]"),
+                    format!("`{pin}` is not a digest like `sha256:<64 hex digits>`"),
                 );
             }
         }

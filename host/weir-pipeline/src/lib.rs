@@ -4,9 +4,11 @@
 //! - [`runner`]: the stages, their bounded channels, checkpoints and acks.
 //! - [`sinks`]: the file and stdout sinks.
 //! - [`checkpoint`]: the embedded SQLite checkpoint store.
+//! - [`admission`]: the trust policy applied to each plugin before it loads.
 //! - [`dead_letter`]: events plugins failed on.
 //! - [`router`]: the built-in template router.
 
+pub mod admission;
 pub mod checkpoint;
 pub mod config;
 pub mod dead_letter;

@@ -29,6 +29,7 @@ use weir_core::{ChangeBatch, ChangeEvent, Checkpoint, CheckpointStore, Sink, Sta
 use weir_plugin::{EngineOptions, EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
 use weir_postgres::{ConnectParams, ErrorKind, PgError, PostgresSourceConfig, SourceChannels};
 
+use crate::admission::admit;
 use crate::checkpoint::SqliteCheckpointStore;
 use crate::config::{PipelineConfig, SnapshotMode, SourceConfig};
 use crate::dead_letter::DeadLetters;
@@ -53,6 +54,8 @@ pub enum PipelineError {
         name: String,
         source: weir_plugin::LoadError,
     },
+    #[error(transparent)]
+    Admission(#[from] crate::admission::AdmissionError),
     #[error("plugin engine: {0}")]
     Engine(String),
     #[error("checkpoint store: {0}")]
@@ -158,20 +161,22 @@ async fn run_once(
 
     let mut chain = Vec::with_capacity(config.plugins.len());
     for p in &config.plugins {
-        let plugin =
-            TransformerPlugin::load(engine, &p.spec()).map_err(|source| PipelineError::Plugin {
+        let plugin = TransformerPlugin::load(engine, &admit(p, &config.trust, &config.state_dir)?)
+            .map_err(|source| PipelineError::Plugin {
                 name: p.name.clone(),
                 source,
             })?;
         chain.push(plugin);
     }
     let router = match (&config.router.plugin, &config.router.template) {
-        (Some(p), _) => Router::Plugin(Box::new(RouterPlugin::load(engine, &p.spec()).map_err(
-            |source| PipelineError::Plugin {
-                name: p.name.clone(),
-                source,
-            },
-        )?)),
+        (Some(p), _) => Router::Plugin(Box::new(
+            RouterPlugin::load(engine, &admit(p, &config.trust, &config.state_dir)?).map_err(
+                |source| PipelineError::Plugin {
+                    name: p.name.clone(),
+                    source,
+                },
+            )?,
+        )),
         (None, template) => Router::Template(Template::parse(
             template.as_deref().unwrap_or(Template::DEFAULT),
         )),

@@ -14,6 +14,7 @@
 //! The pipeline runs plugin chains on blocking threads.
 
 mod bindings;
+pub mod bundle;
 mod convert;
 mod engine;
 mod error;

@@ -147,6 +147,10 @@ snapshot_chunk_rows = 1000
 name = "files"
 kind = "file"
 dir = "{out}"
+
+# The demo's plugins are built from source here, not signed bundles.
+[trust]
+allow_unsigned = true
 "#,
         state = work.join("state").display(),
         port = server.port,

@@ -1,5 +1,6 @@
 //! `weir`: the command-line entry point.
 
+mod bundle_cmd;
 mod demo;
 mod plugin_cmd;
 mod run_cmd;

@@ -31,6 +31,32 @@ pub enum PluginCommand {
     /// print `{"resolution": ...}`. Failures go to standard error with the
     /// input line number and the reason, and the exit code is 1.
     Test(TestArgs),
+    /// Make a signing key pair: PREFIX.key (secret) and PREFIX.pub.
+    Keygen {
+        /// Path prefix of the two key files.
+        prefix: PathBuf,
+    },
+    /// Pack a component (with optional test fixtures) into an unsigned
+    /// bundle (.weirpkg).
+    Pack(crate::bundle_cmd::PackArgs),
+    /// Sign a bundle with a key from `weir plugin keygen`.
+    Sign {
+        /// The bundle (.weirpkg), signed in place.
+        bundle: PathBuf,
+        /// The secret key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check a bundle's integrity and signature; print signer, digest and
+    /// capabilities. Exit 1 with the reason if it is not to be trusted.
+    Verify {
+        /// The bundle (.weirpkg).
+        bundle: PathBuf,
+        /// A trusted public key (`ed25519:...`, or a .pub file); may repeat.
+        /// With none, any valid signature verifies.
+        #[arg(long = "trusted-key")]
+        trusted_keys: Vec<String>,
+    },
     /// Build a Rust plugin crate into a component (cargo, wasm32-wasip2).
     Build {
         /// The crate's directory.
@@ -76,6 +102,13 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Inspect { file, json } => inspect(&file, json),
         PluginCommand::Test(args) => test(args),
         PluginCommand::Build { dir, debug } => build(&dir, !debug),
+        PluginCommand::Keygen { prefix } => crate::bundle_cmd::keygen(&prefix),
+        PluginCommand::Pack(args) => crate::bundle_cmd::pack(&engine()?, args),
+        PluginCommand::Sign { bundle, key } => crate::bundle_cmd::sign(&bundle, &key),
+        PluginCommand::Verify {
+            bundle,
+            trusted_keys,
+        } => crate::bundle_cmd::verify(&bundle, &trusted_keys),
     }
 }
 
@@ -90,6 +123,12 @@ fn plugin_name(file: &Path) -> String {
 }
 
 fn inspect(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
+    if crate::bundle_cmd::is_bundle(file) && !as_json {
+        let component = crate::bundle_cmd::inspect_bundle(file)?;
+        let result = inspect(&component, false);
+        let _ = std::fs::remove_file(&component);
+        return result;
+    }
     let info = engine()?.inspect(&plugin_name(file), file)?;
     let world = info.world.map_or("none", World::name);
     let contract = info

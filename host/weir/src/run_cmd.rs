@@ -46,8 +46,16 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|p| ("router.plugin".to_owned(), p, World::Router)),
         );
+    let scratch = std::env::temp_dir().join(format!("weir-validate-{}", std::process::id()));
     for (field, plugin, world) in plugins {
-        match engine.inspect(&plugin.name, &plugin.path) {
+        let spec = match weir_pipeline::admission::admit(plugin, &config.trust, &scratch) {
+            Ok(spec) => spec,
+            Err(e) => {
+                errors.push(format!("{field}.path: {e}"));
+                continue;
+            }
+        };
+        match engine.inspect(&plugin.name, &spec.path) {
             Ok(info) if info.world == Some(world) => {}
             Ok(info) => errors.push(format!(
                 "{field}.path: `{}` is {}, but this place needs a {world} plugin",
@@ -58,6 +66,7 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
             Err(e) => errors.push(format!("{field}.path: {e}")),
         }
     }
+    let _ = std::fs::remove_dir_all(&scratch);
     if !errors.is_empty() {
         eprintln!("{}: {} error(s):", path.display(), errors.len());
         for e in &errors {

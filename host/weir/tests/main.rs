@@ -2,6 +2,7 @@
 //! source, run by `weir plugin test` over its golden cases; `inspect`; and
 //! the errors a user sees.
 
+mod bundles;
 mod pipeline;
 
 use std::process::Command;

@@ -334,7 +334,9 @@ fn snapshot_plus_stream_equals_the_table_through_a_plugin() {
     let mask = weir_tests::components::bundled("pii-mask");
     let config = setup.config(
         "snapshot_chunk_rows = 300\nsnapshot_parallelism = 2",
-        &format!("[[plugins]]\nname = \"mask\"\npath = \"{mask}\"\n"),
+        &format!(
+            "[[plugins]]\nname = \"mask\"\npath = \"{mask}\"\n[trust]\nallow_unsigned = true\n"
+        ),
     );
     let child = setup.start(&config);
     setup.wait_for_slot();

@@ -1,0 +1,65 @@
+//! Whether a configured plugin may load: the trust policy applied to its
+//! bundle (or bare component) before anything of it runs.
+
+use std::path::{Path, PathBuf};
+
+use weir_plugin::PluginSpec;
+use weir_plugin::bundle::Bundle;
+
+use crate::config::{PluginConfig, TrustConfig};
+
+/// A plugin the trust policy refused, or whose file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin `{plugin}` ({path}) refused: {reason}")]
+pub struct AdmissionError {
+    pub plugin: String,
+    pub path: String,
+    pub reason: String,
+}
+
+/// Applies `trust` to `plugin` and returns the spec to load. A bundle's
+/// component is verified and extracted to `<state_dir>/plugins/<digest>.wasm`
+/// (content-addressed, so versions never overwrite each other).
+pub fn admit(
+    plugin: &PluginConfig,
+    trust: &TrustConfig,
+    state_dir: &Path,
+) -> Result<PluginSpec, AdmissionError> {
+    let refuse = |reason: String| AdmissionError {
+        plugin: plugin.name.clone(),
+        path: plugin.path.display().to_string(),
+        reason,
+    };
+    let policy = trust.policy();
+    let mut spec = plugin.spec();
+    if is_bundle(&plugin.path) {
+        let bundle = Bundle::read(&plugin.path).map_err(|e| refuse(e.to_string()))?;
+        policy
+            .admit(&bundle, &plugin.capabilities())
+            .map_err(|e| refuse(e.to_string()))?;
+        let digest = bundle.digest();
+        let dir = state_dir.join("plugins");
+        let target: PathBuf = dir.join(format!("{}.wasm", digest.trim_start_matches("sha256:")));
+        if !target.exists() {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    let tmp = target.with_extension("tmp");
+                    std::fs::write(&tmp, &bundle.component)?;
+                    std::fs::rename(&tmp, &target)
+                })
+                .map_err(|e| refuse(format!("cannot extract the component: {e}")))?;
+        }
+        spec.path = target;
+    } else {
+        let bytes = std::fs::read(&plugin.path).map_err(|e| refuse(e.to_string()))?;
+        policy
+            .admit_bare(&bytes)
+            .map_err(|e| refuse(e.to_string()))?;
+    }
+    Ok(spec)
+}
+
+fn is_bundle(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e == weir_plugin::bundle::BUNDLE_EXTENSION)
+}
