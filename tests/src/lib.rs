@@ -97,40 +97,8 @@ pub fn golden_cases(plugin: &str) -> Vec<GoldenCase> {
     cases
 }
 
-/// Compares actual output lines with expected ones by the golden rules.
+/// Compares actual output lines with expected ones by the golden rules
+/// (the same rules a bundle's self-test uses).
 pub fn compare_golden(actual: &[Json], expected: &[Json]) -> Result<(), String> {
-    if actual.len() != expected.len() {
-        return Err(format!(
-            "expected {} output lines, got {}:\n{}",
-            expected.len(),
-            actual.len(),
-            actual
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        ));
-    }
-    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        let e_obj = e
-            .as_object()
-            .ok_or_else(|| format!("expected line {} is not an object", i + 1))?;
-        for (k, ev) in e_obj {
-            let av = &a[k];
-            let same = if k == "source" {
-                ev.as_object()
-                    .map(|m| m.iter().all(|(sk, sv)| &av[sk] == sv))
-                    .unwrap_or(av == ev)
-            } else {
-                av == ev
-            };
-            if !same {
-                return Err(format!(
-                    "line {}: `{k}` differs\n  expected: {ev}\n  actual:   {av}\n  whole actual line: {a}",
-                    i + 1
-                ));
-            }
-        }
-    }
-    Ok(())
+    weir_core::envelope::compare_expected(actual, expected)
 }

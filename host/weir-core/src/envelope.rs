@@ -140,6 +140,47 @@ pub fn value_to_json(value: &Value) -> Json {
     serde_json::to_value(ValueJson(value)).expect("a value serializes")
 }
 
+/// Compares output lines with expected ones, as golden files and bundle
+/// fixtures state them: the same number of lines; every top-level key an
+/// expected line has must be equal in the actual line (for `source`, every
+/// sub-key it has); keys it leaves out are not compared. Rows compare whole.
+pub fn compare_expected(actual: &[Json], expected: &[Json]) -> Result<(), String> {
+    if actual.len() != expected.len() {
+        return Err(format!(
+            "expected {} output lines, got {}:\n{}",
+            expected.len(),
+            actual.len(),
+            actual
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        let e_obj = e
+            .as_object()
+            .ok_or_else(|| format!("expected line {} is not an object", i + 1))?;
+        for (k, ev) in e_obj {
+            let av = &a[k];
+            let same = if k == "source" {
+                ev.as_object()
+                    .map(|m| m.iter().all(|(sk, sv)| &av[sk] == sv))
+                    .unwrap_or(av == ev)
+            } else {
+                av == ev
+            };
+            if !same {
+                return Err(format!(
+                    "line {}: `{k}` differs\n  expected: {ev}\n  actual:   {av}\n  whole actual line: {a}",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads one envelope (a line of `weir plugin test` input).
 pub fn from_envelope_str(line: &str) -> Result<ChangeEvent, EnvelopeError> {
     from_envelope(&serde_json::from_str(line)?)

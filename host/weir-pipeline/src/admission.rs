@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use weir_plugin::PluginSpec;
 use weir_plugin::bundle::Bundle;
+use weir_plugin::{PluginEngine, PluginSpec};
 
 use crate::config::{PluginConfig, TrustConfig};
 
@@ -18,9 +18,11 @@ pub struct AdmissionError {
 }
 
 /// Applies `trust` to `plugin` and returns the spec to load. A bundle's
-/// component is verified and extracted to `<state_dir>/plugins/<digest>.wasm`
+/// component is verified, self-tested against the bundle's fixtures, and
+/// extracted to `<state_dir>/plugins/<digest>.wasm`
 /// (content-addressed, so versions never overwrite each other).
 pub fn admit(
+    engine: &PluginEngine,
     plugin: &PluginConfig,
     trust: &TrustConfig,
     state_dir: &Path,
@@ -49,6 +51,10 @@ pub fn admit(
                 })
                 .map_err(|e| refuse(format!("cannot extract the component: {e}")))?;
         }
+        // A bundle that carries fixtures must pass them before it runs on
+        // real changes.
+        weir_plugin::bundle::self_test(engine, &bundle, &target, &plugin.capabilities())
+            .map_err(|e| refuse(format!("its self-test failed: {e}")))?;
         spec.path = target;
     } else {
         let bytes = std::fs::read(&plugin.path).map_err(|e| refuse(e.to_string()))?;

@@ -161,8 +161,9 @@ async fn run_once(
 
     let mut chain = Vec::with_capacity(config.plugins.len());
     for p in &config.plugins {
-        let plugin = TransformerPlugin::load(engine, &admit(p, &config.trust, &config.state_dir)?)
-            .map_err(|source| PipelineError::Plugin {
+        let plugin =
+            TransformerPlugin::load(engine, &admit(engine, p, &config.trust, &config.state_dir)?)
+                .map_err(|source| PipelineError::Plugin {
                 name: p.name.clone(),
                 source,
             })?;
@@ -170,12 +171,11 @@ async fn run_once(
     }
     let router = match (&config.router.plugin, &config.router.template) {
         (Some(p), _) => Router::Plugin(Box::new(
-            RouterPlugin::load(engine, &admit(p, &config.trust, &config.state_dir)?).map_err(
-                |source| PipelineError::Plugin {
+            RouterPlugin::load(engine, &admit(engine, p, &config.trust, &config.state_dir)?)
+                .map_err(|source| PipelineError::Plugin {
                     name: p.name.clone(),
                     source,
-                },
-            )?,
+                })?,
         )),
         (None, template) => Router::Template(Template::parse(
             template.as_deref().unwrap_or(Template::DEFAULT),

@@ -319,6 +319,61 @@ impl Bundle {
     }
 }
 
+/// Runs a transformer bundle's fixtures through its component (at
+/// `component`, already extracted) and compares the output with the
+/// expected lines; bundles of other worlds, or without fixtures, pass.
+pub fn self_test(
+    engine: &crate::PluginEngine,
+    bundle: &Bundle,
+    component: &Path,
+    grants: &[Capability],
+) -> Result<(), String> {
+    let Some(fixtures) = &bundle.fixtures else {
+        return Ok(());
+    };
+    if bundle.manifest.world != "transformer" {
+        return Ok(());
+    }
+    let config: serde_json::Value = serde_json::from_slice(&fixtures.config)
+        .map_err(|e| format!("fixtures/config.json: {e}"))?;
+    let lines = |bytes: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let input = lines(&fixtures.input)
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            weir_core::envelope::from_envelope_str(l)
+                .map_err(|e| format!("fixtures/input.jsonl line {}: {e}", i + 1))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let expected = lines(&fixtures.expected)
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| format!("fixtures/expected.jsonl line {}: {e}", i + 1))
+        })
+        .collect::<Result<Vec<serde_json::Value>, _>>()?;
+    let spec = crate::PluginSpec::new(bundle.manifest.name.clone(), component)
+        .with_config(config)
+        .with_limits(bundle.manifest.limits.clone())
+        .with_grants(grants.to_vec());
+    let mut plugin = crate::TransformerPlugin::load(engine, &spec).map_err(|e| e.to_string())?;
+    let mut actual = Vec::new();
+    for (i, result) in plugin.transform(input).into_iter().enumerate() {
+        match result {
+            Ok(events) => actual.extend(events.iter().map(weir_core::envelope::to_envelope)),
+            Err(f) => return Err(format!("input line {}: {f}", i + 1)),
+        }
+    }
+    weir_core::envelope::compare_expected(&actual, &expected)
+}
+
 fn manifest_bytes(manifest: &Manifest) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
     bytes.push(b'\n');

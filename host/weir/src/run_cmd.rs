@@ -48,7 +48,7 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
         );
     let scratch = std::env::temp_dir().join(format!("weir-validate-{}", std::process::id()));
     for (field, plugin, world) in plugins {
-        let spec = match weir_pipeline::admission::admit(plugin, &config.trust, &scratch) {
+        let spec = match weir_pipeline::admission::admit(&engine, plugin, &config.trust, &scratch) {
             Ok(spec) => spec,
             Err(e) => {
                 errors.push(format!("{field}.path: {e}"));

@@ -284,6 +284,25 @@ fn the_trust_policy_refuses_each_case_with_its_own_message() {
             format!("keys = [\"{alice}\"]"),
             "does not support",
         ),
+        (
+            {
+                // Signed and intact, but its own fixtures say it is wrong.
+                let b = Bundle::read(&bundle).unwrap();
+                let mut fixtures = b.fixtures.clone().expect("packed with fixtures");
+                let wrong = String::from_utf8(fixtures.expected.clone())
+                    .unwrap()
+                    .replacen("\"op\":\"", "\"op\":\"x", 1);
+                fixtures.expected = wrong.into_bytes();
+                let mut edited =
+                    Bundle::new(b.manifest.clone(), b.component.clone(), Some(fixtures));
+                edited.sign(&alice_key(&dir));
+                let p = dir.path("wrong-fixtures.weirpkg");
+                edited.write(&p).unwrap();
+                p
+            },
+            format!("keys = [\"{alice}\"]"),
+            "self-test failed",
+        ),
     ];
     for (plugin, trust, expected) in cases {
         let (ok, shown) = validate(&pipeline(&dir, &plugin, &trust));
@@ -302,12 +321,15 @@ fn repack(dir: &Scratch, name: &str, edit: impl FnOnce(&mut Manifest)) -> PathBu
     let mut manifest = b.manifest.clone();
     edit(&mut manifest);
     let mut edited = Bundle::new(manifest, b.component.clone(), None);
-    let key = weir_plugin::bundle::SecretKey::from_file_text(
-        &std::fs::read_to_string(dir.path("alice.key")).unwrap(),
-    )
-    .unwrap();
-    edited.sign(&key);
+    edited.sign(&alice_key(dir));
     let path = dir.path(name);
     edited.write(&path).unwrap();
     path
+}
+
+fn alice_key(dir: &Scratch) -> weir_plugin::bundle::SecretKey {
+    weir_plugin::bundle::SecretKey::from_file_text(
+        &std::fs::read_to_string(dir.path("alice.key")).unwrap(),
+    )
+    .unwrap()
 }
