@@ -489,3 +489,56 @@ dir = "out"
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_unreachable_database_is_retried_with_a_clear_message_until_stopped() {
+    let dir = std::env::temp_dir().join(format!("weir-unreachable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"down\"\nstate_dir = \"state\"\n[source]\nkind = \"postgres\"\nhost = \"127.0.0.1\"\n\
+             port = {port}\nuser = \"weir\"\npassword = \"s3cret-value\"\ndatabase = \"db\"\n\
+             [[sinks]]\nname = \"out\"\nkind = \"stdout\"\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("weir.log");
+    let mut child = weir()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("restarting from the last checkpoint") {
+            assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+            assert!(
+                !text.contains("s3cret-value"),
+                "the password leaked into the log"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no retry message:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "weir exited with {status} after SIGTERM while retrying"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
