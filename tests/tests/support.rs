@@ -31,6 +31,7 @@ pub fn event(id: i64, action: &str) -> ChangeEvent {
             txid: Some("1".into()),
             commit_time_us: 1_700_000_000_000_000 + id,
             origin: None,
+            plugins: None,
         },
         key: vec![Column::new("id", Value::Int(id))],
         before: None,

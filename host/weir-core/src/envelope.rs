@@ -89,6 +89,9 @@ impl Serialize for SourceJson<'_> {
         if let Some(origin) = &src.origin {
             map.serialize_entry("origin", origin)?;
         }
+        if let Some(plugins) = &src.plugins {
+            map.serialize_entry("plugins", plugins)?;
+        }
         map.end()
     }
 }
@@ -255,6 +258,7 @@ fn source_from_json(s: &Map<String, Json>) -> Result<SourceInfo, EnvelopeError> 
         txid: text("txId"),
         commit_time_us,
         origin: text("origin"),
+        plugins: text("plugins"),
     })
 }
 

@@ -142,6 +142,11 @@ pub struct SourceInfo {
     /// Commit time, microseconds since the Unix epoch (UTC).
     pub commit_time_us: i64,
     pub origin: Option<String>,
+    /// The plugin versions that processed the event (`name=version`,
+    /// comma-separated), stamped by the pipeline after its transformer
+    /// chain. Host-side only: the wire encoding does not carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<String>,
 }
 
 /// One row change.

@@ -503,6 +503,7 @@ impl SourceRef<'_> {
             txid: self.txid.map(str::to_owned),
             commit_time_us: self.commit_time_us,
             origin: self.origin.map(str::to_owned),
+            plugins: None,
         }
     }
 }
@@ -548,6 +549,7 @@ mod tests {
                 txid: Some("771".into()),
                 commit_time_us: 1_700_000_000_000_000,
                 origin: None,
+                plugins: None,
             },
             key: vec![Column::new("id", Value::Int(7))],
             before: None,

@@ -17,6 +17,15 @@ pub struct AdmissionError {
     pub reason: String,
 }
 
+/// A plugin the trust policy let through.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub spec: PluginSpec,
+    /// `name@version+digest` for a bundle, `file+digest` for a bare
+    /// component: what output events are stamped with.
+    pub version: String,
+}
+
 /// Applies `trust` to `plugin` and returns the spec to load. A bundle's
 /// component is verified, self-tested against the bundle's fixtures, and
 /// extracted to `<state_dir>/plugins/<digest>.wasm`
@@ -26,7 +35,7 @@ pub fn admit(
     plugin: &PluginConfig,
     trust: &TrustConfig,
     state_dir: &Path,
-) -> Result<PluginSpec, AdmissionError> {
+) -> Result<Admitted, AdmissionError> {
     let refuse = |reason: String| AdmissionError {
         plugin: plugin.name.clone(),
         path: plugin.path.display().to_string(),
@@ -56,13 +65,27 @@ pub fn admit(
         weir_plugin::bundle::self_test(engine, &bundle, &target, &plugin.capabilities())
             .map_err(|e| refuse(format!("its self-test failed: {e}")))?;
         spec.path = target;
+        let m = &bundle.manifest;
+        let version = format!("{}@{}+{}", m.name, m.version, short(&digest));
+        Ok(Admitted { spec, version })
     } else {
         let bytes = std::fs::read(&plugin.path).map_err(|e| refuse(e.to_string()))?;
         policy
             .admit_bare(&bytes)
             .map_err(|e| refuse(e.to_string()))?;
+        let stem = plugin
+            .path
+            .file_stem()
+            .map_or_else(|| plugin.name.clone(), |s| s.to_string_lossy().into_owned());
+        let version = format!("{stem}+{}", short(&weir_plugin::bundle::digest(&bytes)));
+        Ok(Admitted { spec, version })
     }
-    Ok(spec)
+}
+
+/// The first 12 hex digits of a `sha256:` digest.
+fn short(digest: &str) -> &str {
+    let hex = digest.trim_start_matches("sha256:");
+    &hex[..hex.len().min(12)]
 }
 
 fn is_bundle(path: &Path) -> bool {

@@ -365,7 +365,7 @@ pub enum SinkFormat {
 }
 
 /// Batching and backpressure.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSettings {
     /// Most events in one batch handed to plugins and sinks (whole
@@ -376,6 +376,30 @@ pub struct PipelineSettings {
     /// source rather than letting memory grow.
     #[serde(default = "default_channel_bytes")]
     pub channel_bytes: usize,
+    /// Watch plugin files and bundles, and load a changed one without
+    /// stopping (also on `weir plugin reload`).
+    #[serde(default = "default_watch_plugins")]
+    pub watch_plugins: bool,
+    /// Events a newly loaded plugin version processes on probation; if more
+    /// than `canary_failure_ratio` of them fail, the previous version is
+    /// restored.
+    #[serde(default = "default_canary_events")]
+    pub canary_events: u64,
+    /// Failure ratio (0 to 1) that rolls a new plugin version back.
+    #[serde(default = "default_canary_failure_ratio")]
+    pub canary_failure_ratio: f64,
+}
+
+const fn default_watch_plugins() -> bool {
+    true
+}
+
+const fn default_canary_events() -> u64 {
+    1000
+}
+
+const fn default_canary_failure_ratio() -> f64 {
+    0.5
 }
 
 const fn default_max_batch_events() -> usize {
@@ -391,6 +415,9 @@ impl Default for PipelineSettings {
         PipelineSettings {
             max_batch_events: default_max_batch_events(),
             channel_bytes: default_channel_bytes(),
+            watch_plugins: default_watch_plugins(),
+            canary_events: default_canary_events(),
+            canary_failure_ratio: default_canary_failure_ratio(),
         }
     }
 }
@@ -680,6 +707,9 @@ impl PipelineConfig {
 
         if self.pipeline.max_batch_events == 0 {
             c.err("pipeline.max_batch_events", "must be more than 0");
+        }
+        if !(0.0..=1.0).contains(&self.pipeline.canary_failure_ratio) {
+            c.err("pipeline.canary_failure_ratio", "must be between 0 and 1");
         }
         if self.pipeline.channel_bytes == 0 {
             c.err("pipeline.channel_bytes", "must be more than 0");

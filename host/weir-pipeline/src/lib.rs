@@ -4,6 +4,7 @@
 //! - [`runner`]: the stages, their bounded channels, checkpoints and acks.
 //! - [`sinks`]: the file and stdout sinks.
 //! - [`checkpoint`]: the embedded SQLite checkpoint store.
+//! - [`reload`]: hot reload — watching, swapping at transaction boundaries, probation.
 //! - [`admission`]: the trust policy applied to each plugin before it loads.
 //! - [`dead_letter`]: events plugins failed on.
 //! - [`router`]: the built-in template router.
@@ -12,6 +13,7 @@ pub mod admission;
 pub mod checkpoint;
 pub mod config;
 pub mod dead_letter;
+pub mod reload;
 pub mod router;
 pub mod runner;
 pub mod sinks;

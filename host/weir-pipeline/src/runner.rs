@@ -19,7 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
@@ -33,6 +33,7 @@ use crate::admission::admit;
 use crate::checkpoint::SqliteCheckpointStore;
 use crate::config::{PipelineConfig, SnapshotMode, SourceConfig};
 use crate::dead_letter::DeadLetters;
+use crate::reload::{Chain, ReloadRequest, Reloader, Swap, serve_admin};
 use crate::router::Template;
 use crate::sinks::AnySink;
 
@@ -65,6 +66,8 @@ pub enum PipelineError {
     Sink { name: String, source: StageError },
     #[error("dead-letter file: {0}")]
     DeadLetter(std::io::Error),
+    #[error("admin socket in the state directory: {0}")]
+    Admin(std::io::Error),
     #[error("the {0} stage stopped unexpectedly")]
     Stage(&'static str),
 }
@@ -159,23 +162,53 @@ async fn run_once(
         DeadLetters::open(&config.state_dir, checkpoint.sinks.get(DeadLetters::KEY))
             .map_err(PipelineError::DeadLetter)?;
 
-    let mut chain = Vec::with_capacity(config.plugins.len());
+    let mut chain = Chain::new(
+        config.pipeline.canary_events,
+        config.pipeline.canary_failure_ratio,
+    );
     for p in &config.plugins {
-        let plugin =
-            TransformerPlugin::load(engine, &admit(engine, p, &config.trust, &config.state_dir)?)
-                .map_err(|source| PipelineError::Plugin {
+        let admitted = admit(engine, p, &config.trust, &config.state_dir)?;
+        let plugin = TransformerPlugin::load(engine, &admitted.spec).map_err(|source| {
+            PipelineError::Plugin {
                 name: p.name.clone(),
                 source,
-            })?;
-        chain.push(plugin);
+            }
+        })?;
+        chain.push(p.name.clone(), plugin, admitted.version);
     }
+    // Hot reload: a watcher thread prepares new versions; the admin socket
+    // asks it to look now.
+    let (swap_tx, swap_rx) = std::sync::mpsc::channel::<Swap>();
+    let (request_tx, request_rx) = std::sync::mpsc::channel::<ReloadRequest>();
+    let stop_reload = Arc::new(AtomicBool::new(false));
+    let reloader = Reloader {
+        engine: engine.clone(),
+        plugins: config.plugins.clone(),
+        trust: config.trust.clone(),
+        state_dir: config.state_dir.clone(),
+        versions: chain.versions(),
+        swaps: swap_tx,
+        requests: request_rx,
+        watch: config.pipeline.watch_plugins,
+        stop: Arc::clone(&stop_reload),
+    };
+    let reloader = std::thread::Builder::new()
+        .name("weir-reloader".into())
+        .spawn(move || reloader.run())
+        .map_err(|_| PipelineError::Stage("reloader"))?;
+    std::fs::create_dir_all(&config.state_dir).map_err(PipelineError::Admin)?;
+    let admin = serve_admin(&config.state_dir, request_tx, Arc::clone(&stop_reload))
+        .map_err(PipelineError::Admin)?;
     let router = match (&config.router.plugin, &config.router.template) {
         (Some(p), _) => Router::Plugin(Box::new(
-            RouterPlugin::load(engine, &admit(engine, p, &config.trust, &config.state_dir)?)
-                .map_err(|source| PipelineError::Plugin {
-                    name: p.name.clone(),
-                    source,
-                })?,
+            RouterPlugin::load(
+                engine,
+                &admit(engine, p, &config.trust, &config.state_dir)?.spec,
+            )
+            .map_err(|source| PipelineError::Plugin {
+                name: p.name.clone(),
+                source,
+            })?,
         )),
         (None, template) => Router::Template(Template::parse(
             template.as_deref().unwrap_or(Template::DEFAULT),
@@ -193,7 +226,7 @@ async fn run_once(
         let stats = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("weir-processor".into())
-            .spawn(move || process(batch_rx, routed_tx, chain, router, &stats))
+            .spawn(move || process(batch_rx, routed_tx, chain, swap_rx, router, &stats))
             .map_err(|_| PipelineError::Stage("processor"))?
     };
     let writer = {
@@ -226,10 +259,15 @@ async fn run_once(
     .await;
     // The source dropped its sender: the processor and the writer drain and
     // stop. Wait for them off the async threads.
-    let (processor, writer) =
-        tokio::task::spawn_blocking(move || (processor.join(), writer.join()))
-            .await
-            .map_err(|_| PipelineError::Stage("shutdown"))?;
+    stop_reload.store(true, Ordering::Relaxed);
+    let (processor, writer) = tokio::task::spawn_blocking(move || {
+        let joined = (processor.join(), writer.join());
+        let _ = reloader.join();
+        let _ = admin.join();
+        joined
+    })
+    .await
+    .map_err(|_| PipelineError::Stage("shutdown"))?;
     let writer_result = writer.map_err(|_| PipelineError::Stage("writer"))?;
     processor.map_err(|_| PipelineError::Stage("processor"))?;
     // A writer failure explains a source failure ("the pipeline stopped"),
@@ -274,10 +312,14 @@ enum Router {
 fn process(
     mut input: mpsc::Receiver<ChangeBatch>,
     output: std::sync::mpsc::SyncSender<Routed>,
-    mut chain: Vec<TransformerPlugin>,
+    mut chain: Chain,
+    swaps: std::sync::mpsc::Receiver<Swap>,
     mut router: Router,
     stats: &Stats,
 ) {
+    // Whether the last batch ended at a transaction boundary: only there
+    // may a new plugin version take over.
+    let mut at_boundary = true;
     while let Some(mut batch) = input.blocking_recv() {
         // Take in whatever else is already queued: one plugin call and one
         // writer round for many small transactions. The merged batch ends
@@ -297,20 +339,22 @@ fn process(
         stats
             .events_in
             .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
-        let mut dead = Vec::new();
-        let mut events = batch.events;
-        for plugin in &mut chain {
-            if events.is_empty() {
-                break;
+        if at_boundary {
+            while let Ok(swap) = swaps.try_recv() {
+                chain.swap(swap);
             }
-            let mut next = Vec::with_capacity(events.len());
-            for result in plugin.transform(events) {
-                match result {
-                    Ok(out) => next.extend(out),
-                    Err(failure) => dead.push(failure),
-                }
+        }
+        at_boundary = batch.resume.is_some();
+        let keep = chain.on_probation().then(|| batch.events.clone());
+        let (mut events, mut dead, rolled_back) = chain.run(batch.events);
+        if rolled_back && let Some(input) = keep {
+            // The batch is processed again, whole, by the restored version.
+            (events, dead, _) = chain.run(input);
+        }
+        if let Some(stamp) = chain.stamp() {
+            for e in &mut events {
+                e.source.plugins = Some(stamp.clone());
             }
-            events = next;
         }
         let mut by_destination: BTreeMap<String, Vec<ChangeEvent>> = BTreeMap::new();
         match &mut router {

@@ -35,6 +35,7 @@ fn events() -> Vec<ChangeEvent> {
                 txid: Some("42".into()),
                 commit_time_us: 1_700_000_000_000_000 + i,
                 origin: None,
+                plugins: None,
             },
             key: vec![Column::new("id", Value::Int(i))],
             before: None,

@@ -87,6 +87,7 @@ pub(crate) fn event_from_wit(e: wit::ChangeEvent) -> ChangeEvent {
             txid: e.source.txid,
             commit_time_us: e.source.commit_time_us,
             origin: e.source.origin,
+            plugins: None,
         },
         key: row_from_wit(e.key),
         before: e.before.map(row_from_wit),

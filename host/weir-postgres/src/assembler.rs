@@ -344,6 +344,7 @@ impl Assembler {
                 txid: None,
                 commit_time_us: 0,
                 origin: None,
+                plugins: None,
             },
             key,
             before,

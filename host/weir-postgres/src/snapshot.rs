@@ -259,6 +259,7 @@ async fn copy_table(
                     txid: None,
                     commit_time_us: now_us,
                     origin: None,
+                    plugins: None,
                 },
                 key,
                 before: None,

@@ -57,6 +57,13 @@ pub enum PluginCommand {
         #[arg(long = "trusted-key")]
         trusted_keys: Vec<String>,
     },
+    /// Ask a running pipeline to check its plugin files now and swap in new
+    /// versions (through the admin socket in its state directory).
+    Reload {
+        /// The running pipeline's TOML file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Build a Rust plugin crate into a component (cargo, wasm32-wasip2).
     Build {
         /// The crate's directory.
@@ -102,6 +109,7 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Inspect { file, json } => inspect(&file, json),
         PluginCommand::Test(args) => test(args),
         PluginCommand::Build { dir, debug } => build(&dir, !debug),
+        PluginCommand::Reload { config } => reload(&config),
         PluginCommand::Keygen { prefix } => crate::bundle_cmd::keygen(&prefix),
         PluginCommand::Pack(args) => crate::bundle_cmd::pack(&engine()?, args),
         PluginCommand::Sign { bundle, key } => crate::bundle_cmd::sign(&bundle, &key),
@@ -331,4 +339,33 @@ fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `weir plugin reload --config FILE`.
+fn reload(config: &Path) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, Write};
+    let config =
+        weir_pipeline::PipelineConfig::from_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let socket = weir_pipeline::reload::admin_socket(&config.state_dir);
+    let stream = std::os::unix::net::UnixStream::connect(&socket).with_context(|| {
+        format!(
+            "cannot reach pipeline `{}` at {}; is it running?",
+            config.name,
+            socket.display()
+        )
+    })?;
+    (&stream).write_all(b"reload\n")?;
+    let mut answer = String::new();
+    for line in std::io::BufReader::new(&stream).lines() {
+        answer.push_str(&line?);
+        answer.push('\n');
+    }
+    print!("{answer}");
+    let failed =
+        answer.contains("refused") || answer.contains("failed") || answer.starts_with("error");
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -49,7 +49,7 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     let scratch = std::env::temp_dir().join(format!("weir-validate-{}", std::process::id()));
     for (field, plugin, world) in plugins {
         let spec = match weir_pipeline::admission::admit(&engine, plugin, &config.trust, &scratch) {
-            Ok(spec) => spec,
+            Ok(admitted) => admitted.spec,
             Err(e) => {
                 errors.push(format!("{field}.path: {e}"));
                 continue;

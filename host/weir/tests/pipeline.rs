@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 use weir_tests::ThrowawayServer;
 
 use crate::weir;
+use weir_tests::components;
 
 /// A throwaway server with database `db`, and a scratch directory.
 struct Setup {
@@ -541,4 +542,172 @@ fn an_unreachable_database_is_retried_with_a_clear_message_until_stopped() {
         "weir exited with {status} after SIGTERM while retrying"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes `component` as a bundle of version `version` signed by `key`.
+fn bundle_of(component: &str, version: &str, key: &weir_plugin::bundle::SecretKey, path: &Path) {
+    let manifest = weir_plugin::bundle::Manifest {
+        name: "mask".into(),
+        version: version.into(),
+        world: "transformer".into(),
+        contract: "0.1.0".into(),
+        wire_version: weir_core::wire::WIRE_VERSION,
+        component_sha256: String::new(),
+        capabilities: vec![],
+        limits: weir_plugin::PluginLimits::default(),
+        description: String::new(),
+        author: String::new(),
+    };
+    let mut b = weir_plugin::bundle::Bundle::new(manifest, std::fs::read(component).unwrap(), None);
+    b.sign(key);
+    b.write(path).unwrap();
+}
+
+/// Replaces the plugin file the way a deploy would: write aside, rename.
+fn deploy(from: &Path, to: &Path) {
+    let tmp = to.with_extension("deploying");
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
+}
+
+#[test]
+fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back_a_bad_one() {
+    let setup = Setup::new(
+        "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, action text NOT NULL DEFAULT 'panic');
+         INSERT INTO items (id, v) SELECT i, 0 FROM generate_series(1, 200) i;
+         INSERT INTO items (id, v) VALUES (999999, 0);",
+    );
+    let key = weir_plugin::bundle::SecretKey::generate().unwrap();
+    let v1 = setup.dir.join("mask-1.weirpkg");
+    let v2 = setup.dir.join("mask-2.weirpkg");
+    let bad = setup.dir.join("mask-bad.weirpkg");
+    bundle_of(components::bundled("pii-mask"), "1.0.0", &key, &v1);
+    bundle_of(components::bundled("pii-mask"), "2.0.0", &key, &v2);
+    // Traps on every event: each row's `action` is `panic`.
+    bundle_of(components::MISBEHAVE, "3.0.0-bad", &key, &bad);
+    let live = setup.dir.join("mask.weirpkg");
+    deploy(&v1, &live);
+    let config = setup.config(
+        "",
+        &format!(
+            "[[plugins]]\nname = \"mask\"\npath = \"{}\"\n\
+             [trust]\nkeys = [\"{}\"]\n\
+             [pipeline]\nmax_batch_events = 50\ncanary_events = 200\n",
+            live.display(),
+            key.public()
+        ),
+    );
+    let child = setup.start(&config);
+    wait_until(
+        "the snapshot",
+        Duration::from_secs(60),
+        || count_output(&setup.out()) >= 201,
+        &setup,
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let made = Arc::new(AtomicU64::new(0));
+    let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
+    let log_count = |needle: &str| setup.log().matches(needle).count();
+    let swapped = "Plugin version swapped in";
+
+    // A new version, picked up from the file.
+    std::thread::sleep(Duration::from_millis(800));
+    deploy(&v2, &live);
+    wait_until(
+        "the first swap",
+        Duration::from_secs(30),
+        || log_count(swapped) >= 1,
+        &setup,
+    );
+    // Back to the first, on request.
+    std::thread::sleep(Duration::from_millis(800));
+    deploy(&v1, &live);
+    let out = weir()
+        .args(["plugin", "reload", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_until(
+        "the second swap",
+        Duration::from_secs(30),
+        || log_count(swapped) >= 2,
+        &setup,
+    );
+    // A version that fails every event: rolled back, the pipeline flows on.
+    std::thread::sleep(Duration::from_millis(800));
+    deploy(&bad, &live);
+    wait_until(
+        "the rollback",
+        Duration::from_secs(30),
+        || log_count("rolled back") >= 1,
+        &setup,
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+
+    let expected = 201 + made.load(Ordering::Relaxed) as usize;
+    wait_until(
+        "every change",
+        Duration::from_secs(120),
+        || count_output(&setup.out()) >= expected,
+        &setup,
+    );
+    terminate(child, &setup);
+
+    let events: Vec<Json> = read_output(&setup.out()).into_values().flatten().collect();
+    assert_eq!(events.len(), expected, "events written vs changes made");
+    let mut seen = HashSet::new();
+    for e in &events {
+        let image = if e["op"] == "d" {
+            &e["before"]
+        } else {
+            &e["after"]
+        };
+        let id = (e["op"].clone(), image["id"].clone(), image["v"].clone());
+        assert!(seen.insert(id.clone()), "duplicate event {id:?}");
+    }
+    // Every event names the version that processed it; a transaction has
+    // exactly one; the bad version processed nothing that was written.
+    let mut by_tx: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    let mut stamps = HashSet::new();
+    for e in &events {
+        let stamp = e["source"]["plugins"].as_str().expect("stamped").to_owned();
+        assert!(
+            !stamp.contains("bad"),
+            "output from the rolled-back version: {e}"
+        );
+        stamps.insert(stamp.clone());
+        if let Some(tx) = e["source"]["txId"].as_str() {
+            by_tx.entry(tx.to_owned()).or_default().insert(stamp);
+        }
+    }
+    for (tx, versions) in &by_tx {
+        assert_eq!(
+            versions.len(),
+            1,
+            "transaction {tx} processed by {versions:?}"
+        );
+    }
+    assert!(
+        stamps.iter().any(|s| s.contains("@1.0.0")) && stamps.iter().any(|s| s.contains("@2.0.0")),
+        "{stamps:?}"
+    );
+    assert_eq!(
+        setup
+            .sql("SELECT count(*) FROM items")
+            .trim()
+            .parse::<usize>()
+            .unwrap(),
+        {
+            let rows = apply(&events);
+            rows.len()
+        }
+    );
 }

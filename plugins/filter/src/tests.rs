@@ -21,6 +21,7 @@ fn event(op: Op, schema: &str, table: &str, row: Vec<(&str, Value)>) -> ChangeEv
             txid: Some("7".into()),
             commit_time_us: 1,
             origin: None,
+            plugins: None,
         },
         key: vec![Column::new("id", Value::Int(1))],
         before,

@@ -45,6 +45,7 @@ fn change(
             txid: meta.txid.clone(),
             commit_time_us: meta.commit_time_us,
             origin: meta.origin.clone(),
+            plugins: None,
         },
         key: row(&[("id", Value::Int(1))]),
         before,

@@ -185,7 +185,8 @@ fn full_config_loads_every_field() {
         c.pipeline,
         PipelineSettings {
             max_batch_events: 100,
-            channel_bytes: 1_000_000
+            channel_bytes: 1_000_000,
+            ..PipelineSettings::default()
         }
     );
 }

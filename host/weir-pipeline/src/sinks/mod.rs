@@ -85,6 +85,7 @@ fn test_event(id: i64, table: &str) -> ChangeEvent {
             txid: Some("7".into()),
             commit_time_us: 1_700_000_000_000_000 + id,
             origin: None,
+            plugins: None,
         },
         key: vec![Column::new("id", Value::Int(id))],
         before: None,

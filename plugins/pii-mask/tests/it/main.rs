@@ -21,6 +21,7 @@ fn source(schema: &str, table: &str) -> SourceInfo {
         txid: Some("771".into()),
         commit_time_us: 1_700_000_000_000_000,
         origin: None,
+        plugins: None,
     }
 }
 
