@@ -2,6 +2,7 @@
 
 mod bundle_cmd;
 mod demo;
+mod new_cmd;
 mod plugin_cmd;
 mod run_cmd;
 

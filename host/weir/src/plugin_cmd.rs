@@ -31,6 +31,14 @@ pub enum PluginCommand {
     /// print `{"resolution": ...}`. Failures go to standard error with the
     /// input line number and the reason, and the exit code is 1.
     Test(TestArgs),
+    /// Create a plugin project with a passing test and fixtures.
+    New {
+        /// The project's directory; its name is the crate's name.
+        dir: PathBuf,
+        /// The plugin's language.
+        #[arg(long, default_value = "rust", value_parser = ["rust"])]
+        lang: String,
+    },
     /// Make a signing key pair: PREFIX.key (secret) and PREFIX.pub.
     Keygen {
         /// Path prefix of the two key files.
@@ -110,6 +118,7 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Test(args) => test(args),
         PluginCommand::Build { dir, debug } => build(&dir, !debug),
         PluginCommand::Reload { config } => reload(&config),
+        PluginCommand::New { dir, lang } => crate::new_cmd::new(&dir, &lang),
         PluginCommand::Keygen { prefix } => crate::bundle_cmd::keygen(&prefix),
         PluginCommand::Pack(args) => crate::bundle_cmd::pack(&engine()?, args),
         PluginCommand::Sign { bundle, key } => crate::bundle_cmd::sign(&bundle, &key),

@@ -4,6 +4,7 @@
 
 mod bundles;
 mod pipeline;
+mod scaffold;
 
 use std::process::Command;
 
