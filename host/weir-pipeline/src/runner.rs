@@ -42,7 +42,8 @@ use crate::sinks::AnySink;
 /// flight between stages.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
-/// Most events the processor merges from queued batches into one.
+/// Most events the processor merges from queued batches into one (it also
+/// stops at `MAX_BATCH_BYTES`).
 const MAX_MERGED_EVENTS: usize = 4096;
 
 /// Why a pipeline stopped.
@@ -326,7 +327,7 @@ fn process(
         // where its last part ends, so its position is that part's (even
         // none, mid-transaction): a checkpoint never claims less than the
         // files hold.
-        while batch.events.len() < MAX_MERGED_EVENTS {
+        while batch.events.len() < MAX_MERGED_EVENTS && batch.bytes < MAX_BATCH_BYTES {
             match input.try_recv() {
                 Ok(next) => {
                     batch.events.extend(next.events);

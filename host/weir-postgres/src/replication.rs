@@ -343,7 +343,6 @@ impl ReplicationConnection {
                 Ok(backend::Message::NoticeResponse(_)) => {}
                 Ok(_) => return Err(self.unexpected("START_REPLICATION")),
                 Err(error) => {
-                    // Drain to ReadyForQuery so the error is the whole story.
                     return Err(PgError::Server {
                         context: format!("starting replication from slot {slot}"),
                         error,
