@@ -312,7 +312,7 @@ fn apply_outcome(
             let patches: Vec<_> = patches.into_iter().map(convert::patch_from_wit).collect();
             // A bad patch leaves the event as it arrived, for the
             // dead-letter record.
-            match event.apply_patches(&patches) {
+            match event.apply_patches_owned(patches) {
                 Ok(()) => Ok(vec![event]),
                 Err(e) => Err((
                     Box::new(event),
