@@ -32,12 +32,6 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 use weir_plugin::{Capability, PluginLimits, PluginSpec};
 
-/// Placeholders a router template may use.
-pub const TEMPLATE_PLACEHOLDERS: &[&str] = &["connector", "database", "schema", "table", "op"];
-
-/// The router template used when the config has no `[router]`.
-pub const DEFAULT_ROUTER_TEMPLATE: &str = "{schema}.{table}";
-
 /// PostgreSQL's longest identifier (`NAMEDATALEN - 1`), in bytes.
 const PG_MAX_IDENTIFIER: usize = 63;
 
@@ -571,7 +565,7 @@ impl PipelineConfig {
             }
         }
         if self.router.template.is_none() && self.router.plugin.is_none() {
-            self.router.template = Some(DEFAULT_ROUTER_TEMPLATE.to_owned());
+            self.router.template = Some(crate::router::Template::DEFAULT.to_owned());
         }
     }
 
@@ -644,7 +638,7 @@ impl PipelineConfig {
             );
         }
         if let Some(t) = &router.template {
-            for problem in template_problems(t) {
+            for problem in crate::router::Template::parse(t).err().unwrap_or_default() {
                 c.err("router.template", problem);
             }
         }
@@ -835,39 +829,6 @@ fn validate_plugin(path: &str, p: &PluginConfig, c: &mut Checker) {
             "must be more than 0; leave it out for no fuel limit",
         );
     }
-}
-
-/// Problems with a router template: unknown placeholders and stray braces.
-fn template_problems(template: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if template.is_empty() {
-        problems.push("must not be empty".to_owned());
-    }
-    let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
-        if rest[i..].starts_with('}') {
-            problems.push("has a `}` without a matching `{`".to_owned());
-            rest = &rest[i + 1..];
-            continue;
-        }
-        let Some(len) = rest[i + 1..].find('}') else {
-            problems.push("has a `{` without a matching `}`".to_owned());
-            break;
-        };
-        let name = &rest[i + 1..i + 1 + len];
-        if !TEMPLATE_PLACEHOLDERS.contains(&name) {
-            problems.push(format!(
-                "unknown placeholder `{{{name}}}`; use {}",
-                TEMPLATE_PLACEHOLDERS
-                    .iter()
-                    .map(|p| format!("{{{p}}}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        rest = &rest[i + len + 2..];
-    }
-    problems
 }
 
 #[derive(Default)]

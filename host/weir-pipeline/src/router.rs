@@ -26,33 +26,54 @@ impl Template {
     /// The placeholders a template may use.
     pub const PLACEHOLDERS: [&'static str; 5] = ["connector", "database", "schema", "table", "op"];
 
-    /// Parses a template; unknown placeholders are kept literally (config
-    /// validation rejects them before a pipeline starts).
-    pub fn parse(template: &str) -> Self {
+    /// Parses a template, or lists every problem with it (empty, stray
+    /// braces, unknown placeholders): config validation reports them all.
+    pub fn parse(template: &str) -> Result<Self, Vec<String>> {
         let mut parts = Vec::new();
+        let mut problems = Vec::new();
+        if template.is_empty() {
+            problems.push("must not be empty".to_owned());
+        }
         let mut rest = template;
-        while let Some(start) = rest.find('{') {
-            let Some(len) = rest[start..].find('}') else {
+        while let Some(i) = rest.find(['{', '}']) {
+            if i > 0 {
+                parts.push(Part::Literal(rest[..i].to_owned()));
+            }
+            if rest[i..].starts_with('}') {
+                problems.push("has a `}` without a matching `{`".to_owned());
+                rest = &rest[i + 1..];
+                continue;
+            }
+            let Some(len) = rest[i + 1..].find('}') else {
+                problems.push("has a `{` without a matching `}`".to_owned());
+                rest = "";
                 break;
             };
-            if start > 0 {
-                parts.push(Part::Literal(rest[..start].to_owned()));
+            match &rest[i + 1..i + 1 + len] {
+                "connector" => parts.push(Part::Connector),
+                "database" => parts.push(Part::Database),
+                "schema" => parts.push(Part::Schema),
+                "table" => parts.push(Part::Table),
+                "op" => parts.push(Part::Op),
+                name => problems.push(format!(
+                    "unknown placeholder `{{{name}}}`; use {}",
+                    Self::PLACEHOLDERS
+                        .iter()
+                        .map(|p| format!("{{{p}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             }
-            let name = &rest[start + 1..start + len];
-            parts.push(match name {
-                "connector" => Part::Connector,
-                "database" => Part::Database,
-                "schema" => Part::Schema,
-                "table" => Part::Table,
-                "op" => Part::Op,
-                other => Part::Literal(format!("{{{other}}}")),
-            });
-            rest = &rest[start + len + 1..];
+            rest = &rest[i + len + 2..];
         }
         if !rest.is_empty() {
             parts.push(Part::Literal(rest.to_owned()));
         }
-        Template { parts }
+        if problems.is_empty() {
+            Ok(Template { parts })
+        } else {
+            Err(problems)
+        }
     }
 
     /// The destination of `event`.
@@ -92,15 +113,22 @@ mod tests {
             before: None,
             after: None,
         };
-        let t = Template::parse("cdc.{database}.{schema}.{table}-{op}");
+        let t = Template::parse("cdc.{database}.{schema}.{table}-{op}").unwrap();
         assert_eq!(t.render(&event), "cdc.shop.public.orders-update");
+        let default = Template::parse(Template::DEFAULT).unwrap();
+        assert_eq!(default.render(&event), "public.orders");
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
         assert_eq!(
-            Template::parse(Template::DEFAULT).render(&event),
-            "public.orders"
+            Template::parse("{nope}/{table}}{").unwrap_err(),
+            [
+                "unknown placeholder `{nope}`; use {connector}, {database}, {schema}, {table}, {op}",
+                "has a `}` without a matching `{`",
+                "has a `{` without a matching `}`",
+            ]
         );
-        assert_eq!(
-            Template::parse("{nope}/{table}").render(&event),
-            "{nope}/orders"
-        );
+        assert_eq!(Template::parse("").unwrap_err(), ["must not be empty"]);
     }
 }

@@ -58,6 +58,8 @@ pub enum PipelineError {
     },
     #[error(transparent)]
     Admission(#[from] crate::admission::AdmissionError),
+    #[error("router.template: {0}")]
+    Router(String),
     #[error("plugin engine: {0}")]
     Engine(String),
     #[error("checkpoint store: {0}")]
@@ -211,9 +213,10 @@ async fn run_once(
                 source,
             })?,
         )),
-        (None, template) => Router::Template(Template::parse(
-            template.as_deref().unwrap_or(Template::DEFAULT),
-        )),
+        (None, template) => Router::Template(
+            Template::parse(template.as_deref().unwrap_or(Template::DEFAULT))
+                .map_err(|problems| PipelineError::Router(problems.join("; ")))?,
+        ),
     };
 
     let SourceConfig::Postgres(pg) = &config.source;
