@@ -211,6 +211,32 @@ fn terminate(mut child: Child, setup: &Setup) {
     }
 }
 
+/// Waits for `expected` events, stops weir with SIGTERM, and checks that
+/// the output holds exactly that many, none twice (ids are never reused
+/// and every update bumps `v`, so each change is a distinct event).
+fn finish_exactly_once(setup: &Setup, child: Child, expected: usize) -> Vec<Json> {
+    wait_until(
+        "every change",
+        Duration::from_secs(120),
+        || count_output(&setup.out()) >= expected,
+        setup,
+    );
+    terminate(child, setup);
+    let events: Vec<Json> = read_output(&setup.out()).into_values().flatten().collect();
+    assert_eq!(events.len(), expected, "events written vs changes made");
+    let mut seen = HashSet::new();
+    for e in &events {
+        let image = if e["op"] == "d" {
+            &e["before"]
+        } else {
+            &e["after"]
+        };
+        let id = (e["op"].clone(), image["id"].clone(), image["v"].clone());
+        assert!(seen.insert(id.clone()), "duplicate event {id:?}");
+    }
+    events
+}
+
 /// Changes rows of `items` in small transactions until told to stop,
 /// counting the row changes of committed transactions. Ids are never
 /// reused and every update bumps `v`, so each change is a distinct event.
@@ -295,28 +321,7 @@ fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
     let expected = 201 + made.load(Ordering::Relaxed) as usize;
-    wait_until(
-        "every change",
-        Duration::from_secs(120),
-        || count_output(&setup.out()) >= expected,
-        &setup,
-    );
-    terminate(child, &setup);
-
-    let output = read_output(&setup.out());
-    let events: Vec<Json> = output.values().flatten().cloned().collect();
-    assert_eq!(events.len(), expected, "events written vs changes made");
-    // Exactly once: no event twice.
-    let mut seen = HashSet::new();
-    for e in &events {
-        let image = if e["op"] == "d" {
-            &e["before"]
-        } else {
-            &e["after"]
-        };
-        let id = (e["op"].clone(), image["id"].clone(), image["v"].clone());
-        assert!(seen.insert(id.clone()), "duplicate event {id:?}");
-    }
+    let events = finish_exactly_once(&setup, child, expected);
     // In order: applying the file reproduces the table.
     assert_eq!(apply(&events), table_rows(&setup, "items"));
     assert!(
@@ -653,26 +658,7 @@ fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back
     load.join().unwrap();
 
     let expected = 201 + made.load(Ordering::Relaxed) as usize;
-    wait_until(
-        "every change",
-        Duration::from_secs(120),
-        || count_output(&setup.out()) >= expected,
-        &setup,
-    );
-    terminate(child, &setup);
-
-    let events: Vec<Json> = read_output(&setup.out()).into_values().flatten().collect();
-    assert_eq!(events.len(), expected, "events written vs changes made");
-    let mut seen = HashSet::new();
-    for e in &events {
-        let image = if e["op"] == "d" {
-            &e["before"]
-        } else {
-            &e["after"]
-        };
-        let id = (e["op"].clone(), image["id"].clone(), image["v"].clone());
-        assert!(seen.insert(id.clone()), "duplicate event {id:?}");
-    }
+    let events = finish_exactly_once(&setup, child, expected);
     // Every event names the version that processed it; a transaction has
     // exactly one; the bad version processed nothing that was written.
     let mut by_tx: BTreeMap<String, HashSet<String>> = BTreeMap::new();
