@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use weir_plugin::bundle::Bundle;
+use weir_plugin::bundle::{Bundle, is_bundle};
 use weir_plugin::{PluginEngine, PluginSpec};
 
 use crate::config::{PluginConfig, TrustConfig};
@@ -86,9 +86,4 @@ pub fn admit(
 fn short(digest: &str) -> &str {
     let hex = digest.trim_start_matches("sha256:");
     &hex[..hex.len().min(12)]
-}
-
-fn is_bundle(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e == weir_plugin::bundle::BUNDLE_EXTENSION)
 }

@@ -151,6 +151,11 @@ pub enum TrustError {
     UnsupportedWire { found: u8, host: u8 },
 }
 
+/// Whether `path` names a bundle (by its extension).
+pub fn is_bundle(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == BUNDLE_EXTENSION)
+}
+
 /// `sha256:<hex>` of `bytes`.
 pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))

@@ -223,12 +223,6 @@ pub fn inspect_bundle(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(tmp)
 }
 
-/// Whether `path` names a bundle.
-pub fn is_bundle(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e == weir_plugin::bundle::BUNDLE_EXTENSION)
-}
-
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "none".to_owned()

@@ -140,7 +140,7 @@ fn plugin_name(file: &Path) -> String {
 }
 
 fn inspect(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    if crate::bundle_cmd::is_bundle(file) && !as_json {
+    if weir_plugin::bundle::is_bundle(file) && !as_json {
         let component = crate::bundle_cmd::inspect_bundle(file)?;
         let result = inspect(&component, false);
         let _ = std::fs::remove_file(&component);
