@@ -8,6 +8,12 @@ ensure_tools() {
     # PostgreSQL server binaries: tests and the demo start throwaway servers
     # from them (initdb, postgres, pg_recvlogical).
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
+    # Python and JavaScript plugins: componentize-py runs on Python 3 (in
+    # a venv), componentize-js on Node.js with npm.
+    command -v python3 >/dev/null 2>&1 || apt_pkgs+=(python3)
+    python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
+    command -v node >/dev/null 2>&1 || apt_pkgs+=(nodejs)
+    command -v npm >/dev/null 2>&1 || apt_pkgs+=(npm)
     if ((${#apt_pkgs[@]})); then
         echo "==> apt-get install ${apt_pkgs[*]}"
         apt-get update -qq
@@ -31,4 +37,31 @@ ensure_tools() {
         echo "==> cargo install cargo-nextest"
         cargo install cargo-nextest --locked
     fi
+    ensure_guest_tools
+}
+
+# The componentizers that build Python and JavaScript plugins, at the
+# versions in scripts/lib/guest-tools, installed under target/tools (kept
+# between runs, reinstalled when the pins change) and exported to the
+# build through WEIR_COMPONENTIZE_PY and WEIR_COMPONENTIZE_JS.
+ensure_guest_tools() {
+    local pins=scripts/lib/guest-tools tools=target/tools
+    mkdir -p "$tools"
+    if ! cmp -s "$pins/requirements.txt" "$tools/venv/requirements.txt"; then
+        echo "==> pip install $(cat "$pins/requirements.txt") (into $tools/venv)"
+        rm -rf "$tools/venv"
+        python3 -m venv "$tools/venv"
+        "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$pins/requirements.txt"
+        cp "$pins/requirements.txt" "$tools/venv/requirements.txt"
+    fi
+    if ! cmp -s "$pins/package-lock.json" "$tools/js/package-lock.json"; then
+        echo "==> npm ci (componentize-js, into $tools/js)"
+        rm -rf "$tools/js"
+        mkdir -p "$tools/js"
+        cp "$pins/package.json" "$pins/package-lock.json" "$tools/js/"
+        (cd "$tools/js" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    WEIR_COMPONENTIZE_PY="$PWD/$tools/venv/bin/componentize-py"
+    WEIR_COMPONENTIZE_JS="$PWD/$tools/js/node_modules/.bin/componentize-js"
+    export WEIR_COMPONENTIZE_PY WEIR_COMPONENTIZE_JS
 }

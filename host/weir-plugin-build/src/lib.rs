@@ -1,7 +1,10 @@
-//! Builds Rust plugin crates into WebAssembly components with
-//! `cargo build --target wasm32-wasip2`. Used by `weir plugin build` and by
-//! the build script that compiles the bundled plugins and test guests, so
-//! both build plugins the same way.
+//! Builds plugin projects into WebAssembly components: Rust crates with
+//! `cargo build --target wasm32-wasip2`, Python and JavaScript projects
+//! with componentize-py and componentize-js ([`guest`]). Used by `weir
+//! plugin build` and by the build script that compiles the bundled plugins
+//! and test guests, so both build plugins the same way.
+
+pub mod guest;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,10 +1,14 @@
-//! `weir plugin new NAME`: a working Rust transformer plugin project with a
-//! passing test and fixtures for `weir plugin test` and bundles.
+//! `weir plugin new --lang rust|python|js DIR`: a working transformer
+//! plugin project with a passing test and fixtures for `weir plugin test`
+//! and bundles. Python and JavaScript projects get their own copy of the
+//! SDK this weir was built with, so they need nothing but the
+//! componentizer to build.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use weir_plugin_build::guest::{COMPONENTIZE_JS, COMPONENTIZE_PY, Lang};
 
 /// Where the SDK lives: this checkout's `sdk/rust` (the SDK is not
 /// published to a registry yet).
@@ -12,10 +16,37 @@ fn sdk_path() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/rust")
 }
 
+/// The Python SDK (`sdk/python/weir_plugin`), file by file.
+const PYTHON_SDK: &[(&str, &str)] = &[
+    ("__init__.py", include_str!("../../../sdk/python/weir_plugin/__init__.py")),
+    ("_export.py", include_str!("../../../sdk/python/weir_plugin/_export.py")),
+    ("event.py", include_str!("../../../sdk/python/weir_plugin/event.py")),
+    ("log.py", include_str!("../../../sdk/python/weir_plugin/log.py")),
+    ("testing.py", include_str!("../../../sdk/python/weir_plugin/testing.py")),
+    ("wire.py", include_str!("../../../sdk/python/weir_plugin/wire.py")),
+];
+
+/// The JavaScript SDK (`sdk/js/weir-plugin.js`).
+const JS_SDK: &str = include_str!("../../../sdk/js/weir-plugin.js");
+
+/// Every scaffold's fixtures: upper-case the `name` column.
+const FIXTURES: [(&str, &str); 3] = [
+    ("fixtures/config.json", "{\"column\": \"name\"}\n"),
+    (
+        "fixtures/input.jsonl",
+        r#"{"op":"c","source":{"schema":"public","table":"customers"},"key":{"id":1},"after":{"id":1,"name":"ada","city":"london"}}
+"#,
+    ),
+    (
+        "fixtures/expected.jsonl",
+        r#"{"op":"c","after":{"id":1,"name":"ADA","city":"london"}}
+"#,
+    ),
+];
+
 pub fn new(dir: &Path, lang: &str) -> anyhow::Result<ExitCode> {
-    if lang != "rust" {
-        bail!("`--lang {lang}`: only `rust` plugins can be scaffolded by this version of weir");
-    }
+    let lang = Lang::parse(lang)
+        .with_context(|| format!("`--lang {lang}`: expected rust, python or js"))?;
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -26,7 +57,7 @@ pub fn new(dir: &Path, lang: &str) -> anyhow::Result<ExitCode> {
         })
         .with_context(|| {
             format!(
-                "`{}`: the directory name is the plugin's crate name: lower-case letters, \
+                "`{}`: the directory name is the plugin's name: lower-case letters, \
                  digits, `-` and `_`",
                 dir.display()
             )
@@ -34,20 +65,282 @@ pub fn new(dir: &Path, lang: &str) -> anyhow::Result<ExitCode> {
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
-    let sdk = std::path::absolute(sdk_path())?;
-    let sdk = sdk.canonicalize().unwrap_or(sdk);
-    let type_name: String = name
-        .split(['-', '_'])
+    let (mut files, next) = match lang {
+        Lang::Rust => rust_files(name)?,
+        Lang::Python => python_files(name),
+        Lang::Js => js_files(name),
+    };
+    files.extend(FIXTURES.iter().map(|(f, t)| (f.to_string(), t.to_string())));
+    for (file, text) in &files {
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!(
+        "created {} (a {} transformer plugin)",
+        dir.display(),
+        lang.name()
+    );
+    println!("next: cd {} && {next}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+type Files = Vec<(String, String)>;
+
+/// `shout-names` -> `ShoutNames`.
+fn type_name(name: &str) -> String {
+    name.split(['-', '_'])
         .map(|part| {
             let mut c = part.chars();
             c.next()
                 .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
                 .unwrap_or_default()
         })
-        .collect();
-    std::fs::create_dir_all(dir.join("src"))?;
-    std::fs::create_dir_all(dir.join("fixtures"))?;
-    let files: [(&str, String); 6] = [
+        .collect()
+}
+
+/// A Python project: the logic in `<module>.py` (natively testable), the
+/// component's entry in `app.py`, and a copy of the SDK.
+fn python_files(name: &str) -> (Files, &'static str) {
+    let module = name.replace('-', "_");
+    let class = type_name(name);
+    let mut files: Files = vec![
+        (
+            "pyproject.toml".into(),
+            format!(
+                r#"[project]
+name = "{name}"
+version = "0.1.0"
+requires-python = ">=3.11"
+
+# What `weir plugin build` needs: the world and the module defining WitWorld.
+[tool.weir]
+world = "transformer"
+module = "app"
+"#
+            ),
+        ),
+        (
+            "app.py".into(),
+            format!(
+                r#""""The component's entry point (`weir plugin build` builds from here)."""
+
+import weir_plugin
+from {module} import {class}
+
+WitWorld = weir_plugin.export_transformer({class})
+"#
+            ),
+        ),
+        (
+            format!("{module}.py"),
+            format!(
+                r#""""{name}: upper-cases one text column of every event's after image.
+
+Config: {{"column": "name"}}.
+"""
+
+from weir_plugin import KEEP
+
+
+class {class}:
+    def __init__(self, config):
+        unknown = set(config) - {{"column"}}
+        if unknown:
+            raise ValueError("invalid plugin config: unknown field(s) %s" % ", ".join(sorted(unknown)))
+        column = config.get("column")
+        if not isinstance(column, str) or not column:
+            raise ValueError("invalid plugin config: `column` must name a column")
+        self.column = column
+
+    def transform(self, event):
+        text = event.after.get(self.column) if event.after else None
+        if type(text) is str:
+            event.set_after(self.column, text.upper())
+        return KEEP
+"#
+            ),
+        ),
+        (
+            format!("test_{module}.py"),
+            format!(
+                r#""""Runs natively: python3 -m unittest"""
+
+import unittest
+
+from weir_plugin import testing
+
+from {module} import {class}
+
+
+class Test{class}(unittest.TestCase):
+    def test_upper_cases_the_configured_column_only(self):
+        plugin = {class}({{"column": "name"}})
+        event = testing.event(
+            table="customers",
+            key={{"id": 1}},
+            after={{"id": 1, "name": "ada", "city": "london"}},
+        )
+        [[out]] = testing.transform(plugin, [event])
+        self.assertEqual(out["after"], {{"id": 1, "name": "ADA", "city": "london"}})
+
+    def test_a_bad_config_is_refused(self):
+        with self.assertRaises(ValueError):
+            {class}({{"colum": "x"}})
+
+
+if __name__ == "__main__":
+    unittest.main()
+"#
+            ),
+        ),
+        (".gitignore".into(), "target/\n__pycache__/\n".into()),
+        (
+            "README.md".into(),
+            format!(
+                "# {name}\n\n\
+                 ```sh\n\
+                 python3 -m unittest                          # the logic, natively\n\
+                 pip install {COMPONENTIZE_PY}         # once\n\
+                 weir plugin build .                          # -> target/weir/{name}.wasm\n\
+                 weir plugin test target/weir/{name}.wasm \\\n    \
+                 --config fixtures/config.json --input fixtures/input.jsonl\n\
+                 weir plugin pack target/weir/{name}.wasm \\\n    \
+                 --name {name} --version 0.1.0 --fixtures fixtures\n\
+                 ```\n\n\
+                 `weir_plugin/` is the Weir Python SDK, copied here by `weir plugin new`.\n"
+            ),
+        ),
+    ];
+    files.extend(
+        PYTHON_SDK
+            .iter()
+            .map(|(f, t)| (format!("weir_plugin/{f}"), t.to_string())),
+    );
+    (files, "python3 -m unittest && weir plugin build .")
+}
+
+/// A JavaScript project: the logic in `<name>.js` (natively testable),
+/// the component's entry in `plugin.js`, and a copy of the SDK.
+fn js_files(name: &str) -> (Files, &'static str) {
+    let class = type_name(name);
+    let (tool, version) = COMPONENTIZE_JS
+        .rsplit_once('@')
+        .expect("the pin names a version");
+    let files: Files = vec![
+        (
+            "package.json".into(),
+            format!(
+                r#"{{
+  "name": "{name}",
+  "version": "0.1.0",
+  "type": "module",
+  "main": "plugin.js",
+  "private": true,
+  "scripts": {{
+    "test": "node --test"
+  }},
+  "weir": {{
+    "world": "transformer"
+  }},
+  "devDependencies": {{
+    "{tool}": "{version}"
+  }}
+}}
+"#
+            ),
+        ),
+        (
+            "plugin.js".into(),
+            format!(
+                r#"// The component's entry module (`weir plugin build` builds from here).
+import * as host from 'weir:plugin/host@0.1.0';
+import {{ exportTransformer }} from './weir-plugin.js';
+import {{ {class} }} from './{name}.js';
+
+export const {{ init, transform }} = exportTransformer({class}, host);
+"#
+            ),
+        ),
+        (
+            format!("{name}.js"),
+            format!(
+                r#"// {name}: upper-cases one text column of every event's after image.
+// Config: {{"column": "name"}}.
+import {{ KEEP }} from './weir-plugin.js';
+
+export class {class} {{
+  constructor(config) {{
+    const unknown = Object.keys(config).filter((k) => k !== 'column');
+    if (unknown.length) throw new Error(`invalid plugin config: unknown field(s) ${{unknown.join(', ')}}`);
+    if (typeof config.column !== 'string' || !config.column) {{
+      throw new Error('invalid plugin config: `column` must name a column');
+    }}
+    this.column = config.column;
+  }}
+
+  transform(event) {{
+    const text = event.after?.get(this.column);
+    if (typeof text === 'string') event.setAfter(this.column, text.toUpperCase());
+    return KEEP;
+  }}
+}}
+"#
+            ),
+        ),
+        (
+            format!("test/{name}.test.js"),
+            format!(
+                r#"// Runs natively: node --test
+import {{ test }} from 'node:test';
+import assert from 'node:assert/strict';
+
+import {{ makeEvent, runTransform }} from '../weir-plugin.js';
+import {{ {class} }} from '../{name}.js';
+
+test('upper-cases the configured column only', () => {{
+  const plugin = new {class}({{ column: 'name' }});
+  const event = makeEvent({{ table: 'customers', key: {{ id: 1n }}, after: {{ id: 1n, name: 'ada', city: 'london' }} }});
+  const [[out]] = runTransform(plugin, [event]);
+  assert.deepEqual(out.after, {{ id: 1n, name: 'ADA', city: 'london' }});
+}});
+
+test('a bad config is refused', () => {{
+  assert.throws(() => new {class}({{ colum: 'x' }}));
+}});
+"#
+            ),
+        ),
+        ("weir-plugin.js".into(), JS_SDK.to_owned()),
+        (".gitignore".into(), "target/\nnode_modules/\n".into()),
+        (
+            "README.md".into(),
+            format!(
+                "# {name}\n\n\
+                 ```sh\n\
+                 node --test                                  # the logic, natively\n\
+                 npm install                                  # once: componentize-js\n\
+                 weir plugin build .                          # -> target/weir/{name}.wasm\n\
+                 weir plugin test target/weir/{name}.wasm \\\n    \
+                 --config fixtures/config.json --input fixtures/input.jsonl\n\
+                 weir plugin pack target/weir/{name}.wasm \\\n    \
+                 --name {name} --version 0.1.0 --fixtures fixtures\n\
+                 ```\n\n\
+                 `weir-plugin.js` is the Weir JavaScript SDK, copied here by `weir plugin new`.\n"
+            ),
+        ),
+    ];
+    (files, "node --test && npm install && weir plugin build .")
+}
+
+/// A Rust crate depending on this checkout's SDK.
+fn rust_files(name: &str) -> anyhow::Result<(Files, &'static str)> {
+    let sdk = std::path::absolute(sdk_path())?;
+    let sdk = sdk.canonicalize().unwrap_or(sdk);
+    let type_name = type_name(name);
+    let files: [(&str, String); 3] = [
         (
             "Cargo.toml",
             format!(
@@ -145,19 +438,6 @@ mod tests {{
 "##
             ),
         ),
-        ("fixtures/config.json", "{\"column\": \"name\"}\n".to_owned()),
-        (
-            "fixtures/input.jsonl",
-            r#"{"op":"c","source":{"schema":"public","table":"customers"},"key":{"id":1},"after":{"id":1,"name":"ada","city":"london"}}
-"#
-            .to_owned(),
-        ),
-        (
-            "fixtures/expected.jsonl",
-            r#"{"op":"c","after":{"id":1,"name":"ADA","city":"london"}}
-"#
-            .to_owned(),
-        ),
         (
             "README.md",
             format!(
@@ -174,13 +454,11 @@ mod tests {{
             ),
         ),
     ];
-    for (file, text) in files {
-        std::fs::write(dir.join(file), text).with_context(|| format!("writing {file}"))?;
-    }
-    println!("created {} (a Rust transformer plugin)", dir.display());
-    println!(
-        "next: cd {} && cargo test && weir plugin build .",
-        dir.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok((
+        files
+            .into_iter()
+            .map(|(f, t)| (f.to_owned(), t))
+            .collect(),
+        "cargo test && weir plugin build .",
+    ))
 }

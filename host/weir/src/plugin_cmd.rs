@@ -33,10 +33,10 @@ pub enum PluginCommand {
     Test(TestArgs),
     /// Create a plugin project with a passing test and fixtures.
     New {
-        /// The project's directory; its name is the crate's name.
+        /// The project's directory; its name is the plugin's name.
         dir: PathBuf,
         /// The plugin's language.
-        #[arg(long, default_value = "rust", value_parser = ["rust"])]
+        #[arg(long, default_value = "rust", value_parser = ["rust", "python", "js"])]
         lang: String,
     },
     /// Make a signing key pair: PREFIX.key (secret) and PREFIX.pub.
@@ -72,11 +72,14 @@ pub enum PluginCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Build a Rust plugin crate into a component (cargo, wasm32-wasip2).
+    /// Build a plugin project into a component: a Rust crate (cargo,
+    /// wasm32-wasip2), a Python project (componentize-py) or a JavaScript
+    /// project (componentize-js).
     Build {
-        /// The crate's directory.
+        /// The project's directory.
         dir: PathBuf,
-        /// Build without optimisations (faster to build, slower to run).
+        /// Rust only: build without optimisations (faster to build, slower
+        /// to run).
         #[arg(long)]
         debug: bool,
     },
@@ -322,20 +325,38 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
-    let manifest = weir_plugin_build::manifest_in(dir).map_err(anyhow::Error::msg)?;
-    eprintln!(
-        "Building {} for {} ({})...",
-        dir.display(),
-        weir_plugin_build::TARGET,
-        if release { "release" } else { "debug" }
-    );
-    let built = weir_plugin_build::build(&weir_plugin_build::BuildRequest {
-        manifest,
-        packages: Vec::new(),
-        target_dir: None,
-        release,
-    })
-    .map_err(anyhow::Error::msg)?;
+    use weir_plugin_build::guest::{GuestProject, Lang, detect};
+    let lang = detect(dir).map_err(anyhow::Error::msg)?;
+    let built = if lang == Lang::Rust {
+        let manifest = weir_plugin_build::manifest_in(dir).map_err(anyhow::Error::msg)?;
+        eprintln!(
+            "Building {} for {} ({})...",
+            dir.display(),
+            weir_plugin_build::TARGET,
+            if release { "release" } else { "debug" }
+        );
+        weir_plugin_build::build(&weir_plugin_build::BuildRequest {
+            manifest,
+            packages: Vec::new(),
+            target_dir: None,
+            release,
+        })
+        .map_err(anyhow::Error::msg)?
+    } else {
+        let project = GuestProject::read(dir, lang).map_err(anyhow::Error::msg)?;
+        eprintln!(
+            "Building {} ({}, world {}) with componentize-{}...",
+            dir.display(),
+            lang.name(),
+            project.world,
+            if lang == Lang::Python { "py" } else { "js" }
+        );
+        let wasm = project.build().map_err(anyhow::Error::msg)?;
+        vec![weir_plugin_build::Built {
+            package: project.name,
+            wasm,
+        }]
+    };
     let engine = engine()?;
     for b in built {
         let info = engine.inspect(&b.package, &b.wasm)?;

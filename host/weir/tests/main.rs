@@ -3,6 +3,7 @@
 //! the errors a user sees.
 
 mod bundles;
+mod languages;
 mod pipeline;
 mod scaffold;
 
@@ -13,17 +14,27 @@ use weir_tests::{compare_golden, components, golden_cases};
 
 fn weir() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-    cmd.env(
-        "WEIR_CACHE_DIR",
-        weir_tests::repo_root()
-            .join("target")
-            .join("weir-test-cache"),
-    );
+    let target = weir_tests::repo_root().join("target");
+    cmd.env("WEIR_CACHE_DIR", target.join("weir-test-cache"));
+    // The componentizers `scripts/test` installs, when it has not said so
+    // itself (a plain `cargo nextest run` after one `scripts/test`).
+    for (var, tool) in [
+        ("WEIR_COMPONENTIZE_PY", "tools/venv/bin/componentize-py"),
+        ("WEIR_COMPONENTIZE_JS", "tools/js/node_modules/.bin/componentize-js"),
+    ] {
+        if std::env::var_os(var).is_none() && target.join(tool).is_file() {
+            cmd.env(var, target.join(tool));
+        }
+    }
     cmd
 }
 
 fn run_golden(plugin: &str) {
-    let component = components::bundled(plugin);
+    run_golden_on(plugin, components::bundled(plugin), "rust");
+}
+
+/// Runs `component` over the golden cases of the bundled plugin `plugin`.
+fn run_golden_on(plugin: &str, component: &str, label: &str) {
     for case in golden_cases(plugin) {
         let out = weir()
             .args(["plugin", "test", component, "--input"])
@@ -39,14 +50,14 @@ fn run_golden(plugin: &str) {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect();
         if let Err(diff) = compare_golden(&actual, &case.expected) {
-            panic!("{plugin}/{}: {diff}\nstderr:\n{stderr}", case.name);
+            panic!("{plugin}/{} ({label}): {diff}\nstderr:\n{stderr}", case.name);
         }
         // Router cases may hold expected errors; everything else succeeds.
         let expects_errors = case.expected.iter().any(|e| e.get("error").is_some());
         assert_eq!(
             out.status.success(),
             !expects_errors,
-            "{plugin}/{}: exit status {:?}\nstderr:\n{stderr}",
+            "{plugin}/{} ({label}): exit status {:?}\nstderr:\n{stderr}",
             case.name,
             out.status
         );

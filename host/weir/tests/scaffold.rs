@@ -1,52 +1,50 @@
-//! `weir plugin new`: the project it makes passes its own test, builds to a
-//! component, and reproduces its fixtures through `weir plugin test`.
+//! `weir plugin new --lang rust|python|js`: the project it makes passes its
+//! own tests natively, builds to a component with `weir plugin build`, and
+//! reproduces its fixtures through `weir plugin test`.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value as Json;
 
 use crate::weir;
 
-#[test]
-fn a_new_plugin_project_tests_builds_and_matches_its_fixtures() {
-    let base = std::env::temp_dir().join(format!("weir-scaffold-{}", std::process::id()));
+/// Scaffolds `lang` into a fresh directory; returns the project.
+fn scaffold(lang: &str, name: &str) -> (PathBuf, PathBuf) {
+    let base = std::env::temp_dir().join(format!("weir-scaffold-{lang}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
-    let dir = base.join("shout-names");
-    let out = weir().args(["plugin", "new"]).arg(&dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    // Its own unit tests pass (natively, without Wasm).
-    let target = weir_tests::repo_root().join("target").join("scaffold");
-    let out = Command::new("cargo")
-        .arg("test")
-        .current_dir(&dir)
-        .env("CARGO_TARGET_DIR", &target)
+    let dir = base.join(name);
+    let out = weir()
+        .args(["plugin", "new", "--lang", lang])
+        .arg(&dir)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("2 passed"), "{text}");
-
-    // It builds to a component that reproduces its fixtures.
-    let out = weir().args(["plugin", "build"]).arg(&dir).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let component = dir.join("target/wasm32-wasip2/release/shout_names.wasm");
+    (base, dir)
+}
+
+fn succeeds(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?}:\n{text}");
+    text
+}
+
+/// Builds the project and checks its component against its fixtures.
+fn builds_and_matches_fixtures(dir: &Path, component: &Path) {
+    succeeds(weir().args(["plugin", "build"]).arg(dir));
     let out = weir()
         .args(["plugin", "test"])
-        .arg(&component)
+        .arg(component)
         .arg("--config")
         .arg(dir.join("fixtures/config.json"))
         .arg("--input")
@@ -67,8 +65,44 @@ fn a_new_plugin_project_tests_builds_and_matches_its_fixtures() {
     weir_tests::compare_golden(&parse(&String::from_utf8_lossy(&out.stdout)), &expected).unwrap();
 
     // A second `new` into the same place is refused rather than clobbering.
-    let out = weir().args(["plugin", "new"]).arg(&dir).output().unwrap();
+    let out = weir().args(["plugin", "new"]).arg(dir).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
+
+#[test]
+fn a_new_rust_plugin_tests_builds_and_matches_its_fixtures() {
+    let (base, dir) = scaffold("rust", "shout-names");
+    let target = weir_tests::repo_root().join("target").join("scaffold");
+    let text = succeeds(
+        Command::new("cargo")
+            .arg("test")
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", &target),
+    );
+    assert!(text.contains("2 passed"), "{text}");
+    builds_and_matches_fixtures(&dir, &dir.join("target/wasm32-wasip2/release/shout_names.wasm"));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn a_new_python_plugin_tests_builds_and_matches_its_fixtures() {
+    let (base, dir) = scaffold("python", "shout-names");
+    let text = succeeds(
+        Command::new("python3")
+            .args(["-m", "unittest", "-v"])
+            .current_dir(&dir),
+    );
+    assert!(text.contains("Ran 2 tests") && text.contains("OK"), "{text}");
+    builds_and_matches_fixtures(&dir, &dir.join("target/weir/shout-names.wasm"));
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn a_new_js_plugin_tests_builds_and_matches_its_fixtures() {
+    let (base, dir) = scaffold("js", "shout-names");
+    let text = succeeds(Command::new("node").arg("--test").current_dir(&dir));
+    assert!(text.contains("# pass 2") && text.contains("# fail 0"), "{text}");
+    builds_and_matches_fixtures(&dir, &dir.join("target/weir/shout-names.wasm"));
     let _ = std::fs::remove_dir_all(&base);
 }

@@ -1,0 +1,77 @@
+//! The pii-mask rules written in Python and in JavaScript: each example is
+//! built from source by `weir plugin build` and held to the same golden
+//! files as the bundled Rust plugin, and its own native tests pass.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{run_golden_on, weir};
+
+fn example(path: &str) -> PathBuf {
+    weir_tests::repo_root().join("examples/plugins").join(path)
+}
+
+/// `weir plugin build DIR`; returns the component it reports.
+fn build(dir: &PathBuf) -> PathBuf {
+    let out = weir().args(["plugin", "build"]).arg(dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "name: PATH (N bytes, world transformer)"
+    assert!(stdout.contains("world transformer"), "{stdout}");
+    let path = stdout
+        .split_once(": ")
+        .and_then(|(_, rest)| rest.split_once(" ("))
+        .map(|(p, _)| PathBuf::from(p))
+        .unwrap_or_else(|| panic!("no component path in {stdout:?}"));
+    assert!(path.is_file(), "{}", path.display());
+    path
+}
+
+fn native_tests_pass(cmd: &mut Command, expect: &str) {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains(expect), "{cmd:?}:\n{text}");
+}
+
+#[test]
+fn python_pii_mask_matches_the_rust_golden_files() {
+    let dir = example("python/pii-mask");
+    native_tests_pass(
+        Command::new("python3")
+            .args(["-m", "unittest", "-v"])
+            .current_dir(&dir),
+        "OK",
+    );
+    let wasm = build(&dir);
+    run_golden_on("pii-mask", wasm.to_str().unwrap(), "python");
+}
+
+#[test]
+fn js_pii_mask_matches_the_rust_golden_files() {
+    let dir = example("js/pii-mask");
+    native_tests_pass(
+        Command::new("node").arg("--test").current_dir(&dir),
+        "# fail 0",
+    );
+    let wasm = build(&dir);
+    run_golden_on("pii-mask", wasm.to_str().unwrap(), "js");
+}
+
+#[test]
+fn a_project_of_no_known_language_is_named() {
+    let dir = std::env::temp_dir().join(format!("weir-no-lang-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = weir().args(["plugin", "build"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a plugin project"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

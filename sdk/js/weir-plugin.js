@@ -1,0 +1,598 @@
+// Write Weir plugins in JavaScript.
+//
+// A plugin is a plain class built from its config, plus one export line in
+// the component's entry module:
+//
+//   import * as host from 'weir:plugin/host@0.1.0';
+//   import { exportTransformer, KEEP } from './weir-plugin.js';
+//
+//   class Shout {
+//     constructor(config) { this.column = config.column ?? 'name'; }
+//     transform(event) {
+//       const name = event.after?.get(this.column);
+//       if (typeof name === 'string') event.setAfter(this.column, name.toUpperCase());
+//       return KEEP;
+//     }
+//   }
+//
+//   export const { init, transform } = exportTransformer(Shout, host);
+//
+// `weir plugin build` turns the project into a component with
+// componentize-js; `runTransform` below drives the same class natively
+// under `node --test`. The batch arrives in the wire encoding, version 2
+// (docs/wire-format.md), decoded here.
+//
+// Values are plain JavaScript where JavaScript has the type: null, boolean,
+// bigint (int), number (float), string (text), Uint8Array (bytes). The
+// others are `Tagged` values (`{kind, value}`: decimal, json and uuid
+// carry a string; date a number of days; time, timestamp and timestamptz a
+// bigint of microseconds), and UNCHANGED marks a value the source did not
+// send. So `typeof value === 'string'` is true exactly for text.
+
+export const CONTRACT = 'weir:plugin@0.1.0';
+export const WIRE_VERSION = 2;
+export const OPS = ['c', 'u', 'd', 't', 'r'];
+export const IMAGES = ['key', 'before', 'after'];
+
+const SAME_SOURCE = 1;
+const HAS_BEFORE = 2;
+const HAS_AFTER = 4;
+const HAS_TXID = 8;
+const HAS_ORIGIN = 16;
+const SAME_NAMES = 1;
+
+/** A value of a type JavaScript has no type for. */
+export class Tagged {
+  constructor(kind, value) {
+    this.kind = kind;
+    this.value = value;
+  }
+}
+
+export const decimal = (text) => new Tagged('decimal', String(text));
+export const json = (text) => new Tagged('json', String(text));
+export const uuid = (text) => new Tagged('uuid', String(text));
+export const date = (days) => new Tagged('date', Number(days));
+export const time = (us) => new Tagged('time', BigInt(us));
+export const timestamp = (us) => new Tagged('timestamp', BigInt(us));
+export const timestamptz = (us) => new Tagged('timestamptz', BigInt(us));
+
+/** A value the source did not send (an unchanged TOAST column). */
+export const UNCHANGED = Object.freeze({ kind: 'unchanged' });
+
+export class WireError extends Error {}
+
+/** Where a change came from. */
+export class Source {
+  constructor(connector, database, schema, table, position, txid, commitTimeUs, origin) {
+    this.connector = connector;
+    this.database = database;
+    this.schema = schema;
+    this.table = table;
+    this.position = position;
+    this.txid = txid ?? null;
+    this.commitTimeUs = commitTimeUs;
+    this.origin = origin ?? null;
+  }
+}
+
+/**
+ * One row image: column names and values in table order. Consecutive
+ * events of one table share the same `names` array, so per-layout work
+ * can be cached with an `===` comparison.
+ */
+export class Row {
+  constructor(names, values) {
+    this.names = names;
+    this.values = values;
+  }
+
+  static fromObject(columns) {
+    return new Row(Object.keys(columns), Object.values(columns));
+  }
+
+  /** The position of column `name`, or -1. */
+  indexOf(name) {
+    return this.names.indexOf(name);
+  }
+
+  /** The value of column `name`, or undefined. */
+  get(name) {
+    const i = this.names.indexOf(name);
+    return i < 0 ? undefined : this.values[i];
+  }
+
+  has(name) {
+    return this.names.includes(name);
+  }
+
+  get length() {
+    return this.names.length;
+  }
+
+  toObject() {
+    const o = {};
+    this.names.forEach((n, i) => (o[n] = this.values[i]));
+    return o;
+  }
+}
+
+const REMOVE = Symbol('remove');
+
+/**
+ * One row change. `op` is 'c', 'u', 'd', 't' or 'r' (a snapshot read).
+ * Changes made through `set`, `remove` and friends are recorded as
+ * patches: only the changed columns travel back to the host.
+ */
+export class Event {
+  constructor(op, source, key, before, after) {
+    this.op = op;
+    this.source = source;
+    this.key = key;
+    this.before = before ?? null;
+    this.after = after ?? null;
+    this.patches = [];
+  }
+
+  get table() {
+    return this.source.table;
+  }
+
+  /** The row 'key', 'before' or 'after' as it arrived, or null. */
+  image(image) {
+    switch (image) {
+      case 'after':
+        return this.after;
+      case 'before':
+        return this.before;
+      case 'key':
+        return this.key;
+      default:
+        throw new Error(`no image ${image}: give key, before or after`);
+    }
+  }
+
+  set(image, index, value) {
+    this.patches.push([image, index, value]);
+  }
+
+  remove(image, index) {
+    this.patches.push([image, index, REMOVE]);
+  }
+
+  /** Replaces column `name` of `image`; false if there is none. */
+  setColumn(image, name, value) {
+    const row = this.image(image);
+    const i = row ? row.indexOf(name) : -1;
+    if (i < 0) return false;
+    this.set(image, i, value);
+    return true;
+  }
+
+  setAfter(name, value) {
+    return this.setColumn('after', name, value);
+  }
+
+  /** The row `image` with the patches applied, as an object (or null). */
+  patched(image) {
+    const row = this.image(image);
+    if (!row) return null;
+    const values = row.values.slice();
+    for (const [img, i, v] of this.patches) if (img === image) values[i] = v;
+    const o = {};
+    row.names.forEach((n, i) => {
+      if (values[i] !== REMOVE) o[n] = values[i];
+    });
+    return o;
+  }
+}
+
+/** Pass the event on, with the column changes made through it. */
+export const KEEP = Object.freeze({ outcome: 'keep' });
+/** Drop the event. */
+export const DROP = Object.freeze({ outcome: 'drop' });
+/** The event cannot be processed; it goes to the dead-letter queue. */
+export const fail = (reason) => ({ outcome: 'fail', reason: String(reason) });
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes a batch into events; throws WireError when it is malformed. */
+export function decodeBatch(buf) {
+  const end = buf.length;
+  let pos = 0;
+  const bad = (problem) => {
+    throw new WireError(`malformed batch at byte ${pos}: ${problem}`);
+  };
+  const byte = () => (pos < end ? buf[pos++] : bad('unexpected end'));
+  // Unsigned LEB128: a Number up to 49 bits (exact), a BigInt beyond.
+  const varint = () => {
+    let n = 0;
+    let mul = 1;
+    for (;;) {
+      const b = byte();
+      n += (b & 0x7f) * mul;
+      if (b < 0x80) return n;
+      mul *= 128;
+      if (mul > 2 ** 42) return bigVarint(n, mul);
+    }
+  };
+  const bigVarint = (low, mul) => {
+    let n = BigInt(low);
+    let shift = BigInt(Math.log2(mul));
+    for (;;) {
+      const b = byte();
+      n |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return n;
+      shift += 7n;
+      if (shift > 63n) bad('varint too long');
+    }
+  };
+  const zigzag = () => {
+    const n = varint();
+    if (typeof n === 'bigint') return (n >> 1n) ^ -(n & 1n);
+    return BigInt(n % 2 === 0 ? n / 2 : -(n + 1) / 2);
+  };
+  const raw = () => {
+    const n = Number(varint());
+    if (n > end - pos) bad('length past the end of the batch');
+    const s = buf.subarray(pos, pos + n);
+    pos += n;
+    return s;
+  };
+  const text = () => {
+    const n = Number(varint());
+    if (n > end - pos) bad('length past the end of the batch');
+    // Short ASCII text is the common case and cheaper to build by hand.
+    if (n <= 32) {
+      let s = '';
+      let i = pos;
+      for (; i < pos + n; i++) {
+        const c = buf[i];
+        if (c >= 0x80) break;
+        s += String.fromCharCode(c);
+      }
+      if (i === pos + n) {
+        pos += n;
+        return s;
+      }
+    }
+    try {
+      return utf8.decode(buf.subarray(pos, (pos += n)));
+    } catch {
+      bad('text is not UTF-8');
+    }
+  };
+  const value = () => {
+    switch (byte()) {
+      case 0:
+        return null;
+      case 1:
+        return byte() !== 0;
+      case 2:
+        return zigzag();
+      case 3: {
+        if (end - pos < 8) bad('unexpected end');
+        const f = new DataView(buf.buffer, buf.byteOffset + pos, 8).getFloat64(0, true);
+        pos += 8;
+        return f;
+      }
+      case 4:
+        return new Tagged('decimal', text());
+      case 5:
+        return text();
+      case 6:
+        return raw().slice();
+      case 7:
+        return new Tagged('json', text());
+      case 8:
+        return new Tagged('date', Number(zigzag()));
+      case 9:
+        return new Tagged('time', zigzag());
+      case 10:
+        return new Tagged('timestamp', zigzag());
+      case 11:
+        return new Tagged('timestamptz', zigzag());
+      case 12:
+        return new Tagged('uuid', text());
+      case 13:
+        return UNCHANGED;
+      default:
+        pos--;
+        bad(`unknown value tag ${buf[pos]}`);
+    }
+  };
+  const shared = [null, null, null];
+  const row = (slot) => {
+    const flags = byte();
+    const n = Number(varint());
+    let names;
+    if (flags & SAME_NAMES) {
+      names = shared[slot];
+      if (!names || names.length !== n) bad('row shares names with no previous row of its width');
+    } else {
+      if (n > end - pos) bad('column count past the end of the batch');
+      names = new Array(n);
+      for (let i = 0; i < n; i++) names[i] = text();
+      shared[slot] = names;
+    }
+    const values = new Array(n);
+    for (let i = 0; i < n; i++) values[i] = value();
+    return new Row(names, values);
+  };
+
+  const version = end > 0 ? byte() : bad('empty batch buffer');
+  if (version !== WIRE_VERSION) {
+    throw new WireError(`batch uses wire version ${version}, this SDK reads version ${WIRE_VERSION}`);
+  }
+  const count = Number(varint());
+  const events = [];
+  let src = null;
+  for (let e = 0; e < count; e++) {
+    const code = byte();
+    if (code > 4) bad(`unknown op ${code}`);
+    const flags = byte();
+    if (flags & SAME_SOURCE) {
+      if (!src) bad('first event refers to a previous source');
+    } else {
+      src = [text(), text(), text(), text(), flags & HAS_ORIGIN ? text() : null];
+    }
+    const position = text();
+    const txid = flags & HAS_TXID ? text() : null;
+    const source = new Source(src[0], src[1], src[2], src[3], position, txid, zigzag(), src[4]);
+    const key = row(0);
+    const before = flags & HAS_BEFORE ? row(1) : null;
+    const after = flags & HAS_AFTER ? row(2) : null;
+    events.push(new Event(OPS[code], source, key, before, after));
+  }
+  if (pos !== end) bad('bytes after the last event');
+  return events;
+}
+
+const TAG_CODES = {
+  decimal: 4,
+  json: 7,
+  date: 8,
+  time: 9,
+  timestamp: 10,
+  timestamptz: 11,
+  uuid: 12,
+};
+
+/** Encodes events as a batch (native tests; the host encodes real batches). */
+export function encodeBatch(events) {
+  const out = [];
+  const enc = new TextEncoder();
+  const varint = (n) => {
+    let v = BigInt(n);
+    while (v >= 0x80n) {
+      out.push(Number(v & 0x7fn) | 0x80);
+      v >>= 7n;
+    }
+    out.push(Number(v));
+  };
+  const zigzag = (n) => {
+    const v = BigInt(n);
+    varint(BigInt.asUintN(64, (v << 1n) ^ (v >> 63n)));
+  };
+  const str = (s) => {
+    const b = enc.encode(s);
+    varint(b.length);
+    out.push(...b);
+  };
+  const put = (v) => {
+    if (v === null || v === undefined) out.push(0);
+    else if (v === UNCHANGED) out.push(13);
+    else if (typeof v === 'boolean') out.push(1, v ? 1 : 0);
+    else if (typeof v === 'bigint') out.push(2), zigzag(v);
+    else if (typeof v === 'number') {
+      out.push(3);
+      const b = new Uint8Array(8);
+      new DataView(b.buffer).setFloat64(0, v, true);
+      out.push(...b);
+    } else if (typeof v === 'string') out.push(5), str(v);
+    else if (v instanceof Uint8Array) out.push(6), varint(v.length), out.push(...v);
+    else if (v instanceof Tagged && v.kind in TAG_CODES) {
+      out.push(TAG_CODES[v.kind]);
+      if (typeof v.value === 'string') str(v.value);
+      else zigzag(v.value);
+    } else throw new TypeError(`a column value cannot be ${v}`);
+  };
+  out.push(WIRE_VERSION);
+  varint(events.length);
+  let prev = null;
+  for (const e of events) {
+    const s = e.source;
+    const p = prev?.source;
+    const sameSource =
+      p &&
+      p.connector === s.connector &&
+      p.database === s.database &&
+      p.schema === s.schema &&
+      p.table === s.table &&
+      p.origin === s.origin;
+    let flags = 0;
+    if (sameSource) flags |= SAME_SOURCE;
+    if (e.before) flags |= HAS_BEFORE;
+    if (e.after) flags |= HAS_AFTER;
+    if (s.txid !== null) flags |= HAS_TXID;
+    if (s.origin !== null) flags |= HAS_ORIGIN;
+    out.push(OPS.indexOf(e.op), flags);
+    if (!sameSource) {
+      [s.connector, s.database, s.schema, s.table].forEach(str);
+      if (s.origin !== null) str(s.origin);
+    }
+    str(s.position);
+    if (s.txid !== null) str(s.txid);
+    zigzag(s.commitTimeUs);
+    for (const image of IMAGES) {
+      const r = e[image];
+      if (!r) continue;
+      const q = prev?.[image];
+      const same = q && q.names.length === r.names.length && q.names.every((n, i) => n === r.names[i]);
+      out.push(same ? SAME_NAMES : 0);
+      varint(r.names.length);
+      if (!same) r.names.forEach(str);
+      r.values.forEach(put);
+    }
+    prev = e;
+  }
+  return Uint8Array.from(out);
+}
+
+/** An event built from objects of column values (for tests). */
+export function makeEvent({
+  op = 'c',
+  table = 't',
+  key = {},
+  before = null,
+  after = null,
+  schema = 'public',
+  database = 'db',
+  connector = 'postgresql',
+  position = '0/0',
+  txid = null,
+  commitTimeUs = 0n,
+  origin = null,
+} = {}) {
+  return new Event(
+    op,
+    new Source(connector, database, schema, table, position, txid, commitTimeUs, origin),
+    Row.fromObject(key),
+    before && Row.fromObject(before),
+    after && Row.fromObject(after),
+  );
+}
+
+/**
+ * Runs a transformer natively over events, through the same encoding.
+ * Per input event: an array of the events it became, as
+ * `{op, key, before, after}` objects with the changes applied (empty when
+ * dropped), or `{outcome: 'fail', reason}`.
+ */
+export function runTransform(plugin, events) {
+  return decodeBatch(encodeBatch(events)).map((e) => {
+    let r;
+    try {
+      r = plugin.transform(e);
+    } catch (err) {
+      return fail(errorMessage(err));
+    }
+    if (r === undefined || r === null || r === KEEP) {
+      return [{ op: e.op, key: e.patched('key'), before: e.patched('before'), after: e.patched('after') }];
+    }
+    if (r === DROP) return [];
+    return r;
+  });
+}
+
+function errorMessage(err) {
+  return err instanceof Error ? err.message || err.name : String(err);
+}
+
+function toWit(v) {
+  if (v === null || v === undefined) return { tag: 'null' };
+  if (v === UNCHANGED) return { tag: 'unchanged' };
+  switch (typeof v) {
+    case 'string':
+      return { tag: 'text', val: v };
+    case 'boolean':
+      return { tag: 'boolean', val: v };
+    case 'bigint':
+      return { tag: 'int', val: v };
+    case 'number':
+      return { tag: 'float', val: v };
+  }
+  if (v instanceof Uint8Array) return { tag: 'bytes', val: v };
+  if (v instanceof Tagged && v.kind in TAG_CODES) {
+    const val = v.kind === 'date' ? Number(v.value) : typeof v.value === 'string' ? v.value : BigInt(v.value);
+    return { tag: v.kind, val };
+  }
+  throw new TypeError(`a column value cannot be ${v}`);
+}
+
+function initWith(PluginClass, host) {
+  return () => {
+    try {
+      return new PluginClass(JSON.parse(host.config()));
+    } catch (err) {
+      // Refuses the plugin at load with this message.
+      throw errorMessage(err);
+    }
+  };
+}
+
+/**
+ * The `init` and `transform` exports of a transformer component.
+ * `new PluginClass(config)` builds the plugin (a throw refuses it at load
+ * with its message); `plugin.transform(event)` returns KEEP (or nothing),
+ * DROP or fail(reason); a throw fails just that event.
+ */
+export function exportTransformer(PluginClass, host) {
+  const make = initWith(PluginClass, host);
+  let plugin = null;
+  const keep = { tag: 'keep' };
+  const drop = { tag: 'drop' };
+  const outcome = (event, r) => {
+    if (r === undefined || r === null || r === KEEP) {
+      if (event.patches.length === 0) return keep;
+      return {
+        tag: 'patch',
+        val: event.patches.map(([image, index, v]) => ({
+          image,
+          index,
+          value: v === REMOVE ? undefined : toWit(v),
+        })),
+      };
+    }
+    if (r === DROP) return drop;
+    if (r && r.outcome === 'fail') return { tag: 'failed', val: r.reason };
+    return { tag: 'failed', val: `transform returned ${r}; return KEEP, DROP or fail(reason)` };
+  };
+  return {
+    init() {
+      plugin = make();
+    },
+    transform(batch) {
+      return decodeBatch(batch).map((event) => {
+        try {
+          return outcome(event, plugin.transform(event));
+        } catch (err) {
+          return { tag: 'failed', val: errorMessage(err) };
+        }
+      });
+    },
+  };
+}
+
+/**
+ * The `init` and `route` exports of a router component: `plugin.route(event)`
+ * returns destination names (an empty array drops the event).
+ */
+export function exportRouter(PluginClass, host) {
+  const make = initWith(PluginClass, host);
+  let plugin = null;
+  return {
+    init() {
+      plugin = make();
+    },
+    route(batch) {
+      return decodeBatch(batch).map((event) => {
+        try {
+          return { tag: 'to', val: plugin.route(event).map(String) };
+        } catch (err) {
+          return { tag: 'failed', val: errorMessage(err) };
+        }
+      });
+    },
+  };
+}
+
+/** Structured logging through the host (to stderr natively). */
+export function logger(host) {
+  const write = (level) => (message, fields = {}) => {
+    const pairs = Object.entries(fields).map(([k, v]) => [k, String(v)]);
+    if (host) host.log(level, message, pairs);
+    else console.error(`[${level}] ${message}`, pairs);
+  };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}

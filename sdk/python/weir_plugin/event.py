@@ -1,0 +1,211 @@
+"""The event a plugin sees, and what it can say about it."""
+
+IMAGES = ("key", "before", "after")
+
+_REMOVE = object()
+
+
+class Source:
+    """Where a change came from."""
+
+    __slots__ = (
+        "connector",
+        "database",
+        "schema",
+        "table",
+        "position",
+        "txid",
+        "commit_time_us",
+        "origin",
+    )
+
+    def __init__(
+        self,
+        connector="",
+        database="",
+        schema="",
+        table="",
+        position="",
+        txid=None,
+        commit_time_us=0,
+        origin=None,
+    ):
+        self.connector = connector
+        self.database = database
+        self.schema = schema
+        self.table = table
+        self.position = position
+        self.txid = txid
+        self.commit_time_us = commit_time_us
+        self.origin = origin
+
+    def __repr__(self):
+        return "Source(%s.%s.%s at %s)" % (
+            self.database,
+            self.schema,
+            self.table,
+            self.position,
+        )
+
+
+class Row:
+    """One row image: column names and values, in table order.
+
+    Read it like a mapping (``row["email"]``, ``row.get("email")``,
+    ``"email" in row``, ``for name, value in row``). Rows are read-only:
+    change an event's columns through :meth:`Event.set` and friends, which
+    record patches that the host applies.
+    """
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, names, values):
+        self.names = names
+        self.values = values
+
+    @classmethod
+    def from_dict(cls, columns):
+        """A row from a ``{name: value}`` dict (tests build events so)."""
+        return cls(list(columns), list(columns.values()))
+
+    def index(self, name):
+        """The position of column ``name``, or None."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            return None
+
+    def get(self, name, default=None):
+        i = self.index(name)
+        return default if i is None else self.values[i]
+
+    def __getitem__(self, name):
+        i = self.index(name)
+        if i is None:
+            raise KeyError(name)
+        return self.values[i]
+
+    def __contains__(self, name):
+        return name in self.names
+
+    def __iter__(self):
+        return zip(self.names, self.values)
+
+    def __len__(self):
+        return len(self.names)
+
+    def to_dict(self):
+        return dict(zip(self.names, self.values))
+
+    def __repr__(self):
+        return "Row(%r)" % self.to_dict()
+
+
+class Event:
+    """One row change.
+
+    ``op`` is ``"c"`` (create), ``"u"`` (update), ``"d"`` (delete), ``"t"``
+    (truncate) or ``"r"`` (read by the snapshot); ``source`` a
+    :class:`Source`; ``key`` a :class:`Row`; ``before`` and ``after`` rows
+    or None. Changes made with :meth:`set`, :meth:`remove` and friends are
+    recorded as patches: only the changed columns travel back to the host.
+    """
+
+    __slots__ = ("op", "source", "key", "before", "after", "patches")
+
+    def __init__(self, op, source, key, before=None, after=None):
+        self.op = op
+        self.source = source
+        self.key = key
+        self.before = before
+        self.after = after
+        # (image, index, value or _REMOVE), in the order made.
+        self.patches = []
+
+    @property
+    def table(self):
+        return self.source.table
+
+    def image(self, image):
+        """The row ``"key"``, ``"before"`` or ``"after"``, as it arrived
+        (patches not applied), or None."""
+        if image == "after":
+            return self.after
+        if image == "before":
+            return self.before
+        if image == "key":
+            return self.key
+        raise ValueError("no image %r: give key, before or after" % (image,))
+
+    def set(self, image, index, value):
+        """Replaces the value at ``index`` of ``image``."""
+        self.patches.append((image, index, value))
+
+    def remove(self, image, index):
+        """Removes the column at ``index`` of ``image``."""
+        self.patches.append((image, index, _REMOVE))
+
+    def set_column(self, image, name, value):
+        """Replaces column ``name`` of ``image``; False if there is none."""
+        row = self.image(image)
+        i = None if row is None else row.index(name)
+        if i is None:
+            return False
+        self.set(image, i, value)
+        return True
+
+    def set_after(self, name, value):
+        """Replaces column ``name`` of the after image; False if there is none."""
+        return self.set_column("after", name, value)
+
+    def patched(self, image):
+        """The row ``image`` with this event's patches applied, as a dict
+        (None when the event has no such image)."""
+        row = self.image(image)
+        if row is None:
+            return None
+        values = list(row.values)
+        for img, i, v in self.patches:
+            if img == image:
+                values[i] = v
+        return {n: v for n, v in zip(row.names, values) if v is not _REMOVE}
+
+    def __repr__(self):
+        return "Event(%s %r key=%r)" % (self.op, self.source, self.key)
+
+
+class Outcome:
+    """What becomes of one event: return :data:`KEEP` (or None), :data:`DROP`
+    or :class:`Fail` from ``transform``."""
+
+    __slots__ = ("kind", "reason")
+
+    def __init__(self, kind, reason=None):
+        self.kind = kind
+        self.reason = reason
+
+    def __repr__(self):
+        return "Fail(%r)" % self.reason if self.kind == "fail" else self.kind.upper()
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, Outcome)
+            and self.kind == other.kind
+            and self.reason == other.reason
+        )
+
+    def __hash__(self):
+        return hash((self.kind, self.reason))
+
+
+KEEP = Outcome("keep")
+"""Pass the event on, with the column changes made through the event."""
+
+DROP = Outcome("drop")
+"""Drop the event."""
+
+
+def Fail(reason):
+    """The event cannot be processed; it goes to the dead-letter queue with
+    this reason. Raising an exception from ``transform`` does the same."""
+    return Outcome("fail", str(reason))
