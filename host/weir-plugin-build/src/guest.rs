@@ -189,8 +189,13 @@ impl GuestProject {
                 // it, so every WASI import becomes a trapping stub and the
                 // component imports the Weir host alone. (The price: the
                 // seed of Python's `random` is fixed at build time.)
-                cmd.args(["-d", ".weir-wit", "-w", &self.world])
-                    .args(["componentize", "--stub-wasi", &self.entry, "-p", "."]);
+                cmd.args(["-d", ".weir-wit", "-w", &self.world]).args([
+                    "componentize",
+                    "--stub-wasi",
+                    &self.entry,
+                    "-p",
+                    ".",
+                ]);
                 cmd
             }
             Lang::Js => {
@@ -233,7 +238,9 @@ fn tool(env_var: &str, name: &str, dir: &Path) -> Result<Command, String> {
     }
     let local = dir.join("node_modules").join(".bin").join(name);
     if local.is_file() {
-        return Ok(Command::new(std::path::absolute(local).map_err(|e| e.to_string())?));
+        return Ok(Command::new(
+            std::path::absolute(local).map_err(|e| e.to_string())?,
+        ));
     }
     let on_path = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
@@ -257,7 +264,9 @@ fn copy_sources(from: &Path, to: &Path) -> Result<(), String> {
     for entry in entries {
         let entry = entry.map_err(|e| e.to_string())?;
         let name = entry.file_name();
-        if [".git", "node_modules", "target", "__pycache__"].contains(&name.to_string_lossy().as_ref()) {
+        if [".git", "node_modules", "target", "__pycache__"]
+            .contains(&name.to_string_lossy().as_ref())
+        {
             continue;
         }
         let src = entry.path();
@@ -278,11 +287,8 @@ mod tests {
     use super::*;
 
     fn project(files: &[(&str, &str)]) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "weir-guest-{}-{}",
-            std::process::id(),
-            files.len()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("weir-guest-{}-{}", std::process::id(), files.len()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         for (f, text) in files {
@@ -303,7 +309,10 @@ mod tests {
         assert_eq!(p.entry, "app");
 
         let dir = project(&[
-            ("package.json", r#"{"name": "j", "weir": {"world": "mixer"}}"#),
+            (
+                "package.json",
+                r#"{"name": "j", "weir": {"world": "mixer"}}"#,
+            ),
             ("x", ""),
         ]);
         assert_eq!(detect(&dir), Ok(Lang::Js));

@@ -15,47 +15,14 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use weir_core::wire::{decode_batch, encode_batch};
-use weir_core::{ChangeEvent, Column, Op, SourceInfo, Value};
+use weir_core::{ChangeEvent, Value};
 use weir_plugin::{EngineOptions, PluginEngine, PluginSpec, TransformerPlugin};
 use weir_plugin_sdk::{Config, Event, Outcome, Transformer};
 use weir_tests::components;
 
-const BATCH: usize = 1000;
+mod common;
 
-fn events() -> Vec<ChangeEvent> {
-    (0..BATCH as i64)
-        .map(|i| ChangeEvent {
-            op: Op::Create,
-            source: SourceInfo {
-                connector: "postgresql".into(),
-                database: "shop".into(),
-                schema: "public".into(),
-                table: "customers".into(),
-                position: format!("0/{:X}", 0x1000 + i),
-                txid: Some("42".into()),
-                commit_time_us: 1_700_000_000_000_000 + i,
-                origin: None,
-                plugins: None,
-            },
-            key: vec![Column::new("id", Value::Int(i))],
-            before: None,
-            after: Some(vec![
-                Column::new("id", Value::Int(i)),
-                Column::new("email", Value::Text(format!("user{i}@example.com"))),
-                Column::new("name", Value::Text(format!("Customer Number {i}"))),
-                Column::new("phone", Value::Text("+1 415 555 0100".into())),
-                Column::new("city", Value::Text("San Francisco".into())),
-                Column::new("created_at", Value::Timestamptz(1_700_000_000_000_000 + i)),
-                Column::new("balance", Value::Decimal("1234.50".into())),
-                Column::new("active", Value::Boolean(i % 2 == 0)),
-            ]),
-        })
-        .collect()
-}
-
-fn mask_config() -> serde_json::Value {
-    serde_json::json!({"rules": [{"columns": ["email"], "action": "mask"}]})
-}
+use common::{BATCH, events, mask_config};
 
 fn bench(c: &mut Criterion) {
     let engine = PluginEngine::new(EngineOptions::default()).expect("engine");

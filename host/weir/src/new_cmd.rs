@@ -18,12 +18,30 @@ fn sdk_path() -> std::path::PathBuf {
 
 /// The Python SDK (`sdk/python/weir_plugin`), file by file.
 const PYTHON_SDK: &[(&str, &str)] = &[
-    ("__init__.py", include_str!("../../../sdk/python/weir_plugin/__init__.py")),
-    ("_export.py", include_str!("../../../sdk/python/weir_plugin/_export.py")),
-    ("event.py", include_str!("../../../sdk/python/weir_plugin/event.py")),
-    ("log.py", include_str!("../../../sdk/python/weir_plugin/log.py")),
-    ("testing.py", include_str!("../../../sdk/python/weir_plugin/testing.py")),
-    ("wire.py", include_str!("../../../sdk/python/weir_plugin/wire.py")),
+    (
+        "__init__.py",
+        include_str!("../../../sdk/python/weir_plugin/__init__.py"),
+    ),
+    (
+        "_export.py",
+        include_str!("../../../sdk/python/weir_plugin/_export.py"),
+    ),
+    (
+        "event.py",
+        include_str!("../../../sdk/python/weir_plugin/event.py"),
+    ),
+    (
+        "log.py",
+        include_str!("../../../sdk/python/weir_plugin/log.py"),
+    ),
+    (
+        "testing.py",
+        include_str!("../../../sdk/python/weir_plugin/testing.py"),
+    ),
+    (
+        "wire.py",
+        include_str!("../../../sdk/python/weir_plugin/wire.py"),
+    ),
 ];
 
 /// The JavaScript SDK (`sdk/js/weir-plugin.js`).
@@ -455,10 +473,7 @@ mod tests {{
         ),
     ];
     Ok((
-        files
-            .into_iter()
-            .map(|(f, t)| (f.to_owned(), t))
-            .collect(),
+        files.into_iter().map(|(f, t)| (f.to_owned(), t)).collect(),
         "cargo test && weir plugin build .",
     ))
 }

@@ -38,7 +38,10 @@ fn native_tests_pass(cmd: &mut Command, expect: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && text.contains(expect), "{cmd:?}:\n{text}");
+    assert!(
+        out.status.success() && text.contains(expect),
+        "{cmd:?}:\n{text}"
+    );
 }
 
 #[test]

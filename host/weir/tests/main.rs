@@ -20,7 +20,10 @@ fn weir() -> Command {
     // itself (a plain `cargo nextest run` after one `scripts/test`).
     for (var, tool) in [
         ("WEIR_COMPONENTIZE_PY", "tools/venv/bin/componentize-py"),
-        ("WEIR_COMPONENTIZE_JS", "tools/js/node_modules/.bin/componentize-js"),
+        (
+            "WEIR_COMPONENTIZE_JS",
+            "tools/js/node_modules/.bin/componentize-js",
+        ),
     ] {
         if std::env::var_os(var).is_none() && target.join(tool).is_file() {
             cmd.env(var, target.join(tool));
@@ -50,7 +53,10 @@ fn run_golden_on(plugin: &str, component: &str, label: &str) {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect();
         if let Err(diff) = compare_golden(&actual, &case.expected) {
-            panic!("{plugin}/{} ({label}): {diff}\nstderr:\n{stderr}", case.name);
+            panic!(
+                "{plugin}/{} ({label}): {diff}\nstderr:\n{stderr}",
+                case.name
+            );
         }
         // Router cases may hold expected errors; everything else succeeds.
         let expects_errors = case.expected.iter().any(|e| e.get("error").is_some());

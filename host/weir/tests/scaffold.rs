@@ -81,7 +81,10 @@ fn a_new_rust_plugin_tests_builds_and_matches_its_fixtures() {
             .env("CARGO_TARGET_DIR", &target),
     );
     assert!(text.contains("2 passed"), "{text}");
-    builds_and_matches_fixtures(&dir, &dir.join("target/wasm32-wasip2/release/shout_names.wasm"));
+    builds_and_matches_fixtures(
+        &dir,
+        &dir.join("target/wasm32-wasip2/release/shout_names.wasm"),
+    );
     let _ = std::fs::remove_dir_all(&base);
 }
 
@@ -93,7 +96,10 @@ fn a_new_python_plugin_tests_builds_and_matches_its_fixtures() {
             .args(["-m", "unittest", "-v"])
             .current_dir(&dir),
     );
-    assert!(text.contains("Ran 2 tests") && text.contains("OK"), "{text}");
+    assert!(
+        text.contains("Ran 2 tests") && text.contains("OK"),
+        "{text}"
+    );
     builds_and_matches_fixtures(&dir, &dir.join("target/weir/shout-names.wasm"));
     let _ = std::fs::remove_dir_all(&base);
 }
@@ -102,7 +108,10 @@ fn a_new_python_plugin_tests_builds_and_matches_its_fixtures() {
 fn a_new_js_plugin_tests_builds_and_matches_its_fixtures() {
     let (base, dir) = scaffold("js", "shout-names");
     let text = succeeds(Command::new("node").arg("--test").current_dir(&dir));
-    assert!(text.contains("# pass 2") && text.contains("# fail 0"), "{text}");
+    assert!(
+        text.contains("# pass 2") && text.contains("# fail 0"),
+        "{text}"
+    );
     builds_and_matches_fixtures(&dir, &dir.join("target/weir/shout-names.wasm"));
     let _ = std::fs::remove_dir_all(&base);
 }
