@@ -242,20 +242,6 @@ export function decodeBatch(buf) {
   const text = () => {
     const n = Number(varint());
     if (n > end - pos) bad('length past the end of the batch');
-    // Short ASCII text is the common case and cheaper to build by hand.
-    if (n <= 32) {
-      let s = '';
-      let i = pos;
-      for (; i < pos + n; i++) {
-        const c = buf[i];
-        if (c >= 0x80) break;
-        s += String.fromCharCode(c);
-      }
-      if (i === pos + n) {
-        pos += n;
-        return s;
-      }
-    }
     try {
       return utf8.decode(buf.subarray(pos, (pos += n)));
     } catch {
