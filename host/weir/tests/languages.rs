@@ -78,3 +78,20 @@ fn a_project_of_no_known_language_is_named() {
     assert!(stderr.contains("not a plugin project"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_python_and_js_sdks_decode_the_hosts_wire_fixture() {
+    let sdk = weir_tests::repo_root().join("sdk");
+    native_tests_pass(
+        Command::new("python3")
+            .args(["-m", "unittest", "discover", "-v", "-s", "tests"])
+            .current_dir(sdk.join("python")),
+        "OK",
+    );
+    native_tests_pass(
+        Command::new("node")
+            .arg("--test")
+            .current_dir(sdk.join("js")),
+        "# fail 0",
+    );
+}

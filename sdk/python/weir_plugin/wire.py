@@ -147,7 +147,12 @@ def decode_batch(buf):
 
     def raw():
         nonlocal pos
-        n = varint()
+        # Most lengths fit in one byte: skip the call.
+        n = buf[pos] if pos < end else 0x80
+        if n < 0x80:
+            pos += 1
+        else:
+            n = varint()
         if n > end - pos:
             fail("length past the end of the batch")
         s = buf[pos : pos + n]
@@ -155,9 +160,20 @@ def decode_batch(buf):
         return s
 
     def text():
+        nonlocal pos
+        n = buf[pos] if pos < end else 0x80
+        if n < 0x80:
+            pos += 1
+        else:
+            n = varint()
+        if n > end - pos:
+            fail("length past the end of the batch")
+        start = pos
+        pos += n
         try:
-            return raw().decode("utf-8")
+            return buf[start:pos].decode("utf-8")
         except UnicodeDecodeError:
+            pos = start
             fail("text is not UTF-8")
 
     def value():

@@ -1,0 +1,105 @@
+// The JavaScript decoder against the host's encoder: tests/golden/wire
+// holds a batch weir_core::wire wrote and what it contains (checked by
+// host/weir-core/tests/wire_fixture.rs). Run from sdk/js: node --test
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+import * as w from '../weir-plugin.js';
+
+const golden = new URL('../../../tests/golden/wire/', import.meta.url);
+const batch = new Uint8Array(readFileSync(new URL('batch.bin', golden)));
+const expected = JSON.parse(readFileSync(new URL('batch.json', golden), 'utf8'));
+
+function neutral(v) {
+  if (v === null) return ['null'];
+  if (v === w.UNCHANGED) return ['unchanged'];
+  switch (typeof v) {
+    case 'boolean':
+      return ['boolean', v];
+    case 'bigint':
+      return ['int', v.toString()];
+    case 'number':
+      return ['float', v];
+    case 'string':
+      return ['text', v];
+  }
+  if (v instanceof Uint8Array) return ['bytes', Buffer.from(v).toString('hex')];
+  if (typeof v.value === 'bigint') return [v.kind, v.value.toString()];
+  return [v.kind, v.value];
+}
+
+const row = (r) => (r === null ? null : r.names.map((n, i) => [n, neutral(r.values[i])]));
+
+function describe(e) {
+  const s = e.source;
+  return {
+    op: e.op,
+    source: {
+      connector: s.connector,
+      database: s.database,
+      schema: s.schema,
+      table: s.table,
+      position: s.position,
+      txid: s.txid,
+      commit_time_us: s.commitTimeUs.toString(),
+      origin: s.origin,
+    },
+    key: row(e.key),
+    before: row(e.before),
+    after: row(e.after),
+  };
+}
+
+test('decodes what the host encodes', () => {
+  const events = w.decodeBatch(batch);
+  assert.deepEqual(events.map(describe), expected);
+  // Consecutive events of one table share their names array.
+  assert.equal(events[0].after.names, events[1].after.names);
+});
+
+test('encodes what the host encodes', () => {
+  assert.deepEqual(w.encodeBatch(w.decodeBatch(batch)), batch);
+});
+
+test('malformed batches are errors', () => {
+  const cases = [
+    [[], 'empty batch'],
+    [[1, 0], 'wire version 1'],
+    [[...batch.subarray(0, batch.length - 1)], 'malformed batch'],
+    [[...batch, 0], 'bytes after the last event'],
+    [[2, 1, 9, 0], 'unknown op'],
+    [[2, 1, 0, 1], 'previous source'],
+  ];
+  for (const [bytes, message] of cases) {
+    assert.throws(
+      () => w.decodeBatch(Uint8Array.from(bytes)),
+      (e) => e instanceof w.WireError && e.message.includes(message),
+      message,
+    );
+  }
+  // Any truncation is an error, never another exception.
+  for (let i = 0; i < batch.length; i++) {
+    assert.throws(() => w.decodeBatch(batch.subarray(0, i)), w.WireError);
+  }
+});
+
+test('patches and outcomes through the test driver', () => {
+  class Redact {
+    transform(event) {
+      if (event.op === 'd') return w.DROP;
+      if (!event.after) throw new Error('no after image');
+      event.setAfter('secret', null);
+      event.remove('after', 0);
+      return w.KEEP;
+    }
+  }
+  const out = w.runTransform(new Redact(), [
+    w.makeEvent({ after: { id: 1n, secret: 'x' } }),
+    w.makeEvent({ op: 'd', before: { id: 1n } }),
+    w.makeEvent({ op: 't' }),
+  ]);
+  assert.deepEqual(out[0][0].after, { secret: null });
+  assert.deepEqual(out[1], []);
+  assert.deepEqual(out[2], w.fail('no after image'));
+});
