@@ -14,6 +14,12 @@ ensure_tools() {
     python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_pkgs+=(python3-venv)
     command -v node >/dev/null 2>&1 || apt_pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || apt_pkgs+=(npm)
+    # C plugins: clang for wasm32-wasi, its linker, and the WASI libc.
+    command -v clang-14 >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 || apt_pkgs+=(clang)
+    compgen -G '/usr/bin/wasm-ld*' >/dev/null || apt_pkgs+=(lld)
+    [ -f /usr/lib/wasm32-wasi/libc.a ] || apt_pkgs+=(wasi-libc)
+    compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null ||
+        apt_pkgs+=(libclang-rt-dev-wasm32)
     if ((${#apt_pkgs[@]})); then
         echo "==> apt-get install ${apt_pkgs[*]}"
         apt-get update -qq

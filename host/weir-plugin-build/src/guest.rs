@@ -1,5 +1,7 @@
-//! Plugins in Python and JavaScript: a project directory built into a
-//! component with componentize-py or componentize-js.
+//! Plugins in Python, JavaScript and C: a project directory built into a
+//! component with componentize-py, componentize-js, or clang (wasm32-wasi)
+//! plus C bindings and component encoding done here (wit-bindgen-c,
+//! wit-component).
 //!
 //! A Python project says what it is in `pyproject.toml`:
 //!
@@ -13,6 +15,10 @@
 //!
 //! A JavaScript project in `package.json`: `name`, `main` (the entry
 //! module, default `index.js`) and `"weir": {"world": "transformer"}`.
+//!
+//! A C project in `weir-plugin.toml`: `name` and `world`; every `*.c` file
+//! in the project's top directory but `test_*.c` is compiled, together
+//! with the generated bindings (`<world>.h`, `<world>.c`).
 //!
 //! Both are built against this build's own copy of the contract
 //! (`wit/weir-plugin.wit`), and the component lands in
@@ -37,6 +43,7 @@ pub enum Lang {
     Rust,
     Python,
     Js,
+    C,
 }
 
 impl Lang {
@@ -45,6 +52,7 @@ impl Lang {
             Lang::Rust => "rust",
             Lang::Python => "python",
             Lang::Js => "js",
+            Lang::C => "c",
         }
     }
 
@@ -53,13 +61,15 @@ impl Lang {
             "rust" | "rs" => Some(Lang::Rust),
             "python" | "py" => Some(Lang::Python),
             "js" | "javascript" => Some(Lang::Js),
+            "c" => Some(Lang::C),
             _ => None,
         }
     }
 }
 
 /// What a project directory holds: `Cargo.toml` (Rust), `pyproject.toml`
-/// (Python) or `package.json` (JavaScript), looked for in that order.
+/// (Python), `package.json` (JavaScript) or `weir-plugin.toml` (C), looked
+/// for in that order.
 pub fn detect(dir: &Path) -> Result<Lang, String> {
     if dir.join("Cargo.toml").is_file() {
         Ok(Lang::Rust)
@@ -67,10 +77,12 @@ pub fn detect(dir: &Path) -> Result<Lang, String> {
         Ok(Lang::Python)
     } else if dir.join("package.json").is_file() {
         Ok(Lang::Js)
+    } else if dir.join("weir-plugin.toml").is_file() {
+        Ok(Lang::C)
     } else if dir.is_dir() {
         Err(format!(
             "{} is not a plugin project: it has no Cargo.toml (Rust), pyproject.toml \
-             (Python) or package.json (JavaScript)",
+             (Python), package.json (JavaScript) or weir-plugin.toml (C)",
             dir.display()
         ))
     } else {
@@ -113,6 +125,14 @@ impl GuestProject {
                     get("tool", "module").unwrap_or_else(|| "app".into()),
                 )
             }
+            Lang::C => {
+                let file = dir.join("weir-plugin.toml");
+                let text = read(&file)?;
+                let doc: toml::Table =
+                    toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+                let get = |key: &str| doc.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+                (file, get("name"), get("world"), String::new())
+            }
             Lang::Js => {
                 let file = dir.join("package.json");
                 let text = read(&file)?;
@@ -129,6 +149,7 @@ impl GuestProject {
         };
         let where_world = match lang {
             Lang::Python => "`world` under [tool.weir]",
+            Lang::C => "`world`",
             _ => "`weir.world`",
         };
         let name = name
@@ -208,6 +229,7 @@ impl GuestProject {
                     .args(["-d", "http", "fetch-event", "stdio", "random", "clocks"]);
                 cmd
             }
+            Lang::C => return self.build_c(&stage, &out),
             Lang::Rust => unreachable!("read refuses Rust projects"),
         };
         cmd.arg("-o").arg(&out).current_dir(&stage);
@@ -226,6 +248,107 @@ impl GuestProject {
     }
 }
 
+impl GuestProject {
+    /// C: generate the bindings, compile everything with clang for
+    /// wasm32-wasi (a reactor: no `main`), and encode the core module as a
+    /// component. Nothing links WASI unless the code calls into it (and
+    /// then the encoder refuses the module: plugins are granted none).
+    fn build_c(&self, stage: &Path, out: &Path) -> Result<PathBuf, String> {
+        let mut resolve = wit_parser::Resolve::default();
+        let package = resolve
+            .push_str("weir-plugin.wit", CONTRACT_WIT)
+            .map_err(|e| format!("the contract does not parse: {e:#}"))?;
+        let world = resolve
+            .select_world(&[package], Some(&self.world))
+            .map_err(|e| format!("{e:#}"))?;
+        let mut files = wit_bindgen_core::Files::default();
+        wit_bindgen_c::Opts::default()
+            .build()
+            .generate(&mut resolve, world, &mut files)
+            .map_err(|e| format!("generating C bindings: {e:#}"))?;
+        let mut inputs = Vec::new();
+        for (name, bytes) in files.iter() {
+            std::fs::write(stage.join(name), bytes).map_err(|e| format!("{name}: {e}"))?;
+            if name.ends_with(".c") || name.ends_with(".o") {
+                inputs.push(PathBuf::from(name));
+            }
+        }
+        let mut sources: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map_err(|e| format!("{}: {e}", self.dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.ends_with(".c") && !n.starts_with("test_"))
+            .map(PathBuf::from)
+            .collect();
+        sources.sort();
+        inputs.extend(sources);
+        let core = stage.join("core.wasm");
+        let mut cmd = c_compiler()?;
+        cmd.args([
+            "--target=wasm32-wasi",
+            "-O2",
+            "-std=c11",
+            "-Wall",
+            "-Werror",
+            "-mexec-model=reactor",
+            "-fuse-ld=lld",
+            "-I.",
+            "-o",
+            "core.wasm",
+        ])
+        .args(&inputs)
+        .current_dir(stage);
+        let output = cmd
+            .output()
+            .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "compiling {} failed:\n{}{}",
+                self.dir.display(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let module = std::fs::read(&core).map_err(|e| format!("{}: {e}", core.display()))?;
+        let component = wit_component::ComponentEncoder::default()
+            .validate(true)
+            .module(&module)
+            .and_then(|e| e.encode())
+            .map_err(|e| {
+                format!(
+                    "encoding {} as a component failed (a plugin may import only the \
+                     Weir host; does the code call into WASI, e.g. printf or fopen?): {e:#}",
+                    self.dir.display()
+                )
+            })?;
+        std::fs::write(out, component).map_err(|e| format!("{}: {e}", out.display()))?;
+        Ok(out.to_path_buf())
+    }
+}
+
+/// `$WEIR_CC`, else `clang-14` or `clang` on the PATH (with the
+/// wasm32-wasi libc, compiler builtins and lld installed: Debian's `clang`,
+/// `lld`, `wasi-libc` and `libclang-rt-dev-wasm32`).
+fn c_compiler() -> Result<Command, String> {
+    if let Some(cc) = std::env::var_os("WEIR_CC") {
+        return Ok(Command::new(cc));
+    }
+    for name in ["clang-14", "clang"] {
+        if on_path(name) {
+            return Ok(Command::new(name));
+        }
+    }
+    Err(
+        "clang is not installed: apt-get install clang lld wasi-libc libclang-rt-dev-wasm32, \
+         or point WEIR_CC at a clang that targets wasm32-wasi"
+            .into(),
+    )
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+}
+
 fn read(file: &Path) -> Result<String, String> {
     std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
 }
@@ -242,9 +365,7 @@ fn tool(env_var: &str, name: &str, dir: &Path) -> Result<Command, String> {
             std::path::absolute(local).map_err(|e| e.to_string())?,
         ));
     }
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
-    if on_path {
+    if on_path(name) {
         return Ok(Command::new(name));
     }
     let install = match name {

@@ -1,12 +1,12 @@
-//! The same pii-mask rules as a plugin in Rust, Python and JavaScript:
+//! The same pii-mask rules as a plugin in Rust, Python, JavaScript and C:
 //! component size, start-up, and per-event cost, measured in one run so
 //! the ratios to Rust hold however busy the machine is.
 //!
 //! `cargo bench -p weir-plugin --bench languages`
 //!
-//! Builds `examples/plugins/python/pii-mask` and `examples/plugins/js/pii-mask`
-//! with the componentizers `scripts/test` installs under `target/tools`
-//! (or those `WEIR_COMPONENTIZE_PY` / `WEIR_COMPONENTIZE_JS` name). Columns:
+//! Builds `examples/plugins/{python,js,c}/pii-mask` with the componentizers
+//! `scripts/test` installs under `target/tools` (or those
+//! `WEIR_COMPONENTIZE_PY` / `WEIR_COMPONENTIZE_JS` name) and clang. Columns:
 //!
 //! - cold start: compile the component, instantiate it, run `init`, with an
 //!   empty artifact cache (what the first load of a new version costs);
@@ -47,6 +47,7 @@ fn main() {
     for (label, dir, lang) in [
         ("python", "examples/plugins/python/pii-mask", Lang::Python),
         ("js", "examples/plugins/js/pii-mask", Lang::Js),
+        ("c", "examples/plugins/c/pii-mask", Lang::C),
     ] {
         eprintln!("building {dir}...");
         let project = GuestProject::read(&root.join(dir), lang).unwrap_or_else(|e| panic!("{e}"));

@@ -87,6 +87,10 @@ pub fn new(dir: &Path, lang: &str) -> anyhow::Result<ExitCode> {
         Lang::Rust => rust_files(name)?,
         Lang::Python => python_files(name),
         Lang::Js => js_files(name),
+        Lang::C => bail!(
+            "C plugins are not scaffolded; start from examples/plugins/c/pii-mask \
+             (docs/plugins.md, \"C\")"
+        ),
     };
     files.extend(FIXTURES.iter().map(|(f, t)| (f.to_string(), t.to_string())));
     for (file, text) in &files {

@@ -73,8 +73,8 @@ pub enum PluginCommand {
         config: PathBuf,
     },
     /// Build a plugin project into a component: a Rust crate (cargo,
-    /// wasm32-wasip2), a Python project (componentize-py) or a JavaScript
-    /// project (componentize-js).
+    /// wasm32-wasip2), a Python project (componentize-py), a JavaScript
+    /// project (componentize-js) or a C project (clang, wasm32-wasi).
     Build {
         /// The project's directory.
         dir: PathBuf,
@@ -345,11 +345,15 @@ fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
     } else {
         let project = GuestProject::read(dir, lang).map_err(anyhow::Error::msg)?;
         eprintln!(
-            "Building {} ({}, world {}) with componentize-{}...",
+            "Building {} ({}, world {}) with {}...",
             dir.display(),
             lang.name(),
             project.world,
-            if lang == Lang::Python { "py" } else { "js" }
+            match lang {
+                Lang::Python => "componentize-py",
+                Lang::Js => "componentize-js",
+                _ => "clang",
+            }
         );
         let wasm = project.build().map_err(anyhow::Error::msg)?;
         vec![weir_plugin_build::Built {

@@ -1,4 +1,4 @@
-//! The pii-mask rules written in Python and in JavaScript: each example is
+//! The pii-mask rules written in Python, JavaScript and C: each example is
 //! built from source by `weir plugin build` and held to the same golden
 //! files as the bundled Rust plugin, and its own native tests pass.
 
@@ -66,6 +66,49 @@ fn js_pii_mask_matches_the_rust_golden_files() {
     );
     let wasm = build(&dir);
     run_golden_on("pii-mask", wasm.to_str().unwrap(), "js");
+}
+
+#[test]
+fn c_pii_mask_matches_the_rust_golden_files() {
+    let wasm = build(&example("c/pii-mask"));
+    run_golden_on("pii-mask", wasm.to_str().unwrap(), "c");
+}
+
+#[test]
+fn c_code_that_reaches_for_wasi_is_refused_at_build_with_the_reason() {
+    let dir = std::env::temp_dir().join(format!("weir-c-printf-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("weir-plugin.toml"),
+        "name = \"chatty\"\nworld = \"transformer\"\n",
+    )
+    .unwrap();
+    let sdk = weir_tests::repo_root().join("sdk/c");
+    for f in ["weir_plugin.h", "weir_plugin.c"] {
+        std::fs::copy(sdk.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.join("chatty.c"),
+        r#"#include <stdio.h>
+#include "weir_plugin.h"
+void *weir_plugin_new(const char *c, size_t n, char *e, size_t cap) {
+    (void)c, (void)n, (void)e, (void)cap;
+    printf("hello\n");
+    return (void *)1;
+}
+weir_outcome weir_plugin_transform(void *p, weir_event *ev, char *r, size_t cap) {
+    (void)p, (void)ev, (void)r, (void)cap;
+    return WEIR_KEEP;
+}
+"#,
+    )
+    .unwrap();
+    let out = weir().args(["plugin", "build"]).arg(&dir).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does the code call into WASI"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -1,0 +1,1 @@
+../../../../sdk/c/weir_plugin.c
