@@ -194,7 +194,19 @@ impl GuestProject {
     /// the build runs in a copy of the project with links resolved
     /// (`target/weir/src`), which also holds the contract.
     pub fn build(&self) -> Result<PathBuf, String> {
-        let stage = self.dir.join("target").join("weir").join("src");
+        let work = self.dir.join("target").join("weir");
+        std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+        // Two builds of one project at once would share the staged copy.
+        let lock = std::fs::File::create(work.join("build.lock"))
+            .and_then(|f| f.lock().map(|()| f))
+            .map_err(|e| format!("cannot lock {}: {e}", work.display()))?;
+        let built = self.build_locked(&work);
+        drop(lock);
+        built
+    }
+
+    fn build_locked(&self, work: &Path) -> Result<PathBuf, String> {
+        let stage = work.join("src");
         let _ = std::fs::remove_dir_all(&stage);
         copy_sources(&self.dir, &stage)?;
         let wit = stage.join(".weir-wit");

@@ -55,6 +55,7 @@ fn python_pii_mask_matches_the_rust_golden_files() {
     );
     let wasm = build(&dir);
     run_golden_on("pii-mask", wasm.to_str().unwrap(), "python");
+    agrees_with_rust_on_every_value_type("python", &wasm);
 }
 
 #[test]
@@ -66,12 +67,14 @@ fn js_pii_mask_matches_the_rust_golden_files() {
     );
     let wasm = build(&dir);
     run_golden_on("pii-mask", wasm.to_str().unwrap(), "js");
+    agrees_with_rust_on_every_value_type("js", &wasm);
 }
 
 #[test]
 fn c_pii_mask_matches_the_rust_golden_files() {
     let wasm = build(&example("c/pii-mask"));
     run_golden_on("pii-mask", wasm.to_str().unwrap(), "c");
+    agrees_with_rust_on_every_value_type("c", &wasm);
 }
 
 #[test]
@@ -137,4 +140,73 @@ fn the_python_and_js_sdks_decode_the_hosts_wire_fixture() {
             .current_dir(sdk.join("js")),
         "# fail 0",
     );
+}
+
+/// Every value type, through `lang`'s decoder: with a rule that touches
+/// every column (masking text, redacting everything else) and with the
+/// default detectors, the component must give exactly what the Rust plugin
+/// gives.
+fn agrees_with_rust_on_every_value_type(lang: &str, wasm: &std::path::Path) {
+    let dir = std::env::temp_dir().join(format!("weir-every-type-{lang}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let row = |id: i64| {
+        [
+            format!(r#""id":{id},"yes":true,"float":-1.5e-7,"big":-9223372036854775808"#),
+            r#""decimal":{"$type":"decimal","value":"12345.6700"}"#.into(),
+            r#""text":"Zoë Ørsted ✓ 555-123-4567","email":" ada@example.com ""#.into(),
+            r#""bytes":{"$type":"bytes","value":"AAH+/w=="}"#.into(),
+            r#""json":{"$type":"json","value":{"a":[1,2]}}"#.into(),
+            r#""date":{"$type":"date","value":-719162}"#.into(),
+            r#""time":{"$type":"time","value":86399999999}"#.into(),
+            r#""ts":{"$type":"timestamp","value":-62135596800000000}"#.into(),
+            r#""tstz":{"$type":"timestamptz","value":1700000000123456}"#.into(),
+            r#""uuid":{"$type":"uuid","value":"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}"#.into(),
+            r#""toast":{"$type":"unchanged"},"none":null"#.into(),
+        ]
+        .join(",")
+    };
+    let input = format!(
+        "{}\n{}\n{}\n",
+        format_args!(
+            r#"{{"op":"c","source":{{"schema":"public","table":"t","txId":"9"}},"key":{{"id":1}},"after":{{{}}}}}"#,
+            row(1)
+        ),
+        format_args!(
+            r#"{{"op":"u","source":{{"schema":"public","table":"t"}},"key":{{"id":2}},"before":{{{}}},"after":{{{}}}}}"#,
+            row(1),
+            row(2)
+        ),
+        r#"{"op":"d","source":{"schema":"other","table":"u"},"key":{"k":"555-123-4567"},"before":{"k":"555-123-4567"}}"#,
+    );
+    std::fs::write(dir.join("input.jsonl"), input).unwrap();
+    let configs = [
+        ("default", "{}"),
+        (
+            "every-column",
+            r#"{"rules": [{"columns": ["*"], "action": "mask"}]}"#,
+        ),
+    ];
+    let run = |wasm: &str, config: &str| -> String {
+        std::fs::write(dir.join("config.json"), config).unwrap();
+        let out = weir()
+            .args(["plugin", "test", wasm, "--input"])
+            .arg(dir.join("input.jsonl"))
+            .arg("--config")
+            .arg(dir.join("config.json"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{wasm}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for (name, config) in configs {
+        let expected = run(weir_tests::components::bundled("pii-mask"), config);
+        assert!(expected.contains("\"a***@example.com\""), "{expected}");
+        let actual = run(wasm.to_str().unwrap(), config);
+        assert_eq!(actual, expected, "{lang}, config {name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

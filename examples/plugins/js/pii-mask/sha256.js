@@ -2,7 +2,7 @@
 //
 // The component's exports are synchronous and StarlingMonkey's
 // crypto.subtle is promise-based, so the hash is computed here; see
-// docs/decisions/0013-guest-sdks-in-python-and-js.md.
+// docs/decisions/0013-guest-language-sdks.md.
 
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
