@@ -207,6 +207,11 @@ fn build_engine(options: &EngineOptions, fuel: bool) -> Result<Engine, String> {
         .epoch_interruption(true)
         .consume_fuel(fuel)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // For profiling: wasmtime writes /tmp/perf-<pid>.map, so that `perf
+    // report` names the functions of compiled plugins (docs/benchmarks.md).
+    if std::env::var_os("WEIR_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine =
         Engine::new(&config).map_err(|e| format!("cannot create the Wasm engine: {e:#}"))?;
     start_epoch_ticker(&engine);
