@@ -14,6 +14,7 @@ const COMPONENTS: &[&str] = &[
     "misbehave",
     "net-client",
     "fs-reader",
+    "refuse-router",
 ];
 
 fn main() {

@@ -30,6 +30,8 @@ pub mod components {
     pub const NET_CLIENT: &str = env!("WEIR_WASM_NET_CLIENT");
     /// Imports `wasi:filesystem`.
     pub const FS_READER: &str = env!("WEIR_WASM_FS_READER");
+    /// A router that fails every event.
+    pub const REFUSE_ROUTER: &str = env!("WEIR_WASM_REFUSE_ROUTER");
 
     /// A bundled plugin's component by its crate name.
     pub fn bundled(name: &str) -> &'static str {

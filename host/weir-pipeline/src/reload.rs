@@ -27,18 +27,18 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{error, info, warn};
 use weir_core::ChangeEvent;
-use weir_plugin::{EventFailure, PluginEngine, TransformerPlugin};
+use weir_plugin::{EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
 
 use crate::admission::admit;
 use crate::config::{PluginConfig, TrustConfig};
 
-/// One transformer of the chain, with the version it runs.
-pub struct Slot {
+/// A plugin of the running pipeline with the version it runs, and while a
+/// new version is on probation, the version before it.
+pub struct Versioned<P> {
     pub name: String,
-    plugin: TransformerPlugin,
+    plugin: P,
     version: String,
-    /// The version before the last swap, while the new one is on probation.
-    previous: Option<(TransformerPlugin, String)>,
+    previous: Option<(P, String)>,
     canary: Canary,
 }
 
@@ -48,16 +48,88 @@ struct Canary {
     failed: u64,
 }
 
+impl<P> Versioned<P> {
+    fn new(name: String, plugin: P, version: String) -> Self {
+        Versioned {
+            name,
+            plugin,
+            version,
+            previous: None,
+            canary: Canary::default(),
+        }
+    }
+
+    fn swap(&mut self, plugin: P, version: String) {
+        info!(
+            plugin = %self.name,
+            from = %self.version,
+            to = %version,
+            "Plugin version swapped in at a transaction boundary; on probation."
+        );
+        let old_plugin = std::mem::replace(&mut self.plugin, plugin);
+        let old_version = std::mem::replace(&mut self.version, version);
+        self.previous = Some((old_plugin, old_version));
+        self.canary = Canary::default();
+    }
+
+    /// Counts a call's events and failures against the probation, if any;
+    /// true if the version on probation was just rolled back.
+    fn judge(&mut self, fed: u64, failed: u64, canary_events: u64, failure_ratio: f64) -> bool {
+        if self.previous.is_none() {
+            return false;
+        }
+        self.canary.seen += fed;
+        self.canary.failed += failed;
+        let ratio = self.canary.failed as f64 / self.canary.seen as f64;
+        if ratio > failure_ratio {
+            let (plugin, version) = self.previous.take().expect("checked");
+            error!(
+                plugin = %self.name,
+                bad = %self.version,
+                restored = %version,
+                failed = self.canary.failed,
+                seen = self.canary.seen,
+                "New plugin version rolled back: too many of its events failed on probation; the previous version is restored."
+            );
+            self.plugin = plugin;
+            self.version = version;
+            return true;
+        }
+        if self.canary.seen >= canary_events {
+            info!(plugin = %self.name, version = %self.version, "Plugin version passed probation.");
+            self.previous = None;
+        }
+        false
+    }
+}
+
+/// What a watched plugin file is to the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The transformer at this position of the chain.
+    Transformer(usize),
+    /// The router plugin.
+    Router,
+}
+
+/// A checked, compiled plugin.
+pub enum Loaded {
+    Transformer(TransformerPlugin),
+    Router(RouterPlugin),
+}
+
 /// A checked, compiled version waiting to be swapped in.
 pub struct Swap {
-    pub index: usize,
-    pub plugin: TransformerPlugin,
+    pub role: Role,
+    pub plugin: Loaded,
     pub version: String,
 }
 
-/// The transformer chain of a running pipeline.
+/// The plugins of a running pipeline: the transformer chain and, when the
+/// router is a plugin, the router.
 pub struct Chain {
-    slots: Vec<Slot>,
+    slots: Vec<Versioned<TransformerPlugin>>,
+    router: Option<Versioned<RouterPlugin>>,
     canary_events: u64,
     canary_failure_ratio: f64,
 }
@@ -66,61 +138,67 @@ impl Chain {
     pub fn new(canary_events: u64, canary_failure_ratio: f64) -> Self {
         Chain {
             slots: Vec::new(),
+            router: None,
             canary_events,
             canary_failure_ratio,
         }
     }
 
     pub fn push(&mut self, name: String, plugin: TransformerPlugin, version: String) {
-        self.slots.push(Slot {
-            name,
-            plugin,
-            version,
-            previous: None,
-            canary: Canary::default(),
-        });
+        self.slots.push(Versioned::new(name, plugin, version));
+    }
+
+    pub fn set_router(&mut self, name: String, plugin: RouterPlugin, version: String) {
+        self.router = Some(Versioned::new(name, plugin, version));
+    }
+
+    pub fn has_router(&self) -> bool {
+        self.router.is_some()
     }
 
     /// Swaps a new version in (call only at a transaction boundary).
     pub fn swap(&mut self, swap: Swap) {
-        let Some(slot) = self.slots.get_mut(swap.index) else {
-            return;
-        };
-        info!(
-            plugin = %slot.name,
-            from = %slot.version,
-            to = %swap.version,
-            "Plugin version swapped in at a transaction boundary; on probation."
-        );
-        let old_plugin = std::mem::replace(&mut slot.plugin, swap.plugin);
-        let old_version = std::mem::replace(&mut slot.version, swap.version);
-        slot.previous = Some((old_plugin, old_version));
-        slot.canary = Canary::default();
+        match (swap.role, swap.plugin) {
+            (Role::Transformer(i), Loaded::Transformer(p)) => {
+                if let Some(slot) = self.slots.get_mut(i) {
+                    slot.swap(p, swap.version);
+                }
+            }
+            (Role::Router, Loaded::Router(p)) => {
+                if let Some(router) = &mut self.router {
+                    router.swap(p, swap.version);
+                }
+            }
+            _ => error!("A reloaded plugin does not fit its place; ignored."),
+        }
     }
 
-    /// Whether some version is on probation (the caller then keeps a copy
-    /// of the batch, in case it must be processed again).
+    /// Whether some transformer version is on probation (the caller then
+    /// keeps a copy of the batch, in case it must be processed again; a
+    /// router rolled back routes again the events it was given).
     pub fn on_probation(&self) -> bool {
         self.slots.iter().any(|s| s.previous.is_some())
     }
 
-    /// `name=version,...`: what output events are stamped with.
+    /// `name=version,...` of the transformers and the router plugin: what
+    /// output events are stamped with.
     pub fn stamp(&self) -> Option<String> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        Some(
-            self.slots
-                .iter()
-                .map(|s| format!("{}={}", s.name, s.version))
-                .collect::<Vec<_>>()
-                .join(","),
-        )
+        let all: Vec<String> = self
+            .slots
+            .iter()
+            .map(|s| format!("{}={}", s.name, s.version))
+            .chain(
+                self.router
+                    .iter()
+                    .map(|r| format!("{}={}", r.name, r.version)),
+            )
+            .collect();
+        (!all.is_empty()).then(|| all.join(","))
     }
 
-    /// Runs the chain. Returns the output events and the failures, and
-    /// whether a version on probation was rolled back (the caller must then
-    /// run the same input again and discard this output).
+    /// Runs the transformers. Returns the output events and the failures,
+    /// and whether a version on probation was rolled back (the caller must
+    /// then run the same input again and discard this output).
     pub fn run(
         &mut self,
         mut events: Vec<ChangeEvent>,
@@ -144,35 +222,46 @@ impl Chain {
                 }
             }
             events = next;
-            if slot.previous.is_some() {
-                slot.canary.seen += fed;
-                slot.canary.failed += failed;
-                let ratio = slot.canary.failed as f64 / slot.canary.seen as f64;
-                if ratio > self.canary_failure_ratio {
-                    let (plugin, version) = slot.previous.take().expect("checked");
-                    error!(
-                        plugin = %slot.name,
-                        bad = %slot.version,
-                        restored = %version,
-                        failed = slot.canary.failed,
-                        seen = slot.canary.seen,
-                        "New plugin version rolled back: too many of its events failed on probation; the previous version is restored."
-                    );
-                    slot.plugin = plugin;
-                    slot.version = version;
-                    rolled_back = true;
-                } else if slot.canary.seen >= self.canary_events {
-                    info!(plugin = %slot.name, version = %slot.version, "Plugin version passed probation.");
-                    slot.previous = None;
-                }
-            }
+            rolled_back |= slot.judge(fed, failed, self.canary_events, self.canary_failure_ratio);
         }
         (events, dead, rolled_back)
     }
 
-    /// The versions running now, by slot.
-    pub fn versions(&self) -> Vec<String> {
-        self.slots.iter().map(|s| s.version.clone()).collect()
+    /// Routes events through the router plugin: per event, its
+    /// destinations or the failure. If a router version on probation is
+    /// rolled back, the events are routed again by the restored version
+    /// (restamped first, through `restamp`).
+    pub fn route(
+        &mut self,
+        events: &mut [ChangeEvent],
+        restamp: impl Fn(&mut [ChangeEvent], Option<String>),
+    ) -> Vec<Result<Vec<String>, EventFailure>> {
+        let (canary_events, ratio) = (self.canary_events, self.canary_failure_ratio);
+        let Some(router) = &mut self.router else {
+            return Vec::new();
+        };
+        let routes = router.plugin.route(events);
+        let failed = routes.iter().filter(|r| r.is_err()).count() as u64;
+        if router.judge(events.len() as u64, failed, canary_events, ratio) {
+            restamp(events, self.stamp());
+            let router = self.router.as_mut().expect("checked");
+            return router.plugin.route(events);
+        }
+        routes
+    }
+
+    /// The versions running now, by role.
+    pub fn versions(&self) -> Vec<(Role, String)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (Role::Transformer(i), s.version.clone()))
+            .chain(
+                self.router
+                    .iter()
+                    .map(|r| (Role::Router, r.version.clone())),
+            )
+            .collect()
     }
 }
 
@@ -185,7 +274,8 @@ pub struct ReloadRequest {
 /// The thread that watches plugin files and prepares new versions.
 pub struct Reloader {
     pub engine: PluginEngine,
-    pub plugins: Vec<PluginConfig>,
+    /// Each watched plugin with its role, in the order of `versions`.
+    pub plugins: Vec<(PluginConfig, Role)>,
     pub trust: TrustConfig,
     pub state_dir: PathBuf,
     /// The versions loaded at start.
@@ -198,8 +288,11 @@ pub struct Reloader {
 
 impl Reloader {
     pub fn run(mut self) {
-        let mut seen: Vec<Option<(SystemTime, u64)>> =
-            self.plugins.iter().map(|p| fingerprint(&p.path)).collect();
+        let mut seen: Vec<Option<(SystemTime, u64)>> = self
+            .plugins
+            .iter()
+            .map(|(p, _)| fingerprint(&p.path))
+            .collect();
         while !self.stop.load(Ordering::Relaxed) {
             let request = match self.requests.recv_timeout(Duration::from_secs(1)) {
                 Ok(r) => Some(r),
@@ -208,7 +301,7 @@ impl Reloader {
             };
             let mut report = Vec::new();
             for (i, last) in seen.iter_mut().enumerate() {
-                let now = fingerprint(&self.plugins[i].path);
+                let now = fingerprint(&self.plugins[i].0.path);
                 if !(now != *last && self.watch) && request.is_none() {
                     continue;
                 }
@@ -217,7 +310,7 @@ impl Reloader {
             }
             if let Some(request) = request {
                 let text = if report.is_empty() {
-                    "no transformer plugins to reload".to_owned()
+                    "no plugins to reload (a router template is not a plugin)".to_owned()
                 } else {
                     report.join("\n")
                 };
@@ -227,7 +320,7 @@ impl Reloader {
     }
 
     fn reload(&mut self, i: usize) -> String {
-        let p = &self.plugins[i];
+        let (p, role) = &self.plugins[i];
         let admitted = match admit(&self.engine, p, &self.trust, &self.state_dir) {
             Ok(a) => a,
             Err(e) => {
@@ -238,12 +331,18 @@ impl Reloader {
         if admitted.version == self.versions[i] {
             return format!("{}: unchanged ({})", p.name, admitted.version);
         }
-        match TransformerPlugin::load(&self.engine, &admitted.spec) {
+        let loaded = match role {
+            Role::Transformer(_) => {
+                TransformerPlugin::load(&self.engine, &admitted.spec).map(Loaded::Transformer)
+            }
+            Role::Router => RouterPlugin::load(&self.engine, &admitted.spec).map(Loaded::Router),
+        };
+        match loaded {
             Ok(plugin) => {
                 info!(plugin = %p.name, version = %admitted.version, "New plugin version checked and compiled; swapping at the next transaction boundary.");
                 self.versions[i] = admitted.version.clone();
                 let _ = self.swaps.send(Swap {
-                    index: i,
+                    role: *role,
                     plugin,
                     version: admitted.version.clone(),
                 });

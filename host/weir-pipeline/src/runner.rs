@@ -33,7 +33,7 @@ use crate::admission::admit;
 use crate::checkpoint::SqliteCheckpointStore;
 use crate::config::{PipelineConfig, SnapshotMode, SourceConfig};
 use crate::dead_letter::DeadLetters;
-use crate::reload::{Chain, ReloadRequest, Reloader, Swap, serve_admin};
+use crate::reload::{Chain, ReloadRequest, Reloader, Role, Swap, serve_admin};
 use crate::router::Template;
 use crate::sinks::AnySink;
 
@@ -179,17 +179,49 @@ async fn run_once(
         })?;
         chain.push(p.name.clone(), plugin, admitted.version);
     }
+    let router = match (&config.router.plugin, &config.router.template) {
+        (Some(p), _) => {
+            let admitted = admit(engine, p, &config.trust, &config.state_dir)?;
+            let plugin = RouterPlugin::load(engine, &admitted.spec).map_err(|source| {
+                PipelineError::Plugin {
+                    name: p.name.clone(),
+                    source,
+                }
+            })?;
+            chain.set_router(p.name.clone(), plugin, admitted.version);
+            Router::Plugin
+        }
+        (None, template) => Router::Template(
+            Template::parse(template.as_deref().unwrap_or(Template::DEFAULT))
+                .map_err(|problems| PipelineError::Router(problems.join("; ")))?,
+        ),
+    };
     // Hot reload: a watcher thread prepares new versions; the admin socket
     // asks it to look now.
     let (swap_tx, swap_rx) = std::sync::mpsc::channel::<Swap>();
     let (request_tx, request_rx) = std::sync::mpsc::channel::<ReloadRequest>();
     let stop_reload = Arc::new(AtomicBool::new(false));
+    let (roles, versions): (Vec<Role>, Vec<String>) = chain.versions().into_iter().unzip();
+    let watched = roles
+        .into_iter()
+        .map(|role| match role {
+            Role::Transformer(i) => (config.plugins[i].clone(), role),
+            Role::Router => (
+                config
+                    .router
+                    .plugin
+                    .clone()
+                    .expect("a router plugin is set"),
+                role,
+            ),
+        })
+        .collect();
     let reloader = Reloader {
         engine: engine.clone(),
-        plugins: config.plugins.clone(),
+        plugins: watched,
         trust: config.trust.clone(),
         state_dir: config.state_dir.clone(),
-        versions: chain.versions(),
+        versions,
         swaps: swap_tx,
         requests: request_rx,
         watch: config.pipeline.watch_plugins,
@@ -202,23 +234,6 @@ async fn run_once(
     std::fs::create_dir_all(&config.state_dir).map_err(PipelineError::Admin)?;
     let admin = serve_admin(&config.state_dir, request_tx, Arc::clone(&stop_reload))
         .map_err(PipelineError::Admin)?;
-    let router = match (&config.router.plugin, &config.router.template) {
-        (Some(p), _) => Router::Plugin(Box::new(
-            RouterPlugin::load(
-                engine,
-                &admit(engine, p, &config.trust, &config.state_dir)?.spec,
-            )
-            .map_err(|source| PipelineError::Plugin {
-                name: p.name.clone(),
-                source,
-            })?,
-        )),
-        (None, template) => Router::Template(
-            Template::parse(template.as_deref().unwrap_or(Template::DEFAULT))
-                .map_err(|problems| PipelineError::Router(problems.join("; ")))?,
-        ),
-    };
-
     let SourceConfig::Postgres(pg) = &config.source;
     let source_config = postgres_source_config(config, pg);
     let capacity = (config.pipeline.channel_bytes / MAX_BATCH_BYTES).max(2);
@@ -309,7 +324,18 @@ fn postgres_source_config(
 
 enum Router {
     Template(Template),
-    Plugin(Box<RouterPlugin>),
+    /// The router plugin, which lives in the [`Chain`] (it is hot-reloaded
+    /// and stamped like the transformers).
+    Plugin,
+}
+
+/// Records which plugin versions processed the events.
+fn stamp(events: &mut [ChangeEvent], stamp: Option<String>) {
+    if let Some(stamp) = stamp {
+        for e in events {
+            e.source.plugins = Some(stamp.clone());
+        }
+    }
 }
 
 /// The processor stage: plugins and router.
@@ -318,7 +344,7 @@ fn process(
     output: std::sync::mpsc::SyncSender<Routed>,
     mut chain: Chain,
     swaps: std::sync::mpsc::Receiver<Swap>,
-    mut router: Router,
+    router: Router,
     stats: &Stats,
 ) {
     // Whether the last batch ended at a transaction boundary: only there
@@ -344,6 +370,7 @@ fn process(
             .events_in
             .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
         if at_boundary {
+            // Transformers and the router plugin alike.
             while let Ok(swap) = swaps.try_recv() {
                 chain.swap(swap);
             }
@@ -355,21 +382,17 @@ fn process(
             // The batch is processed again, whole, by the restored version.
             (events, dead, _) = chain.run(input);
         }
-        if let Some(stamp) = chain.stamp() {
-            for e in &mut events {
-                e.source.plugins = Some(stamp.clone());
-            }
-        }
+        stamp(&mut events, chain.stamp());
         let mut by_destination: BTreeMap<String, Vec<ChangeEvent>> = BTreeMap::new();
-        match &mut router {
+        match &router {
             Router::Template(t) => {
                 for event in events {
                     let destination = t.render(&event);
                     by_destination.entry(destination).or_default().push(event);
                 }
             }
-            Router::Plugin(plugin) if !events.is_empty() => {
-                let routes = plugin.route(&events);
+            Router::Plugin if !events.is_empty() => {
+                let routes = chain.route(&mut events, stamp);
                 for (event, route) in events.into_iter().zip(routes) {
                     match route {
                         Ok(destinations) => {
@@ -381,7 +404,7 @@ fn process(
                     }
                 }
             }
-            Router::Plugin(_) => {}
+            Router::Plugin => {}
         }
         let routed = Routed {
             by_destination,

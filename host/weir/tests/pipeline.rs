@@ -551,10 +551,21 @@ fn an_unreachable_database_is_retried_with_a_clear_message_until_stopped() {
 
 /// Writes `component` as a bundle of version `version` signed by `key`.
 fn bundle_of(component: &str, version: &str, key: &weir_plugin::bundle::SecretKey, path: &Path) {
+    bundle_as("mask", "transformer", component, version, key, path);
+}
+
+fn bundle_as(
+    name: &str,
+    world: &str,
+    component: &str,
+    version: &str,
+    key: &weir_plugin::bundle::SecretKey,
+    path: &Path,
+) {
     let manifest = weir_plugin::bundle::Manifest {
-        name: "mask".into(),
+        name: name.into(),
         version: version.into(),
-        world: "transformer".into(),
+        world: world.into(),
         contract: "0.1.0".into(),
         wire_version: weir_core::wire::WIRE_VERSION,
         component_sha256: String::new(),
@@ -696,4 +707,109 @@ fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back
             rows.len()
         }
     );
+}
+
+#[test]
+fn a_router_plugin_is_hot_reloaded_too_and_a_bad_one_rolled_back() {
+    let setup = Setup::new(
+        "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, action text NOT NULL DEFAULT 'keep');
+         INSERT INTO items (id, v) SELECT i, 0 FROM generate_series(1, 200) i;
+         INSERT INTO items (id, v) VALUES (999999, 0);",
+    );
+    let key = weir_plugin::bundle::SecretKey::generate().unwrap();
+    let v1 = setup.dir.join("route-1.weirpkg");
+    let v2 = setup.dir.join("route-2.weirpkg");
+    let bad = setup.dir.join("route-bad.weirpkg");
+    let router = components::bundled("table-router");
+    bundle_as("route", "router", router, "1.0.0", &key, &v1);
+    bundle_as("route", "router", router, "2.0.0", &key, &v2);
+    // Fails every event it is asked to route.
+    bundle_as(
+        "route",
+        "router",
+        components::REFUSE_ROUTER,
+        "3.0.0-bad",
+        &key,
+        &bad,
+    );
+    let live = setup.dir.join("route.weirpkg");
+    deploy(&v1, &live);
+    let config = setup.config(
+        "",
+        &format!(
+            "[router]\nplugin = {{ name = \"route\", path = \"{}\", config = {{ to = \"{{table}}\" }} }}\n\
+             [trust]\nkeys = [\"{}\"]\n\
+             [pipeline]\nmax_batch_events = 50\ncanary_events = 200\n",
+            live.display(),
+            key.public()
+        ),
+    );
+    let child = setup.start(&config);
+    wait_until(
+        "the snapshot",
+        Duration::from_secs(60),
+        || count_output(&setup.out()) >= 201,
+        &setup,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let made = Arc::new(AtomicU64::new(0));
+    let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
+    let log_count = |needle: &str| setup.log().matches(needle).count();
+
+    std::thread::sleep(Duration::from_millis(800));
+    deploy(&v2, &live);
+    wait_until(
+        "the router swap",
+        Duration::from_secs(30),
+        || log_count("Plugin version swapped in") >= 1,
+        &setup,
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    deploy(&bad, &live);
+    let out = weir()
+        .args(["plugin", "reload", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("route:"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    wait_until(
+        "the router rollback",
+        Duration::from_secs(30),
+        || log_count("rolled back") >= 1,
+        &setup,
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+
+    let expected = 201 + made.load(Ordering::Relaxed) as usize;
+    let events = finish_exactly_once(&setup, child, expected);
+    let mut by_tx: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    let mut stamps = HashSet::new();
+    for e in &events {
+        let stamp = e["source"]["plugins"].as_str().expect("stamped").to_owned();
+        assert!(
+            !stamp.contains("bad"),
+            "routed by the rolled-back version: {e}"
+        );
+        stamps.insert(stamp.clone());
+        if let Some(tx) = e["source"]["txId"].as_str() {
+            by_tx.entry(tx.to_owned()).or_default().insert(stamp);
+        }
+    }
+    for (tx, versions) in &by_tx {
+        assert_eq!(versions.len(), 1, "transaction {tx} routed by {versions:?}");
+    }
+    assert!(
+        stamps.iter().any(|s| s.contains("route=route@1.0.0"))
+            && stamps.iter().any(|s| s.contains("route=route@2.0.0")),
+        "{stamps:?}"
+    );
+    // Every event went where the router said: `to = "{table}"`.
+    let destinations: Vec<String> = read_output(&setup.out()).into_keys().collect();
+    assert_eq!(destinations, ["items"]);
 }
