@@ -111,6 +111,28 @@ pub fn new(dir: &Path, lang: &str) -> anyhow::Result<ExitCode> {
 
 type Files = Vec<(String, String)>;
 
+/// A scaffold's README: how to test, build, try and pack it.
+fn readme(name: &str, first: &[&str], component: &str, note: &str) -> String {
+    let mut text = format!("# {name}\n\n```sh\n");
+    for line in first {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "weir plugin build .                          # -> {component}\n\
+         weir plugin test {component} \\\n    \
+         --config fixtures/config.json --input fixtures/input.jsonl\n\
+         weir plugin pack {component} \\\n    \
+         --name {name} --version 0.1.0 --fixtures fixtures\n```\n"
+    ));
+    if !note.is_empty() {
+        text.push('\n');
+        text.push_str(note);
+        text.push('\n');
+    }
+    text
+}
+
 /// `shout-names` -> `ShoutNames`.
 fn type_name(name: &str) -> String {
     name.split(['-', '_'])
@@ -221,18 +243,14 @@ if __name__ == "__main__":
         (".gitignore".into(), "target/\n__pycache__/\n".into()),
         (
             "README.md".into(),
-            format!(
-                "# {name}\n\n\
-                 ```sh\n\
-                 python3 -m unittest                          # the logic, natively\n\
-                 pip install {COMPONENTIZE_PY}         # once\n\
-                 weir plugin build .                          # -> target/weir/{name}.wasm\n\
-                 weir plugin test target/weir/{name}.wasm \\\n    \
-                 --config fixtures/config.json --input fixtures/input.jsonl\n\
-                 weir plugin pack target/weir/{name}.wasm \\\n    \
-                 --name {name} --version 0.1.0 --fixtures fixtures\n\
-                 ```\n\n\
-                 `weir_plugin/` is the Weir Python SDK, copied here by `weir plugin new`.\n"
+            readme(
+                name,
+                &[
+                    "python3 -m unittest                          # the logic, natively",
+                    &format!("pip install {COMPONENTIZE_PY}         # once"),
+                ],
+                &format!("target/weir/{name}.wasm"),
+                "`weir_plugin/` is the Weir Python SDK, copied here by `weir plugin new`.",
             ),
         ),
     ];
@@ -339,18 +357,14 @@ test('a bad config is refused', () => {{
         (".gitignore".into(), "target/\nnode_modules/\n".into()),
         (
             "README.md".into(),
-            format!(
-                "# {name}\n\n\
-                 ```sh\n\
-                 node --test                                  # the logic, natively\n\
-                 npm install                                  # once: componentize-js\n\
-                 weir plugin build .                          # -> target/weir/{name}.wasm\n\
-                 weir plugin test target/weir/{name}.wasm \\\n    \
-                 --config fixtures/config.json --input fixtures/input.jsonl\n\
-                 weir plugin pack target/weir/{name}.wasm \\\n    \
-                 --name {name} --version 0.1.0 --fixtures fixtures\n\
-                 ```\n\n\
-                 `weir-plugin.js` is the Weir JavaScript SDK, copied here by `weir plugin new`.\n"
+            readme(
+                name,
+                &[
+                    "node --test                                  # the logic, natively",
+                    "npm install                                  # once: componentize-js",
+                ],
+                &format!("target/weir/{name}.wasm"),
+                "`weir-plugin.js` is the Weir JavaScript SDK, copied here by `weir plugin new`.",
             ),
         ),
     ];
@@ -462,17 +476,14 @@ mod tests {{
         ),
         (
             "README.md",
-            format!(
-                "# {name}\n\n\
-                 ```sh\n\
-                 cargo test                                   # the logic, natively\n\
-                 weir plugin build .                          # -> target/wasm32-wasip2/release/{crate_file}.wasm\n\
-                 weir plugin test target/wasm32-wasip2/release/{crate_file}.wasm \\\n    \
-                 --config fixtures/config.json --input fixtures/input.jsonl\n\
-                 weir plugin pack target/wasm32-wasip2/release/{crate_file}.wasm \\\n    \
-                 --name {name} --version 0.1.0 --fixtures fixtures\n\
-                 ```\n",
-                crate_file = name.replace('-', "_")
+            readme(
+                name,
+                &["cargo test                                   # the logic, natively"],
+                &format!(
+                    "target/wasm32-wasip2/release/{}.wasm",
+                    name.replace('-', "_")
+                ),
+                "",
             ),
         ),
     ];

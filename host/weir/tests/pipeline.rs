@@ -579,6 +579,34 @@ fn bundle_as(
     b.write(path).unwrap();
 }
 
+/// Checks that every delivered event names the plugin versions that
+/// processed it, that a transaction has exactly one set of them, and that
+/// no version marked `bad` (rolled back) processed anything written.
+/// Returns the distinct stamps.
+fn stamps_one_per_transaction(events: &[Json]) -> HashSet<String> {
+    let mut by_tx: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    let mut stamps = HashSet::new();
+    for e in events {
+        let stamp = e["source"]["plugins"].as_str().expect("stamped").to_owned();
+        assert!(
+            !stamp.contains("bad"),
+            "output from the rolled-back version: {e}"
+        );
+        stamps.insert(stamp.clone());
+        if let Some(tx) = e["source"]["txId"].as_str() {
+            by_tx.entry(tx.to_owned()).or_default().insert(stamp);
+        }
+    }
+    for (tx, versions) in &by_tx {
+        assert_eq!(
+            versions.len(),
+            1,
+            "transaction {tx} processed by {versions:?}"
+        );
+    }
+    stamps
+}
+
 /// Replaces the plugin file the way a deploy would: write aside, rename.
 fn deploy(from: &Path, to: &Path) {
     let tmp = to.with_extension("deploying");
@@ -670,28 +698,7 @@ fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back
 
     let expected = 201 + made.load(Ordering::Relaxed) as usize;
     let events = finish_exactly_once(&setup, child, expected);
-    // Every event names the version that processed it; a transaction has
-    // exactly one; the bad version processed nothing that was written.
-    let mut by_tx: BTreeMap<String, HashSet<String>> = BTreeMap::new();
-    let mut stamps = HashSet::new();
-    for e in &events {
-        let stamp = e["source"]["plugins"].as_str().expect("stamped").to_owned();
-        assert!(
-            !stamp.contains("bad"),
-            "output from the rolled-back version: {e}"
-        );
-        stamps.insert(stamp.clone());
-        if let Some(tx) = e["source"]["txId"].as_str() {
-            by_tx.entry(tx.to_owned()).or_default().insert(stamp);
-        }
-    }
-    for (tx, versions) in &by_tx {
-        assert_eq!(
-            versions.len(),
-            1,
-            "transaction {tx} processed by {versions:?}"
-        );
-    }
+    let stamps = stamps_one_per_transaction(&events);
     assert!(
         stamps.iter().any(|s| s.contains("@1.0.0")) && stamps.iter().any(|s| s.contains("@2.0.0")),
         "{stamps:?}"
@@ -788,22 +795,7 @@ fn a_router_plugin_is_hot_reloaded_too_and_a_bad_one_rolled_back() {
 
     let expected = 201 + made.load(Ordering::Relaxed) as usize;
     let events = finish_exactly_once(&setup, child, expected);
-    let mut by_tx: BTreeMap<String, HashSet<String>> = BTreeMap::new();
-    let mut stamps = HashSet::new();
-    for e in &events {
-        let stamp = e["source"]["plugins"].as_str().expect("stamped").to_owned();
-        assert!(
-            !stamp.contains("bad"),
-            "routed by the rolled-back version: {e}"
-        );
-        stamps.insert(stamp.clone());
-        if let Some(tx) = e["source"]["txId"].as_str() {
-            by_tx.entry(tx.to_owned()).or_default().insert(stamp);
-        }
-    }
-    for (tx, versions) in &by_tx {
-        assert_eq!(versions.len(), 1, "transaction {tx} routed by {versions:?}");
-    }
+    let stamps = stamps_one_per_transaction(&events);
     assert!(
         stamps.iter().any(|s| s.contains("route=route@1.0.0"))
             && stamps.iter().any(|s| s.contains("route=route@2.0.0")),
