@@ -550,10 +550,6 @@ fn an_unreachable_database_is_retried_with_a_clear_message_until_stopped() {
 }
 
 /// Writes `component` as a bundle of version `version` signed by `key`.
-fn bundle_of(component: &str, version: &str, key: &weir_plugin::bundle::SecretKey, path: &Path) {
-    bundle_as("mask", "transformer", component, version, key, path);
-}
-
 fn bundle_as(
     name: &str,
     world: &str,
@@ -614,93 +610,149 @@ fn deploy(from: &Path, to: &Path) {
     std::fs::rename(&tmp, to).unwrap();
 }
 
+/// A pipeline over `items` under a continuous workload, running one plugin
+/// from a bundle file (`live`), with three versions ready to deploy over
+/// it: `v1` (running at start), `v2`, and `bad`, which fails every event.
+struct ReloadRig {
+    setup: Setup,
+    config: PathBuf,
+    live: PathBuf,
+    v1: PathBuf,
+    v2: PathBuf,
+    bad: PathBuf,
+    child: Child,
+    stop: Arc<AtomicBool>,
+    made: Arc<AtomicU64>,
+    load: std::thread::JoinHandle<()>,
+}
+
+impl ReloadRig {
+    /// `section` is the pipeline config that names the plugin at `{live}`.
+    fn start(
+        name: &str,
+        world: &str,
+        good: &str,
+        bad: &str,
+        default_action: &str,
+        section: impl Fn(&Path) -> String,
+    ) -> ReloadRig {
+        let setup = Setup::new(&format!(
+            "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL,
+                                 action text NOT NULL DEFAULT '{default_action}');
+             INSERT INTO items (id, v) SELECT i, 0 FROM generate_series(1, 200) i;
+             INSERT INTO items (id, v) VALUES (999999, 0);"
+        ));
+        let key = weir_plugin::bundle::SecretKey::generate().unwrap();
+        let path = |v: &str| setup.dir.join(format!("{name}-{v}.weirpkg"));
+        let (v1, v2, bad_path, live) = (path("1"), path("2"), path("bad"), path("live"));
+        bundle_as(name, world, good, "1.0.0", &key, &v1);
+        bundle_as(name, world, good, "2.0.0", &key, &v2);
+        bundle_as(name, world, bad, "3.0.0-bad", &key, &bad_path);
+        deploy(&v1, &live);
+        let config = setup.config(
+            "",
+            &format!(
+                "{}\n[trust]\nkeys = [\"{}\"]\n\
+                 [pipeline]\nmax_batch_events = 50\ncanary_events = 200\n",
+                section(&live),
+                key.public()
+            ),
+        );
+        let child = setup.start(&config);
+        wait_until(
+            "the snapshot",
+            Duration::from_secs(60),
+            || count_output(&setup.out()) >= 201,
+            &setup,
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let made = Arc::new(AtomicU64::new(0));
+        let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
+        ReloadRig {
+            setup,
+            config,
+            live,
+            v1,
+            v2,
+            bad: bad_path,
+            child,
+            stop,
+            made,
+            load,
+        }
+    }
+
+    fn log_count(&self, needle: &str) -> usize {
+        self.setup.log().matches(needle).count()
+    }
+
+    /// Deploys `version` a moment after the last change, then waits until
+    /// the log says `needle` `times` times.
+    fn deploy_and_wait(&self, version: &Path, what: &str, needle: &str, times: usize) {
+        std::thread::sleep(Duration::from_millis(800));
+        deploy(version, &self.live);
+        if version == self.v1 {
+            // Back to the first version on request rather than by the watch.
+            let out = weir()
+                .args(["plugin", "reload", "--config"])
+                .arg(&self.config)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        wait_until(
+            what,
+            Duration::from_secs(30),
+            || self.log_count(needle) >= times,
+            &self.setup,
+        );
+    }
+
+    /// Stops the workload; every change must arrive exactly once. Returns
+    /// the events and the distinct version stamps.
+    fn finish(self) -> (Setup, Vec<Json>, HashSet<String>) {
+        std::thread::sleep(Duration::from_millis(800));
+        self.stop.store(true, Ordering::Relaxed);
+        self.load.join().unwrap();
+        let expected = 201 + self.made.load(Ordering::Relaxed) as usize;
+        let events = finish_exactly_once(&self.setup, self.child, expected);
+        let stamps = stamps_one_per_transaction(&events);
+        (self.setup, events, stamps)
+    }
+}
+
+const SWAPPED: &str = "Plugin version swapped in";
+
 #[test]
 fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back_a_bad_one() {
-    let setup = Setup::new(
-        "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, action text NOT NULL DEFAULT 'panic');
-         INSERT INTO items (id, v) SELECT i, 0 FROM generate_series(1, 200) i;
-         INSERT INTO items (id, v) VALUES (999999, 0);",
+    // The bad version traps on every event: each row's `action` is `panic`.
+    let rig = ReloadRig::start(
+        "mask",
+        "transformer",
+        components::bundled("pii-mask"),
+        components::MISBEHAVE,
+        "panic",
+        |live| {
+            format!(
+                "[[plugins]]\nname = \"mask\"\npath = \"{}\"",
+                live.display()
+            )
+        },
     );
-    let key = weir_plugin::bundle::SecretKey::generate().unwrap();
-    let v1 = setup.dir.join("mask-1.weirpkg");
-    let v2 = setup.dir.join("mask-2.weirpkg");
-    let bad = setup.dir.join("mask-bad.weirpkg");
-    bundle_of(components::bundled("pii-mask"), "1.0.0", &key, &v1);
-    bundle_of(components::bundled("pii-mask"), "2.0.0", &key, &v2);
-    // Traps on every event: each row's `action` is `panic`.
-    bundle_of(components::MISBEHAVE, "3.0.0-bad", &key, &bad);
-    let live = setup.dir.join("mask.weirpkg");
-    deploy(&v1, &live);
-    let config = setup.config(
-        "",
-        &format!(
-            "[[plugins]]\nname = \"mask\"\npath = \"{}\"\n\
-             [trust]\nkeys = [\"{}\"]\n\
-             [pipeline]\nmax_batch_events = 50\ncanary_events = 200\n",
-            live.display(),
-            key.public()
-        ),
-    );
-    let child = setup.start(&config);
-    wait_until(
-        "the snapshot",
-        Duration::from_secs(60),
-        || count_output(&setup.out()) >= 201,
-        &setup,
-    );
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let made = Arc::new(AtomicU64::new(0));
-    let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
-    let log_count = |needle: &str| setup.log().matches(needle).count();
-    let swapped = "Plugin version swapped in";
-
-    // A new version, picked up from the file.
-    std::thread::sleep(Duration::from_millis(800));
-    deploy(&v2, &live);
-    wait_until(
-        "the first swap",
-        Duration::from_secs(30),
-        || log_count(swapped) >= 1,
-        &setup,
-    );
-    // Back to the first, on request.
-    std::thread::sleep(Duration::from_millis(800));
-    deploy(&v1, &live);
-    let out = weir()
-        .args(["plugin", "reload", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    // A new version, picked up from the file; back to the first, on
+    // request; a version that fails every event: rolled back, the pipeline
+    // flows on.
+    rig.deploy_and_wait(&rig.v2, "the first swap", SWAPPED, 1);
+    rig.deploy_and_wait(&rig.v1, "the second swap", SWAPPED, 2);
+    rig.deploy_and_wait(&rig.bad, "the rollback", "rolled back", 1);
+    let (setup, events, stamps) = rig.finish();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    wait_until(
-        "the second swap",
-        Duration::from_secs(30),
-        || log_count(swapped) >= 2,
-        &setup,
-    );
-    // A version that fails every event: rolled back, the pipeline flows on.
-    std::thread::sleep(Duration::from_millis(800));
-    deploy(&bad, &live);
-    wait_until(
-        "the rollback",
-        Duration::from_secs(30),
-        || log_count("rolled back") >= 1,
-        &setup,
-    );
-    std::thread::sleep(Duration::from_millis(800));
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-
-    let expected = 201 + made.load(Ordering::Relaxed) as usize;
-    let events = finish_exactly_once(&setup, child, expected);
-    let stamps = stamps_one_per_transaction(&events);
-    assert!(
-        stamps.iter().any(|s| s.contains("@1.0.0")) && stamps.iter().any(|s| s.contains("@2.0.0")),
+        stamps.iter().any(|s| s.contains("mask=mask@1.0.0"))
+            && stamps.iter().any(|s| s.contains("mask=mask@2.0.0")),
         "{stamps:?}"
     );
     assert_eq!(
@@ -709,93 +761,30 @@ fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back
             .trim()
             .parse::<usize>()
             .unwrap(),
-        {
-            let rows = apply(&events);
-            rows.len()
-        }
+        apply(&events).len()
     );
 }
 
 #[test]
 fn a_router_plugin_is_hot_reloaded_too_and_a_bad_one_rolled_back() {
-    let setup = Setup::new(
-        "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, action text NOT NULL DEFAULT 'keep');
-         INSERT INTO items (id, v) SELECT i, 0 FROM generate_series(1, 200) i;
-         INSERT INTO items (id, v) VALUES (999999, 0);",
-    );
-    let key = weir_plugin::bundle::SecretKey::generate().unwrap();
-    let v1 = setup.dir.join("route-1.weirpkg");
-    let v2 = setup.dir.join("route-2.weirpkg");
-    let bad = setup.dir.join("route-bad.weirpkg");
-    let router = components::bundled("table-router");
-    bundle_as("route", "router", router, "1.0.0", &key, &v1);
-    bundle_as("route", "router", router, "2.0.0", &key, &v2);
-    // Fails every event it is asked to route.
-    bundle_as(
+    let rig = ReloadRig::start(
         "route",
         "router",
+        components::bundled("table-router"),
+        // Fails every event it is asked to route.
         components::REFUSE_ROUTER,
-        "3.0.0-bad",
-        &key,
-        &bad,
+        "keep",
+        |live| {
+            format!(
+                "[router]\nplugin = {{ name = \"route\", path = \"{}\", \
+                 config = {{ to = \"{{table}}\" }} }}",
+                live.display()
+            )
+        },
     );
-    let live = setup.dir.join("route.weirpkg");
-    deploy(&v1, &live);
-    let config = setup.config(
-        "",
-        &format!(
-            "[router]\nplugin = {{ name = \"route\", path = \"{}\", config = {{ to = \"{{table}}\" }} }}\n\
-             [trust]\nkeys = [\"{}\"]\n\
-             [pipeline]\nmax_batch_events = 50\ncanary_events = 200\n",
-            live.display(),
-            key.public()
-        ),
-    );
-    let child = setup.start(&config);
-    wait_until(
-        "the snapshot",
-        Duration::from_secs(60),
-        || count_output(&setup.out()) >= 201,
-        &setup,
-    );
-    let stop = Arc::new(AtomicBool::new(false));
-    let made = Arc::new(AtomicU64::new(0));
-    let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
-    let log_count = |needle: &str| setup.log().matches(needle).count();
-
-    std::thread::sleep(Duration::from_millis(800));
-    deploy(&v2, &live);
-    wait_until(
-        "the router swap",
-        Duration::from_secs(30),
-        || log_count("Plugin version swapped in") >= 1,
-        &setup,
-    );
-    std::thread::sleep(Duration::from_millis(800));
-    deploy(&bad, &live);
-    let out = weir()
-        .args(["plugin", "reload", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("route:"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    wait_until(
-        "the router rollback",
-        Duration::from_secs(30),
-        || log_count("rolled back") >= 1,
-        &setup,
-    );
-    std::thread::sleep(Duration::from_millis(800));
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-
-    let expected = 201 + made.load(Ordering::Relaxed) as usize;
-    let events = finish_exactly_once(&setup, child, expected);
-    let stamps = stamps_one_per_transaction(&events);
+    rig.deploy_and_wait(&rig.v2, "the router swap", SWAPPED, 1);
+    rig.deploy_and_wait(&rig.bad, "the router rollback", "rolled back", 1);
+    let (setup, _, stamps) = rig.finish();
     assert!(
         stamps.iter().any(|s| s.contains("route=route@1.0.0"))
             && stamps.iter().any(|s| s.contains("route=route@2.0.0")),
