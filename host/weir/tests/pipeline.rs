@@ -81,6 +81,31 @@ max_file_bytes = 200000
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Starts weir on a database whose `items` table holds 201 rows, waits
+    /// for the snapshot, then starts the workload: the stop flag, the count
+    /// of changes made, and the workload's thread.
+    fn start_under_load(
+        &self,
+        config: &Path,
+    ) -> (
+        Child,
+        Arc<AtomicBool>,
+        Arc<AtomicU64>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let child = self.start(config);
+        wait_until(
+            "the snapshot",
+            Duration::from_secs(60),
+            || count_output(&self.out()) >= 201,
+            self,
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let made = Arc::new(AtomicU64::new(0));
+        let load = workload(self, Arc::clone(&stop), Arc::clone(&made));
+        (child, stop, made, load)
+    }
+
     fn start(&self, config: &Path) -> Child {
         weir()
             .args(["run", "--config"])
@@ -293,17 +318,7 @@ fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
          INSERT INTO items (id, v) VALUES (999999, 0);",
     );
     let config = setup.config("", "[pipeline]\nmax_batch_events = 50");
-    let mut child = setup.start(&config);
-    wait_until(
-        "the snapshot",
-        Duration::from_secs(60),
-        || count_output(&setup.out()) >= 201,
-        &setup,
-    );
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let made = Arc::new(AtomicU64::new(0));
-    let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
+    let (mut child, stop, made, load) = setup.start_under_load(&config);
     let mut seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -658,16 +673,7 @@ impl ReloadRig {
                 key.public()
             ),
         );
-        let child = setup.start(&config);
-        wait_until(
-            "the snapshot",
-            Duration::from_secs(60),
-            || count_output(&setup.out()) >= 201,
-            &setup,
-        );
-        let stop = Arc::new(AtomicBool::new(false));
-        let made = Arc::new(AtomicU64::new(0));
-        let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
+        let (child, stop, made, load) = setup.start_under_load(&config);
         ReloadRig {
             setup,
             config,
