@@ -492,3 +492,25 @@ mod tests {{
         "cargo test && weir plugin build .",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PYTHON_SDK;
+
+    /// A file added to `sdk/python/weir_plugin` must be added to the copy
+    /// that `weir plugin new` writes.
+    #[test]
+    fn the_embedded_python_sdk_has_every_module() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/python/weir_plugin");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".py"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = PYTHON_SDK.iter().map(|(f, _)| f.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+    }
+}
