@@ -467,7 +467,8 @@ export function runTransform(plugin, events) {
       return [{ op: e.op, key: e.patched('key'), before: e.patched('before'), after: e.patched('after') }];
     }
     if (r === DROP) return [];
-    return r;
+    if (r && r.outcome === 'fail') return r;
+    return fail(`transform returned ${r}; return KEEP, DROP or fail(reason)`);
   });
 }
 

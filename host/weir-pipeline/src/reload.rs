@@ -112,15 +112,15 @@ pub enum Role {
     Router,
 }
 
-/// A checked, compiled plugin.
+/// A checked, compiled plugin and its place.
 pub enum Loaded {
-    Transformer(TransformerPlugin),
+    /// The transformer at this position of the chain.
+    Transformer(usize, TransformerPlugin),
     Router(RouterPlugin),
 }
 
 /// A checked, compiled version waiting to be swapped in.
 pub struct Swap {
-    pub role: Role,
     pub plugin: Loaded,
     pub version: String,
 }
@@ -152,24 +152,19 @@ impl Chain {
         self.router = Some(Versioned::new(name, plugin, version));
     }
 
-    pub fn has_router(&self) -> bool {
-        self.router.is_some()
-    }
-
     /// Swaps a new version in (call only at a transaction boundary).
     pub fn swap(&mut self, swap: Swap) {
-        match (swap.role, swap.plugin) {
-            (Role::Transformer(i), Loaded::Transformer(p)) => {
+        match swap.plugin {
+            Loaded::Transformer(i, p) => {
                 if let Some(slot) = self.slots.get_mut(i) {
                     slot.swap(p, swap.version);
                 }
             }
-            (Role::Router, Loaded::Router(p)) => {
+            Loaded::Router(p) => {
                 if let Some(router) = &mut self.router {
                     router.swap(p, swap.version);
                 }
             }
-            _ => error!("A reloaded plugin does not fit its place; ignored."),
         }
     }
 
@@ -250,17 +245,12 @@ impl Chain {
         routes
     }
 
-    /// The versions running now, by role.
-    pub fn versions(&self) -> Vec<(Role, String)> {
+    /// The versions running now: the transformers', then the router's.
+    pub fn versions(&self) -> Vec<String> {
         self.slots
             .iter()
-            .enumerate()
-            .map(|(i, s)| (Role::Transformer(i), s.version.clone()))
-            .chain(
-                self.router
-                    .iter()
-                    .map(|r| (Role::Router, r.version.clone())),
-            )
+            .map(|s| s.version.clone())
+            .chain(self.router.iter().map(|r| r.version.clone()))
             .collect()
     }
 }
@@ -331,10 +321,9 @@ impl Reloader {
         if admitted.version == self.versions[i] {
             return format!("{}: unchanged ({})", p.name, admitted.version);
         }
-        let loaded = match role {
-            Role::Transformer(_) => {
-                TransformerPlugin::load(&self.engine, &admitted.spec).map(Loaded::Transformer)
-            }
+        let loaded = match *role {
+            Role::Transformer(i) => TransformerPlugin::load(&self.engine, &admitted.spec)
+                .map(|p| Loaded::Transformer(i, p)),
             Role::Router => RouterPlugin::load(&self.engine, &admitted.spec).map(Loaded::Router),
         };
         match loaded {
@@ -342,7 +331,6 @@ impl Reloader {
                 info!(plugin = %p.name, version = %admitted.version, "New plugin version checked and compiled; swapping at the next transaction boundary.");
                 self.versions[i] = admitted.version.clone();
                 let _ = self.swaps.send(Swap {
-                    role: *role,
                     plugin,
                     version: admitted.version.clone(),
                 });

@@ -201,27 +201,17 @@ async fn run_once(
     let (swap_tx, swap_rx) = std::sync::mpsc::channel::<Swap>();
     let (request_tx, request_rx) = std::sync::mpsc::channel::<ReloadRequest>();
     let stop_reload = Arc::new(AtomicBool::new(false));
-    let (roles, versions): (Vec<Role>, Vec<String>) = chain.versions().into_iter().unzip();
-    let watched = roles
-        .into_iter()
-        .map(|role| match role {
-            Role::Transformer(i) => (config.plugins[i].clone(), role),
-            Role::Router => (
-                config
-                    .router
-                    .plugin
-                    .clone()
-                    .expect("a router plugin is set"),
-                role,
-            ),
-        })
+    // In the order of `chain.versions()`: the transformers, then the router.
+    let watched = (config.plugins.iter().cloned().enumerate())
+        .map(|(i, p)| (p, Role::Transformer(i)))
+        .chain(config.router.plugin.clone().map(|p| (p, Role::Router)))
         .collect();
     let reloader = Reloader {
         engine: engine.clone(),
         plugins: watched,
         trust: config.trust.clone(),
         state_dir: config.state_dir.clone(),
-        versions,
+        versions: chain.versions(),
         swaps: swap_tx,
         requests: request_rx,
         watch: config.pipeline.watch_plugins,

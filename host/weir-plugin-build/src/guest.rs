@@ -189,9 +189,9 @@ impl GuestProject {
 
     /// Builds the component; returns its path.
     ///
-    /// Both componentizers read sources inside a sandbox rooted at the
+    /// The componentizers read sources inside a sandbox rooted at the
     /// directory they run in, where symlinks out of it do not resolve; so
-    /// the build runs in a copy of the project with links resolved
+    /// every build runs in a copy of the project with links resolved
     /// (`target/weir/src`), which also holds the contract.
     pub fn build(&self) -> Result<PathBuf, String> {
         let work = self.dir.join("target").join("weir");
@@ -258,9 +258,7 @@ impl GuestProject {
         }
         Ok(out)
     }
-}
 
-impl GuestProject {
     /// C: generate the bindings, compile everything with clang for
     /// wasm32-wasi (a reactor: no `main`), and encode the core module as a
     /// component. Nothing links WASI unless the code calls into it (and

@@ -1,6 +1,6 @@
 //! Builds plugin projects into WebAssembly components: Rust crates with
-//! `cargo build --target wasm32-wasip2`, Python and JavaScript projects
-//! with componentize-py and componentize-js ([`guest`]). Used by `weir
+//! `cargo build --target wasm32-wasip2`; Python, JavaScript and C projects
+//! with componentize-py, componentize-js and clang ([`guest`]). Used by `weir
 //! plugin build` and by the build script that compiles the bundled plugins
 //! and test guests, so both build plugins the same way.
 

@@ -16,8 +16,15 @@ fn weir() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
     let target = weir_tests::repo_root().join("target");
     cmd.env("WEIR_CACHE_DIR", target.join("weir-test-cache"));
-    // The componentizers `scripts/test` installs, when it has not said so
-    // itself (a plain `cargo nextest run` after one `scripts/test`).
+    with_componentizers(&mut cmd);
+    cmd
+}
+
+/// Points `cmd` at the componentizers `scripts/test` installs, when the
+/// environment does not name them itself (a plain `cargo nextest run`
+/// after one `scripts/test`).
+fn with_componentizers(cmd: &mut Command) {
+    let target = weir_tests::repo_root().join("target");
     for (var, tool) in [
         ("WEIR_COMPONENTIZE_PY", "tools/venv/bin/componentize-py"),
         (
@@ -29,7 +36,6 @@ fn weir() -> Command {
             cmd.env(var, target.join(tool));
         }
     }
-    cmd
 }
 
 fn run_golden(plugin: &str) {

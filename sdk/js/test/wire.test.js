@@ -103,3 +103,64 @@ test('patches and outcomes through the test driver', () => {
   assert.deepEqual(out[1], []);
   assert.deepEqual(out[2], w.fail('no after image'));
 });
+
+// The component exports, driven natively: the host is a stand-in that
+// serves the config, and the batch comes from the encoder.
+test('exportTransformer turns outcomes and patches into WIT values', () => {
+  class Mask {
+    constructor(config) {
+      if (config.bad) throw new Error('bad config');
+      this.column = config.column;
+    }
+    transform(event) {
+      if (event.op === 'd') return w.DROP;
+      if (event.op === 't') return w.fail('no truncates');
+      if (event.op === 'r') throw new Error('boom');
+      event.setAfter(this.column, '***');
+      event.setAfter('n', 5n);
+      event.remove('after', 0);
+    }
+  }
+  const host = (config) => ({ config: () => JSON.stringify(config), log() {} });
+  assert.throws(() => w.exportTransformer(Mask, host({ bad: true })).init(), /bad config/);
+  const { init, transform } = w.exportTransformer(Mask, host({ column: 'email' }));
+  init();
+  const batch = w.encodeBatch([
+    w.makeEvent({ after: { id: 1n, email: 'a@b.co', n: 0n } }),
+    w.makeEvent({ op: 'd', before: { id: 1n } }),
+    w.makeEvent({ op: 't' }),
+    w.makeEvent({ op: 'r', after: { id: 2n } }),
+    w.makeEvent({ op: 'u', after: { id: 3n } }),
+  ]);
+  assert.deepEqual(transform(batch), [
+    {
+      tag: 'patch',
+      val: [
+        { image: 'after', index: 1, value: { tag: 'text', val: '***' } },
+        { image: 'after', index: 2, value: { tag: 'int', val: 5n } },
+        { image: 'after', index: 0, value: undefined },
+      ],
+    },
+    { tag: 'drop' },
+    { tag: 'failed', val: 'no truncates' },
+    { tag: 'failed', val: 'boom' },
+    // `email` is not in the after image: setAfter changes nothing.
+    { tag: 'patch', val: [{ image: 'after', index: 0, value: undefined }] },
+  ]);
+});
+
+test('exportRouter returns destinations or the failure', () => {
+  class ByTable {
+    route(event) {
+      if (event.table === 'secret') throw new Error('not routable');
+      return [`cdc.${event.table}`];
+    }
+  }
+  const { init, route } = w.exportRouter(ByTable, { config: () => '{}' });
+  init();
+  const batch = w.encodeBatch([w.makeEvent({ table: 'orders' }), w.makeEvent({ table: 'secret' })]);
+  assert.deepEqual(route(batch), [
+    { tag: 'to', val: ['cdc.orders'] },
+    { tag: 'failed', val: 'not routable' },
+  ]);
+});

@@ -55,8 +55,12 @@ def transform(plugin, events):
             )
         elif r is DROP:
             results.append([])
-        else:
+        elif isinstance(r, Outcome) and r.kind == "fail":
             results.append(r)
+        else:
+            results.append(
+                Outcome("fail", "transform returned %r; return KEEP, DROP or Fail(reason)" % (r,))
+            )
     return results
 
 

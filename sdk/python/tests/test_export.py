@@ -1,0 +1,127 @@
+"""The component exports against the bindings componentize-py really
+generates from the contract (``componentize-py bindings``), driven
+natively. Only the host import is stood in for (it lives in the runtime):
+``config`` serves the test's config. Needs componentize-py
+(``WEIR_COMPONENTIZE_PY`` or on the PATH); the test suite runs it so."""
+
+import importlib
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import weir_plugin as w
+from weir_plugin import testing
+
+WIT = pathlib.Path(__file__).resolve().parents[3] / "wit"
+TOOL = os.environ.get("WEIR_COMPONENTIZE_PY") or shutil.which("componentize-py")
+
+
+def bindings(test, world):
+    """Generates the bindings of `world` and imports them fresh."""
+    out = tempfile.mkdtemp(prefix="weir-bindings-")
+    test.addCleanup(shutil.rmtree, out, True)
+    subprocess.run([TOOL, "-d", str(WIT), "-w", world, "bindings", out], check=True)
+    for name in [m for m in sys.modules if m.split(".")[0] in ("wit_world", "componentize_py_types")]:
+        del sys.modules[name]
+    sys.path.insert(0, out)
+    try:
+        wit_world = importlib.import_module("wit_world")
+        types = importlib.import_module("wit_world.imports.types")
+        host = importlib.import_module("wit_world.imports.host")
+        return wit_world, types, host
+    finally:
+        sys.path.remove(out)
+
+
+@unittest.skipUnless(TOOL, "componentize-py is not installed")
+class Export(unittest.TestCase):
+    def test_transformer_outcomes_and_patches(self):
+        _, types, host = bindings(self, "transformer")
+        host.config = lambda: '{"column": "email"}'
+
+        class Mask:
+            def __init__(self, config):
+                self.column = config["column"]
+
+            def transform(self, event):
+                if event.op == "d":
+                    return w.DROP
+                if event.op == "t":
+                    return w.Fail("no truncates")
+                if event.op == "r":
+                    raise ValueError("boom")
+                event.set_after(self.column, "***")
+                event.set_after("n", w.Decimal("1.5"))
+                event.remove("after", 0)
+                return w.KEEP
+
+        world = w.export_transformer(Mask)()
+        world.init()
+        batch = w.encode_batch(
+            [
+                testing.event(after={"id": 1, "email": "a@b.co", "n": None}),
+                testing.event(op="d", before={"id": 1}),
+                testing.event(op="t"),
+                testing.event(op="r", after={"id": 2}),
+            ]
+        )
+        out = world.transform(batch)
+        After = types.Image.AFTER
+        self.assertEqual(
+            out,
+            [
+                types.Outcome_Patch(
+                    [
+                        types.ColumnPatch(After, 1, types.Value_Text("***")),
+                        types.ColumnPatch(After, 2, types.Value_Decimal("1.5")),
+                        types.ColumnPatch(After, 0, None),
+                    ]
+                ),
+                types.Outcome_Drop(),
+                types.Outcome_Failed("no truncates"),
+                types.Outcome_Failed("boom"),
+            ],
+        )
+
+    def test_a_config_the_plugin_refuses_is_an_init_error(self):
+        _, _, host = bindings(self, "transformer")
+        host.config = lambda: "{}"
+
+        class Strict:
+            def __init__(self, config):
+                raise ValueError("invalid plugin config: `column` is missing")
+
+        from componentize_py_types import Err
+
+        with self.assertRaises(Err) as e:
+            w.export_transformer(Strict)().init()
+        self.assertEqual(e.exception.value, "invalid plugin config: `column` is missing")
+
+    def test_router_destinations_and_failures(self):
+        _, types, host = bindings(self, "router")
+        host.config = lambda: "{}"
+
+        class ByTable:
+            def __init__(self, config):
+                pass
+
+            def route(self, event):
+                if event.table == "secret":
+                    raise ValueError("not routable")
+                return ["cdc." + event.table]
+
+        world = w.export_router(ByTable)()
+        world.init()
+        batch = w.encode_batch([testing.event(table="orders"), testing.event(table="secret")])
+        self.assertEqual(
+            world.route(batch),
+            [types.Route_To(["cdc.orders"]), types.Route_Failed("not routable")],
+        )
+
+
+if __name__ == "__main__":
+    unittest.main()
