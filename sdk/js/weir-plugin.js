@@ -194,6 +194,26 @@ export const DROP = Object.freeze({ outcome: 'drop' });
 /** The event cannot be processed; it goes to the dead-letter queue. */
 export const fail = (reason) => ({ outcome: 'fail', reason: String(reason) });
 
+/**
+ * Replace the event with these events (zero or more), built with
+ * `newEvent`; column changes made to the input event are ignored.
+ */
+export function replace(events) {
+  for (const e of events) {
+    if (!(e instanceof Event)) throw new TypeError('replace takes events (newEvent)');
+  }
+  return { outcome: 'replace', events: [...events] };
+}
+
+/**
+ * A new event (for `replace`): `op` is 'c', 'u', 'd', 't' or 'r', `source`
+ * a `Source` (an input event's, say), the rows objects of column values.
+ */
+export function newEvent(op, source, { key = {}, before = null, after = null } = {}) {
+  if (!OPS.includes(op)) throw new Error(`no op ${op}: give c, u, d, t or r`);
+  return new Event(op, source, Row.fromObject(key), before && Row.fromObject(before), after && Row.fromObject(after));
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Decodes a batch into events; throws WireError when it is malformed. */
@@ -440,19 +460,14 @@ export function makeEvent({
   commitTimeUs = 0n,
   origin = null,
 } = {}) {
-  return new Event(
-    op,
-    new Source(connector, database, schema, table, position, txid, commitTimeUs, origin),
-    Row.fromObject(key),
-    before && Row.fromObject(before),
-    after && Row.fromObject(after),
-  );
+  const source = new Source(connector, database, schema, table, position, txid, commitTimeUs, origin);
+  return newEvent(op, source, { key, before, after });
 }
 
 /**
  * Runs a transformer natively over events, through the same encoding.
  * Per input event: an array of the events it became, as
- * `{op, key, before, after}` objects with the changes applied (empty when
+ * `{op, table, key, before, after}` objects with the changes applied (empty when
  * dropped), or `{outcome: 'fail', reason}`.
  */
 export function runTransform(plugin, events) {
@@ -463,13 +478,16 @@ export function runTransform(plugin, events) {
     } catch (err) {
       return fail(errorMessage(err));
     }
-    if (r === undefined || r === null || r === KEEP) {
-      return [{ op: e.op, key: e.patched('key'), before: e.patched('before'), after: e.patched('after') }];
-    }
+    if (r === undefined || r === null || r === KEEP) return [asObject(e)];
     if (r === DROP) return [];
+    if (r && r.outcome === 'replace') return r.events.map(asObject);
     if (r && r.outcome === 'fail') return r;
-    return fail(`transform returned ${r}; return KEEP, DROP or fail(reason)`);
+    return fail(`transform returned ${r}; return KEEP, DROP, replace(events) or fail(reason)`);
   });
+}
+
+function asObject(e) {
+  return { op: e.op, table: e.table, key: e.patched('key'), before: e.patched('before'), after: e.patched('after') };
 }
 
 function errorMessage(err) {
@@ -497,6 +515,33 @@ function toWit(v) {
   throw new TypeError(`a column value cannot be ${v}`);
 }
 
+const OP_NAMES = { c: 'create', u: 'update', d: 'delete', t: 'truncate', r: 'read' };
+
+function columns(row) {
+  return row.names.map((name, i) => ({ name, value: toWit(row.values[i]) }));
+}
+
+/** An event as the WIT `change-event` record. */
+function changeEvent(e) {
+  const s = e.source;
+  return {
+    op: OP_NAMES[e.op],
+    source: {
+      connector: s.connector,
+      database: s.database,
+      schema: s.schema,
+      table: s.table,
+      position: s.position,
+      txid: s.txid ?? undefined,
+      commitTimeUs: BigInt(s.commitTimeUs),
+      origin: s.origin ?? undefined,
+    },
+    key: columns(e.key),
+    before: e.before ? columns(e.before) : undefined,
+    after: e.after ? columns(e.after) : undefined,
+  };
+}
+
 function initWith(PluginClass, host) {
   return () => {
     try {
@@ -512,7 +557,7 @@ function initWith(PluginClass, host) {
  * The `init` and `transform` exports of a transformer component.
  * `new PluginClass(config)` builds the plugin (a throw refuses it at load
  * with its message); `plugin.transform(event)` returns KEEP (or nothing),
- * DROP or fail(reason); a throw fails just that event.
+ * DROP, replace(events) or fail(reason); a throw fails just that event.
  */
 export function exportTransformer(PluginClass, host) {
   const make = initWith(PluginClass, host);
@@ -532,8 +577,12 @@ export function exportTransformer(PluginClass, host) {
       };
     }
     if (r === DROP) return drop;
+    if (r && r.outcome === 'replace') return { tag: 'replace', val: r.events.map(changeEvent) };
     if (r && r.outcome === 'fail') return { tag: 'failed', val: r.reason };
-    return { tag: 'failed', val: `transform returned ${r}; return KEEP, DROP or fail(reason)` };
+    return {
+      tag: 'failed',
+      val: `transform returned ${r}; return KEEP, DROP, replace(events) or fail(reason)`,
+    };
   };
   return {
     init() {

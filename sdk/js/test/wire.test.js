@@ -88,6 +88,7 @@ test('patches and outcomes through the test driver', () => {
   class Redact {
     transform(event) {
       if (event.op === 'd') return w.DROP;
+      if (event.op === 'r') return w.replace([w.newEvent('c', event.source, { after: { copy: true } })]);
       if (!event.after) throw new Error('no after image');
       event.setAfter('secret', null);
       event.remove('after', 0);
@@ -98,8 +99,11 @@ test('patches and outcomes through the test driver', () => {
     w.makeEvent({ after: { id: 1n, secret: 'x' } }),
     w.makeEvent({ op: 'd', before: { id: 1n } }),
     w.makeEvent({ op: 't' }),
+    w.makeEvent({ op: 'r', table: 'src', after: { id: 1n } }),
   ]);
   assert.deepEqual(out[0][0].after, { secret: null });
+  assert.deepEqual(out[3], [{ op: 'c', table: 'src', key: {}, before: null, after: { copy: true } }]);
+  assert.throws(() => w.newEvent('x', out.source), /no op x/);
   assert.deepEqual(out[1], []);
   assert.deepEqual(out[2], w.fail('no after image'));
 });
@@ -116,6 +120,13 @@ test('exportTransformer turns outcomes and patches into WIT values', () => {
       if (event.op === 'd') return w.DROP;
       if (event.op === 't') return w.fail('no truncates');
       if (event.op === 'r') throw new Error('boom');
+      if (event.op === 'u' && event.after.get('id') === 9n) {
+        const source = new w.Source('postgresql', 'db', '', 'fanout', '0/1', null, 7n, 'eu');
+        return w.replace([
+          w.newEvent('c', source, { key: { k: 1n }, after: { k: 1n, d: w.date(3) } }),
+          w.newEvent('d', source, { before: { k: 2n } }),
+        ]);
+      }
       event.setAfter(this.column, '***');
       event.setAfter('n', 5n);
       event.remove('after', 0);
@@ -131,6 +142,7 @@ test('exportTransformer turns outcomes and patches into WIT values', () => {
     w.makeEvent({ op: 't' }),
     w.makeEvent({ op: 'r', after: { id: 2n } }),
     w.makeEvent({ op: 'u', after: { id: 3n } }),
+    w.makeEvent({ op: 'u', after: { id: 9n } }),
   ]);
   assert.deepEqual(transform(batch), [
     {
@@ -146,6 +158,46 @@ test('exportTransformer turns outcomes and patches into WIT values', () => {
     { tag: 'failed', val: 'boom' },
     // `email` is not in the after image: setAfter changes nothing.
     { tag: 'patch', val: [{ image: 'after', index: 0, value: undefined }] },
+    {
+      tag: 'replace',
+      val: [
+        {
+          op: 'create',
+          source: {
+            connector: 'postgresql',
+            database: 'db',
+            schema: '',
+            table: 'fanout',
+            position: '0/1',
+            txid: undefined,
+            commitTimeUs: 7n,
+            origin: 'eu',
+          },
+          key: [{ name: 'k', value: { tag: 'int', val: 1n } }],
+          before: undefined,
+          after: [
+            { name: 'k', value: { tag: 'int', val: 1n } },
+            { name: 'd', value: { tag: 'date', val: 3 } },
+          ],
+        },
+        {
+          op: 'delete',
+          source: {
+            connector: 'postgresql',
+            database: 'db',
+            schema: '',
+            table: 'fanout',
+            position: '0/1',
+            txid: undefined,
+            commitTimeUs: 7n,
+            origin: 'eu',
+          },
+          key: [],
+          before: [{ name: 'k', value: { tag: 'int', val: 2n } }],
+          after: undefined,
+        },
+      ],
+    },
   ]);
 });
 

@@ -54,6 +54,15 @@ class Export(unittest.TestCase):
                     return w.Fail("no truncates")
                 if event.op == "r":
                     raise ValueError("boom")
+                if event.op == "u":
+                    # One event becomes two: an outbox-style fan-out.
+                    source = w.Source("postgresql", "db", "", "fanout", "0/1", None, 7, "eu")
+                    return w.Replace(
+                        [
+                            w.Event.new("c", source, key={"k": 1}, after={"k": 1, "d": w.Date(3)}),
+                            w.Event.new("d", source, before={"k": 2}),
+                        ]
+                    )
                 event.set_after(self.column, "***")
                 event.set_after("n", w.Decimal("1.5"))
                 event.remove("after", 0)
@@ -67,6 +76,7 @@ class Export(unittest.TestCase):
                 testing.event(op="d", before={"id": 1}),
                 testing.event(op="t"),
                 testing.event(op="r", after={"id": 2}),
+                testing.event(op="u", after={"id": 3}),
             ]
         )
         out = world.transform(batch)
@@ -84,6 +94,27 @@ class Export(unittest.TestCase):
                 types.Outcome_Drop(),
                 types.Outcome_Failed("no truncates"),
                 types.Outcome_Failed("boom"),
+                types.Outcome_Replace(
+                    [
+                        types.ChangeEvent(
+                            types.Op.CREATE,
+                            types.SourceInfo("postgresql", "db", "", "fanout", "0/1", None, 7, "eu"),
+                            [types.Column("k", types.Value_Int(1))],
+                            None,
+                            [
+                                types.Column("k", types.Value_Int(1)),
+                                types.Column("d", types.Value_Date(3)),
+                            ],
+                        ),
+                        types.ChangeEvent(
+                            types.Op.DELETE,
+                            types.SourceInfo("postgresql", "db", "", "fanout", "0/1", None, 7, "eu"),
+                            [],
+                            [types.Column("k", types.Value_Int(2))],
+                            None,
+                        ),
+                    ]
+                ),
             ],
         )
 

@@ -109,6 +109,8 @@ class Wire(unittest.TestCase):
             def transform(self, event):
                 if event.op == "d":
                     return w.DROP
+                if event.op == "r":
+                    return w.Replace([w.Event.new("c", event.source, after={"copy": True})])
                 if event.after is None:
                     raise ValueError("no after image")
                 event.set_after("secret", None)
@@ -121,11 +123,18 @@ class Wire(unittest.TestCase):
                 testing.event(after={"id": 1, "secret": "x"}),
                 testing.event(op="d", before={"id": 1}),
                 testing.event(op="t"),
+                testing.event(op="r", table="src", after={"id": 1}),
             ],
         )
         self.assertEqual(out[0][0]["after"], {"secret": None})
         self.assertEqual(out[1], [])
         self.assertEqual(out[2], w.Fail("no after image"))
+        self.assertEqual(
+            out[3],
+            [{"op": "c", "table": "src", "key": {}, "before": None, "after": {"copy": True}}],
+        )
+        with self.assertRaises(ValueError):
+            w.Event.new("x", w.Source())
 
 
 if __name__ == "__main__":

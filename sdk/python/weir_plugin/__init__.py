@@ -21,7 +21,7 @@ A plugin is a plain class built from its config, plus one export line::
 componentize-py; :mod:`weir_plugin.testing` runs the same class natively.
 """
 
-from .event import DROP, IMAGES, KEEP, Event, Fail, Outcome, Row, Source
+from .event import DROP, IMAGES, KEEP, Event, Fail, Outcome, Replace, Row, Source
 from .wire import (
     UNCHANGED,
     WIRE_VERSION,

@@ -75,8 +75,8 @@ def export_transformer(plugin_type):
 
     ``plugin_type(config)`` builds the plugin from its config (a dict); an
     exception refuses the plugin at load with its message. Its
-    ``transform(event)`` returns None or :data:`KEEP`, :data:`DROP` or a
-    :func:`Fail`; an exception fails just that event.
+    ``transform(event)`` returns None or :data:`KEEP`, :data:`DROP`, a
+    :func:`Replace` or a :func:`Fail`; an exception fails just that event.
     """
     import wit_world
     from wit_world.imports import types
@@ -89,7 +89,36 @@ def export_transformer(plugin_type):
     }
     keep = types.Outcome_Keep()
     drop = types.Outcome_Drop()
+    ops = {
+        "c": types.Op.CREATE,
+        "u": types.Op.UPDATE,
+        "d": types.Op.DELETE,
+        "t": types.Op.TRUNCATE,
+        "r": types.Op.READ,
+    }
     state = {}
+
+    def columns(row):
+        return None if row is None else [types.Column(n, to_wit(v)) for n, v in row]
+
+    def change_event(e):
+        s = e.source
+        return types.ChangeEvent(
+            ops[e.op],
+            types.SourceInfo(
+                s.connector,
+                s.database,
+                s.schema,
+                s.table,
+                s.position,
+                s.txid,
+                s.commit_time_us,
+                s.origin,
+            ),
+            columns(e.key),
+            columns(e.before),
+            columns(e.after),
+        )
 
     def outcome(event, result):
         if result is None or result is KEEP:
@@ -107,8 +136,10 @@ def export_transformer(plugin_type):
             return drop
         if isinstance(result, Outcome) and result.kind == "fail":
             return types.Outcome_Failed(result.reason)
+        if isinstance(result, Outcome) and result.kind == "replace":
+            return types.Outcome_Replace([change_event(e) for e in result.events])
         return types.Outcome_Failed(
-            "transform returned %r; return KEEP, DROP or Fail(reason)" % (result,)
+            "transform returned %r; return KEEP, DROP, Replace(events) or Fail(reason)" % (result,)
         )
 
     class WitWorld(wit_world.WitWorld):

@@ -122,6 +122,15 @@ class Event:
         # (image, index, value or _REMOVE), in the order made.
         self.patches = []
 
+    @classmethod
+    def new(cls, op, source, key=None, before=None, after=None):
+        """A new event (for :func:`Replace`) from dicts of column values;
+        `source` a :class:`Source` (an input event's, say)."""
+        if op not in ("c", "u", "d", "t", "r"):
+            raise ValueError("no op %r: give c, u, d, t or r" % (op,))
+        row = lambda d: None if d is None else Row.from_dict(d)  # noqa: E731
+        return cls(op, source, Row.from_dict(key or {}), row(before), row(after))
+
     @property
     def table(self):
         return self.source.table
@@ -175,23 +184,29 @@ class Event:
 
 
 class Outcome:
-    """What becomes of one event: return :data:`KEEP` (or None), :data:`DROP`
-    or :class:`Fail` from ``transform``."""
+    """What becomes of one event: return :data:`KEEP` (or None), :data:`DROP`,
+    :func:`Replace` or :func:`Fail` from ``transform``."""
 
-    __slots__ = ("kind", "reason")
+    __slots__ = ("kind", "reason", "events")
 
-    def __init__(self, kind, reason=None):
+    def __init__(self, kind, reason=None, events=()):
         self.kind = kind
         self.reason = reason
+        self.events = tuple(events)
 
     def __repr__(self):
-        return "Fail(%r)" % self.reason if self.kind == "fail" else self.kind.upper()
+        if self.kind == "fail":
+            return "Fail(%r)" % self.reason
+        if self.kind == "replace":
+            return "Replace(%r)" % (list(self.events),)
+        return self.kind.upper()
 
     def __eq__(self, other):
         return (
             isinstance(other, Outcome)
             and self.kind == other.kind
             and self.reason == other.reason
+            and self.events == other.events
         )
 
     def __hash__(self):
@@ -203,6 +218,17 @@ KEEP = Outcome("keep")
 
 DROP = Outcome("drop")
 """Drop the event."""
+
+
+def Replace(events):
+    """Replace the event with these events (zero or more), built with
+    :meth:`Event.new`; column changes made to the input event are
+    ignored."""
+    events = list(events)
+    for e in events:
+        if not isinstance(e, Event):
+            raise TypeError("Replace takes events (Event.new), not %s" % type(e).__name__)
+    return Outcome("replace", events=events)
 
 
 def Fail(reason):

@@ -32,8 +32,8 @@ def event(
 
 def transform(plugin, events):
     """Runs a transformer over events. Per input event: a list of the
-    events it became, as ``{"op", "key", "before", "after"}`` dicts with
-    the plugin's changes applied (empty when dropped), or a
+    events it became, as ``{"op", "table", "key", "before", "after"}``
+    dicts with the plugin's changes applied (empty when dropped), or a
     ``Fail(reason)`` outcome."""
     results = []
     for e in decode_batch(encode_batch(events)):
@@ -43,25 +43,32 @@ def transform(plugin, events):
             results.append(Outcome("fail", str(exc) or type(exc).__name__))
             continue
         if r is None or r is KEEP:
-            results.append(
-                [
-                    {
-                        "op": e.op,
-                        "key": e.patched("key"),
-                        "before": e.patched("before"),
-                        "after": e.patched("after"),
-                    }
-                ]
-            )
+            results.append([_as_dict(e)])
         elif r is DROP:
             results.append([])
+        elif isinstance(r, Outcome) and r.kind == "replace":
+            results.append([_as_dict(n) for n in r.events])
         elif isinstance(r, Outcome) and r.kind == "fail":
             results.append(r)
         else:
             results.append(
-                Outcome("fail", "transform returned %r; return KEEP, DROP or Fail(reason)" % (r,))
+                Outcome(
+                    "fail",
+                    "transform returned %r; return KEEP, DROP, Replace(events) or Fail(reason)"
+                    % (r,),
+                )
             )
     return results
+
+
+def _as_dict(e):
+    return {
+        "op": e.op,
+        "table": e.source.table,
+        "key": e.patched("key"),
+        "before": e.patched("before"),
+        "after": e.patched("after"),
+    }
 
 
 def route(plugin, events):
