@@ -67,6 +67,12 @@ ensure_guest_tools() {
         cp "$pins/package.json" "$pins/package-lock.json" "$tools/js/"
         (cd "$tools/js" && npm ci --no-audit --no-fund --loglevel=error)
     fi
+    local node_major
+    node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [ "$node_major" -lt 20 ]; then
+        echo "warning: Node.js $(node --version 2>/dev/null) is older than 20, which componentize-js" \
+            "and its dependencies are tested with; JavaScript plugin builds may fail" >&2
+    fi
     WEIR_COMPONENTIZE_PY="$PWD/$tools/venv/bin/componentize-py"
     WEIR_COMPONENTIZE_JS="$PWD/$tools/js/node_modules/.bin/componentize-js"
     export WEIR_COMPONENTIZE_PY WEIR_COMPONENTIZE_JS
