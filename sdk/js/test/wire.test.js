@@ -144,6 +144,17 @@ test('exportTransformer turns outcomes and patches into WIT values', () => {
     w.makeEvent({ op: 'u', after: { id: 3n } }),
     w.makeEvent({ op: 'u', after: { id: 9n } }),
   ]);
+  // The WIT record of the new events' source.
+  const fanoutSource = {
+    connector: 'postgresql',
+    database: 'db',
+    schema: '',
+    table: 'fanout',
+    position: '0/1',
+    txid: undefined,
+    commitTimeUs: 7n,
+    origin: 'eu',
+  };
   assert.deepEqual(transform(batch), [
     {
       tag: 'patch',
@@ -163,16 +174,7 @@ test('exportTransformer turns outcomes and patches into WIT values', () => {
       val: [
         {
           op: 'create',
-          source: {
-            connector: 'postgresql',
-            database: 'db',
-            schema: '',
-            table: 'fanout',
-            position: '0/1',
-            txid: undefined,
-            commitTimeUs: 7n,
-            origin: 'eu',
-          },
+          source: fanoutSource,
           key: [{ name: 'k', value: { tag: 'int', val: 1n } }],
           before: undefined,
           after: [
@@ -182,16 +184,7 @@ test('exportTransformer turns outcomes and patches into WIT values', () => {
         },
         {
           op: 'delete',
-          source: {
-            connector: 'postgresql',
-            database: 'db',
-            schema: '',
-            table: 'fanout',
-            position: '0/1',
-            txid: undefined,
-            commitTimeUs: 7n,
-            origin: 'eu',
-          },
+          source: fanoutSource,
           key: [],
           before: [{ name: 'k', value: { tag: 'int', val: 2n } }],
           after: undefined,
