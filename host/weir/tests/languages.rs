@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::{run_golden_on, weir, with_componentizers};
+use crate::{run_golden_on, succeeds, weir, with_componentizers};
 
 fn example(path: &str) -> PathBuf {
     weir_tests::repo_root().join("examples/plugins").join(path)
@@ -32,16 +32,8 @@ fn build(dir: &PathBuf) -> PathBuf {
 }
 
 fn native_tests_pass(cmd: &mut Command, expect: &str) {
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains(expect),
-        "{cmd:?}:\n{text}"
-    );
+    let text = succeeds(cmd);
+    assert!(text.contains(expect), "{cmd:?}:\n{text}");
 }
 
 #[test]
@@ -136,9 +128,8 @@ fn the_python_and_js_sdk_tests_pass() {
         .args(["-m", "unittest", "discover", "-v", "-s", "tests"])
         .current_dir(sdk.join("python"));
     with_componentizers(&mut python);
-    let out = python.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && text.contains("\nOK"), "{text}");
+    let text = succeeds(&mut python);
+    assert!(text.contains("\nOK"), "{text}");
     assert!(
         !text.contains("skipped"),
         "no SDK test may be skipped here:\n{text}"

@@ -38,6 +38,19 @@ fn with_componentizers(cmd: &mut Command) {
     }
 }
 
+/// Runs `cmd`, failing the test with its output unless it succeeds;
+/// returns its standard output and error, together.
+fn succeeds(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?}:\n{text}");
+    text
+}
+
 fn run_golden(plugin: &str) {
     run_golden_on(plugin, components::bundled(plugin), "rust");
 }

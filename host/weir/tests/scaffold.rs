@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value as Json;
 
-use crate::weir;
+use crate::{succeeds, weir};
 
 /// Scaffolds `lang` into a fresh directory; returns the project.
 fn scaffold(lang: &str, name: &str) -> (PathBuf, PathBuf) {
@@ -15,28 +15,8 @@ fn scaffold(lang: &str, name: &str) -> (PathBuf, PathBuf) {
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
     let dir = base.join(name);
-    let out = weir()
-        .args(["plugin", "new", "--lang", lang])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(weir().args(["plugin", "new", "--lang", lang]).arg(&dir));
     (base, dir)
-}
-
-fn succeeds(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?}:\n{text}");
-    text
 }
 
 /// Builds the project and checks its component against its fixtures.
