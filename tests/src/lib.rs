@@ -1,10 +1,10 @@
 //! The test harness: paths of the components the build script compiled
 //! from source, golden-file cases, and throwaway servers.
 //!
-//! Throwaway PostgreSQL servers ([`ThrowawayServer`]) live in
-//! `weir-postgres` because `weir demo` starts them too: a fresh cluster from
-//! the installed binaries on a free port, removed on drop, and a clear error
-//! naming the Debian package when the binaries are missing.
+//! Throwaway PostgreSQL servers ([`ThrowawayPostgres`]) live in the
+//! `weir-throwaway` crate because `weir demo` starts them too: a fresh
+//! cluster from the installed binaries on a free port, removed on drop, and
+//! a clear error naming the Debian package when the binaries are missing.
 //!
 //! A golden case is a directory `tests/golden/<plugin>/<case>/` holding
 //! `config.json` (the plugin's config), `input.jsonl` and `expected.jsonl`.
@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
-pub use weir_postgres::throwaway::{ThrowawayError, ThrowawayServer};
+pub use weir_throwaway::{ThrowawayError, ThrowawayPostgres};
 
 /// Components built from source by this crate's build script.
 pub mod components {

@@ -15,4 +15,7 @@ pub use event::{
     ChangeEvent, Column, Conflict, Image, Op, Patch, PatchError, Resolution, Row, SourceInfo,
     Value, VersionMeta, column,
 };
-pub use pipeline::{ChangeBatch, Checkpoint, CheckpointStore, Sink, StageError};
+pub use pipeline::{
+    ChangeBatch, Checkpoint, CheckpointStore, DeadLetter, Delivery, ErrorKind, FailedAt,
+    PositionOrder, Sink, StageError,
+};

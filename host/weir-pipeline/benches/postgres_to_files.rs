@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use weir_pipeline::{PipelineConfig, Stats};
-use weir_tests::ThrowawayServer;
+use weir_tests::ThrowawayPostgres;
 
 const TABLE: &str = "CREATE TABLE bench (
     id bigint PRIMARY KEY, customer text, email text, phone text,
@@ -46,7 +46,7 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(200_000);
-    let server = ThrowawayServer::start(&[("max_wal_size", "8GB"), ("checkpoint_timeout", "1h")])
+    let server = ThrowawayPostgres::start(&[("max_wal_size", "8GB"), ("checkpoint_timeout", "1h")])
         .unwrap_or_else(|e| panic!("{e}"));
     server.psql("postgres", "CREATE DATABASE db").unwrap();
     server.psql("db", TABLE).unwrap();
@@ -137,7 +137,7 @@ fn main() {
 
 /// Times `pg_recvlogical` draining `slot` up to `end`.
 fn recvlogical(
-    server: &ThrowawayServer,
+    server: &ThrowawayPostgres,
     slot: &str,
     end: &str,
     rows: u64,

@@ -10,12 +10,12 @@
 //! wrong file is refused rather than written into.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior};
-use serde_json::Value as Json;
 use tracing::debug;
-use weir_core::{Checkpoint, CheckpointStore, StageError};
+use weir_core::{Checkpoint, CheckpointStore, PositionOrder, StageError};
 
 /// File name of the checkpoint database inside a state directory.
 pub const CHECKPOINT_FILE: &str = "checkpoints.sqlite";
@@ -66,33 +66,35 @@ pub enum CheckpointError {
         source: serde_json::Error,
     },
     #[error(
-        "refusing to move the checkpoint in {path} backward from source LSN {} to {}: stored progress never moves backward; this is a bug in the pipeline, please report it",
-        format_lsn(*stored),
-        format_lsn(*attempted)
+        "refusing to move the checkpoint in {path} backward from source position {stored} to {attempted}: stored progress never moves backward; this is a bug in the pipeline, please report it"
     )]
     Backward {
         path: PathBuf,
-        stored: u64,
-        attempted: u64,
+        stored: String,
+        attempted: String,
     },
-}
-
-/// An LSN as PostgreSQL writes it (`16/B374D848`).
-fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
 }
 
 /// A [`CheckpointStore`] in `<state_dir>/checkpoints.sqlite`, holding one
 /// connection open for the pipeline's lifetime.
 ///
-/// `save` refuses a checkpoint whose `source.lsn` (when it and the stored
-/// checkpoint's `source` both have an `lsn` that is a non-negative integer)
-/// is lower than the stored one: stored progress never moves backward.
-/// Sources whose resume state has no numeric `lsn` are not checked.
-#[derive(Debug)]
+/// The source position is opaque to it: given the source's
+/// [`PositionOrder`] ([`SqliteCheckpointStore::with_order`]), `save`
+/// refuses a checkpoint whose source position the source says is before
+/// the stored one. Stored progress never moves backward.
 pub struct SqliteCheckpointStore {
     path: PathBuf,
     conn: Connection,
+    order: Option<Arc<dyn PositionOrder>>,
+}
+
+impl std::fmt::Debug for SqliteCheckpointStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteCheckpointStore")
+            .field("path", &self.path)
+            .field("ordered", &self.order.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SqliteCheckpointStore {
@@ -105,9 +107,20 @@ impl SqliteCheckpointStore {
         })?;
         let path = state_dir.join(CHECKPOINT_FILE);
         let conn = Connection::open(&path).map_err(|e| classify(&path, "open", e))?;
-        let mut store = SqliteCheckpointStore { path, conn };
+        let mut store = SqliteCheckpointStore {
+            path,
+            conn,
+            order: None,
+        };
         store.prepare()?;
         Ok(store)
+    }
+
+    /// Checks every save against the stored checkpoint with `order`, the
+    /// source's own order of its positions.
+    pub fn with_order(mut self, order: Arc<dyn PositionOrder>) -> Self {
+        self.order = Some(order);
+        self
     }
 
     /// The database file.
@@ -254,14 +267,14 @@ impl SqliteCheckpointStore {
                         path: self.path.clone(),
                         source,
                     })?;
-                if let (Some(stored), Some(attempted)) =
-                    (source_lsn(&stored.source), source_lsn(&checkpoint.source))
-                    && attempted < stored
+                if let Some(order) = &self.order
+                    && order.compare(&checkpoint.source, &stored.source)
+                        == Some(std::cmp::Ordering::Less)
                 {
                     return Err(CheckpointError::Backward {
                         path: self.path.clone(),
-                        stored,
-                        attempted,
+                        stored: order.describe(&stored.source),
+                        attempted: order.describe(&checkpoint.source),
                     });
                 }
                 seq + 1
@@ -281,17 +294,27 @@ impl SqliteCheckpointStore {
 
 impl CheckpointStore for SqliteCheckpointStore {
     fn load(&mut self) -> Result<Option<Checkpoint>, StageError> {
-        Ok(self.load_checkpoint()?)
+        self.load_checkpoint().map_err(StageError::from)
     }
 
     fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), StageError> {
-        Ok(self.save_checkpoint(checkpoint)?)
+        self.save_checkpoint(checkpoint).map_err(StageError::from)
     }
 }
 
-/// The source position a backward move is checked on.
-fn source_lsn(source: &Json) -> Option<u64> {
-    source.get("lsn")?.as_u64()
+impl From<CheckpointError> for StageError {
+    /// Another process holding the database past the busy timeout may
+    /// pass; everything else (a foreign or corrupt file, a full disk, a
+    /// backward move) needs an operator.
+    fn from(e: CheckpointError) -> StageError {
+        let busy = matches!(&e, CheckpointError::Sqlite { source, .. }
+            if matches!(source.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)));
+        if busy {
+            StageError::transient(e)
+        } else {
+            StageError::operator(e)
+        }
+    }
 }
 
 /// Turns SQLite's "not a database" and "malformed" into errors that say so.
@@ -371,16 +394,35 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
+    /// Orders positions by their `lsn`, as the PostgreSQL source does.
+    struct ByLsn;
+
+    impl PositionOrder for ByLsn {
+        fn compare(
+            &self,
+            a: &serde_json::Value,
+            b: &serde_json::Value,
+        ) -> Option<std::cmp::Ordering> {
+            Some(a.get("lsn")?.as_u64()?.cmp(&b.get("lsn")?.as_u64()?))
+        }
+
+        fn describe(&self, p: &serde_json::Value) -> String {
+            format!("lsn {}", p["lsn"])
+        }
+    }
+
     #[test]
     fn checkpoint_never_moves_backward() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut store = SqliteCheckpointStore::open(tmp.path()).unwrap();
+        let mut store = SqliteCheckpointStore::open(tmp.path())
+            .unwrap()
+            .with_order(Arc::new(ByLsn));
         store.save(&checkpoint(0x1_0000_0200, 10)).unwrap();
         let err = store.save(&checkpoint(0x1_0000_0100, 5)).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
-                "refusing to move the checkpoint in {} backward from source LSN 1/200 to 1/100: stored progress never moves backward; this is a bug in the pipeline, please report it",
+                "refusing to move the checkpoint in {} backward from source position lsn 4294967808 to lsn 4294967552: stored progress never moves backward; this is a bug in the pipeline, please report it",
                 store.path().display()
             )
         );
@@ -388,7 +430,7 @@ mod tests {
 
         // The same position is not a move backward (sink positions may move).
         store.save(&checkpoint(0x1_0000_0200, 11)).unwrap();
-        // Without a numeric lsn on both sides there is nothing to compare.
+        // Positions the source cannot compare are not refused.
         let other = Checkpoint {
             source: json!({"binlog": "mysql-bin.000001"}),
             ..Checkpoint::default()

@@ -1,12 +1,16 @@
 //! Weir pipelines: source -> plugin chain -> router -> sinks.
 //!
 //! - [`config`]: the pipeline's TOML file, validated with field paths.
-//! - [`runner`]: the stages, their bounded channels, checkpoints and acks.
-//! - [`sinks`]: the file and stdout sinks.
+//! - [`runner`]: the stages, their bounded channels and restarts.
+//! - [`writer`]: delivery to the sinks in commit order, dead letters,
+//!   group commit, checkpoints and acks.
+//! - [`sinks`]: the file and stdout sinks, and the destination globs that
+//!   choose what each takes.
 //! - [`checkpoint`]: the embedded SQLite checkpoint store.
 //! - [`reload`]: hot reload — watching, swapping at transaction boundaries, probation.
 //! - [`admission`]: the trust policy applied to each plugin before it loads.
-//! - [`dead_letter`]: events plugins failed on.
+//! - [`dead_letter`]: the dead-letter file, a sink for events a plugin or a
+//!   sink failed on.
 //! - [`router`]: the built-in template router.
 
 pub mod admission;
@@ -17,6 +21,7 @@ pub mod reload;
 pub mod router;
 pub mod runner;
 pub mod sinks;
+pub mod writer;
 
 pub use config::PipelineConfig;
 pub use runner::{PipelineError, Stats, run};

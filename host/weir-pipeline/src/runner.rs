@@ -7,35 +7,37 @@
 //! 2. the processor (a thread, because plugin calls are synchronous CPU
 //!    work) runs the transformer chain and the router, and sets aside
 //!    events a plugin failed on as dead letters;
-//! 3. the writer (a thread, because `fsync` and checkpoint commits block)
-//!    writes to every sink, and for each batch that ends a transaction
-//!    flushes the sinks, saves the checkpoint, and only then acknowledges the
-//!    position to the source. Batches queued behind each other are written
-//!    before one flush (group commit).
+//! 3. the writer ([`crate::writer`], a thread, because `fsync` and
+//!    checkpoint commits block) writes to every sink in commit order, and
+//!    for each batch that ends a transaction flushes the sinks, saves the
+//!    checkpoint, and only then acknowledges the position to the source.
+//!
+//! The runner names no connector: the source and the sinks are built from
+//! their config sections through `weir_connect`'s component traits, and
+//! every failure's [`ErrorKind`] decides, in [`weir_connect::retry`],
+//! whether the pipeline restarts or stops.
 //!
 //! Shutdown runs the same path to its end: the source stops reading, hands
 //! on what it has and closes its channel; the processor and writer drain;
 //! the last checkpoint is saved; the source reports the final position.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use serde_json::Value as Json;
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
-use weir_core::{ChangeBatch, ChangeEvent, Checkpoint, CheckpointStore, Sink, StageError};
+use tracing::warn;
+use weir_connect::{Backoff, Directive, SourceChannels, SourceProgress};
+use weir_core::{ChangeBatch, ChangeEvent, DeadLetter, ErrorKind, FailedAt, StageError};
 use weir_plugin::{EngineOptions, EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
-use weir_postgres::{ConnectParams, ErrorKind, PgError, PostgresSourceConfig, SourceChannels};
 
 use crate::admission::admit;
 use crate::checkpoint::SqliteCheckpointStore;
-use crate::config::{PipelineConfig, SnapshotMode, SourceConfig};
-use crate::dead_letter::DeadLetters;
+use crate::config::PipelineConfig;
+use crate::dead_letter::DeadLetterFile;
 use crate::reload::{Chain, ReloadRequest, Reloader, Role, Swap, serve_admin};
 use crate::router::Template;
-use crate::sinks::AnySink;
+use crate::sinks::Inputs;
+use crate::writer::{RoutedBatch, SinkSlot, Writer};
 
 /// Largest batch the source hands on, in approximate bytes; the channels
 /// hold `channel_bytes / MAX_BATCH_BYTES` batches, which bounds the bytes in
@@ -49,8 +51,9 @@ const MAX_MERGED_EVENTS: usize = 4096;
 /// Why a pipeline stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error(transparent)]
-    Source(#[from] PgError),
+    /// Source errors name their server themselves.
+    #[error("{0}")]
+    Source(StageError),
     #[error("cannot load plugin `{name}`: {source}")]
     Plugin {
         name: String,
@@ -65,10 +68,10 @@ pub enum PipelineError {
     #[error("checkpoint store: {0}")]
     Checkpoint(StageError),
     /// Sink errors name their sink themselves (the `Sink` contract).
-    #[error("{source}")]
-    Sink { name: String, source: StageError },
-    #[error("dead-letter file: {0}")]
-    DeadLetter(std::io::Error),
+    #[error("{error}")]
+    Sink { name: String, error: StageError },
+    #[error("{0}")]
+    DeadLetter(StageError),
     #[error("admin socket in the state directory: {0}")]
     Admin(std::io::Error),
     #[error("the {0} stage stopped unexpectedly")]
@@ -76,60 +79,76 @@ pub enum PipelineError {
 }
 
 impl PipelineError {
-    /// Whether restarting the pipeline after a delay may help.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, PipelineError::Source(e) if e.kind() == ErrorKind::Transient)
+    /// What kind of failure stopped the pipeline: transient failures are
+    /// retried from the last checkpoint, everything else needs an operator.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PipelineError::Source(e)
+            | PipelineError::Checkpoint(e)
+            | PipelineError::DeadLetter(e)
+            | PipelineError::Sink { error: e, .. } => e.kind(),
+            _ => ErrorKind::Operator,
+        }
     }
 }
 
 /// Counters a running pipeline updates, readable from another thread (the
-/// demo's live view, the admin endpoint).
-#[derive(Debug, Default)]
+/// demo's live view, the progress log, the admin endpoint).
+#[derive(Debug)]
 pub struct Stats {
     /// Events received from the source.
     pub events_in: AtomicU64,
-    /// Events written to the sinks (after transforms and routing).
+    /// Events routed to destinations (after transforms and routing; an
+    /// event a router sends to two destinations counts twice).
     pub events_out: AtomicU64,
     /// Events set aside as dead letters.
     pub dead_letters: AtomicU64,
     /// Checkpoints saved.
     pub checkpoints: AtomicU64,
+    /// What the source reports about itself: phase, position, snapshot.
+    pub source: watch::Sender<SourceProgress>,
 }
 
-/// What one batch became after the plugins and the router.
-struct Routed {
-    /// Events by destination, in order within each destination.
-    by_destination: BTreeMap<String, Vec<ChangeEvent>>,
-    dead: Vec<EventFailure>,
-    resume: Option<Json>,
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            events_in: AtomicU64::new(0),
+            events_out: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            source: watch::Sender::new(SourceProgress::default()),
+        }
+    }
 }
 
 /// Runs the pipeline until `shutdown` becomes true or it fails. Transient
-/// source failures (a lost connection, a restarting server) restart it from
-/// the last checkpoint after a delay; everything else returns.
+/// failures of any stage (a lost connection, a restarting server, a sink's
+/// broker blip) restart it from the last checkpoint after a growing delay;
+/// everything else returns.
 pub async fn run(
     config: &PipelineConfig,
     shutdown: watch::Receiver<bool>,
     stats: Arc<Stats>,
 ) -> Result<(), PipelineError> {
     let engine = PluginEngine::new(EngineOptions::default()).map_err(PipelineError::Engine)?;
-    let mut delay = Duration::from_secs(1);
+    let mut backoff = Backoff::default();
     loop {
-        let started = Instant::now();
-        match run_once(config, &engine, shutdown.clone(), Arc::clone(&stats)).await {
-            Err(e) if e.is_transient() && !*shutdown.borrow() => {
-                if started.elapsed() > Duration::from_secs(60) {
-                    delay = Duration::from_secs(1);
-                }
-                warn!(error = %e, retry_in_s = delay.as_secs(), "Pipeline interrupted; restarting from the last checkpoint.");
+        backoff.attempt();
+        let error = match run_once(config, &engine, shutdown.clone(), Arc::clone(&stats)).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        match backoff.decide(error.kind()) {
+            Directive::RetryAfter(delay) if !*shutdown.borrow() => {
+                warn!(error = %error, kind = %error.kind(), retry_in_s = delay.as_secs(),
+                    "Pipeline interrupted; restarting from the last checkpoint.");
                 let mut shutdown = shutdown.clone();
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => return Ok(()),
                 }
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
-            other => return other,
+            _ => return Err(error),
         }
     }
 }
@@ -140,30 +159,39 @@ async fn run_once(
     shutdown: watch::Receiver<bool>,
     stats: Arc<Stats>,
 ) -> Result<(), PipelineError> {
-    let mut store = SqliteCheckpointStore::open(&config.state_dir)
-        .map_err(|e| PipelineError::Checkpoint(e.into()))?;
-    let checkpoint = store
-        .load()
-        .map_err(PipelineError::Checkpoint)?
-        .unwrap_or_default();
-    let resume = checkpoint.source.clone();
-
+    let cx = config.build_context(MAX_BATCH_BYTES);
+    let mut source = config
+        .source
+        .component()
+        .build(&cx)
+        .map_err(PipelineError::Source)?;
+    let store = SqliteCheckpointStore::open(&config.state_dir)
+        .map_err(|e| PipelineError::Checkpoint(StageError::operator(e)))?
+        .with_order(source.positions());
     let mut sinks = Vec::with_capacity(config.sinks.len());
-    for sink_config in &config.sinks {
-        let mut sink = AnySink::from_config(sink_config).map_err(|e| PipelineError::Sink {
-            name: sink_config.name().to_owned(),
-            source: e,
-        })?;
-        sink.recover(checkpoint.sinks.get(sink_config.name()))
-            .map_err(|source| PipelineError::Sink {
-                name: sink_config.name().to_owned(),
-                source,
+    for s in &config.sinks {
+        let sink = s
+            .kind
+            .component()
+            .build(&s.name, &cx)
+            .map_err(|error| PipelineError::Sink {
+                name: s.name.clone(),
+                error,
             })?;
-        sinks.push(sink);
+        sinks.push(SinkSlot::new(sink, Inputs::new(s.inputs.as_deref())));
     }
-    let mut dead_letters =
-        DeadLetters::open(&config.state_dir, checkpoint.sinks.get(DeadLetters::KEY))
-            .map_err(PipelineError::DeadLetter)?;
+    let (channels, ends) = SourceChannels::new(
+        (config.pipeline.channel_bytes / MAX_BATCH_BYTES).max(2),
+        shutdown,
+        stats.source.clone(),
+    );
+    let (writer, resume) = Writer::start(
+        sinks,
+        Box::new(DeadLetterFile::new(&config.state_dir)),
+        Box::new(store),
+        ends.acks,
+        Arc::clone(&stats),
+    )?;
 
     let mut chain = Chain::new(
         config.pipeline.canary_events,
@@ -224,48 +252,23 @@ async fn run_once(
     std::fs::create_dir_all(&config.state_dir).map_err(PipelineError::Admin)?;
     let admin = serve_admin(&config.state_dir, request_tx, Arc::clone(&stop_reload))
         .map_err(PipelineError::Admin)?;
-    let SourceConfig::Postgres(pg) = &config.source;
-    let source_config = postgres_source_config(config, pg);
     let capacity = (config.pipeline.channel_bytes / MAX_BATCH_BYTES).max(2);
-    let (batch_tx, batch_rx) = mpsc::channel::<ChangeBatch>(capacity);
-    let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<Routed>(capacity);
-    let (ack_tx, ack_rx) = mpsc::unbounded_channel::<Json>();
+    let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<RoutedBatch>(capacity);
 
     let processor = {
         let stats = Arc::clone(&stats);
+        let batches = ends.batches;
         std::thread::Builder::new()
             .name("weir-processor".into())
-            .spawn(move || process(batch_rx, routed_tx, chain, swap_rx, router, &stats))
+            .spawn(move || process(batches, routed_tx, chain, swap_rx, router, &stats))
             .map_err(|_| PipelineError::Stage("processor"))?
     };
-    let writer = {
-        let stats = Arc::clone(&stats);
-        std::thread::Builder::new()
-            .name("weir-writer".into())
-            .spawn(move || {
-                write(
-                    routed_rx,
-                    ack_tx,
-                    sinks,
-                    &mut dead_letters,
-                    &mut store,
-                    checkpoint,
-                    &stats,
-                )
-            })
-            .map_err(|_| PipelineError::Stage("writer"))?
-    };
+    let writer = std::thread::Builder::new()
+        .name("weir-writer".into())
+        .spawn(move || writer.run(routed_rx))
+        .map_err(|_| PipelineError::Stage("writer"))?;
 
-    let source_result = weir_postgres::source::run(
-        &source_config,
-        &resume,
-        SourceChannels {
-            out: batch_tx,
-            acks: ack_rx,
-            shutdown,
-        },
-    )
-    .await;
+    let source_result = source.run(resume, channels).await;
     // The source dropped its sender: the processor and the writer drain and
     // stop. Wait for them off the async threads.
     stop_reload.store(true, Ordering::Relaxed);
@@ -282,34 +285,8 @@ async fn run_once(
     // A writer failure explains a source failure ("the pipeline stopped"),
     // not the other way round.
     writer_result?;
-    source_result?;
+    source_result.map_err(PipelineError::Source)?;
     Ok(())
-}
-
-fn postgres_source_config(
-    config: &PipelineConfig,
-    pg: &crate::config::PostgresSourceConfig,
-) -> PostgresSourceConfig {
-    PostgresSourceConfig {
-        connect: ConnectParams {
-            host: pg.host.clone(),
-            port: pg.port,
-            user: pg.user.clone(),
-            password: pg.password.clone(),
-            database: pg.database.clone(),
-            application_name: format!("weir {}", config.name),
-        },
-        publication: pg.publication.clone(),
-        slot: pg.slot.clone(),
-        tables: pg.tables.clone(),
-        snapshot: pg.snapshot == SnapshotMode::Initial,
-        snapshot_chunk_rows: usize::try_from(pg.snapshot_chunk_rows).unwrap_or(usize::MAX),
-        snapshot_parallelism: pg.snapshot_parallelism,
-        streaming: pg.streaming,
-        max_batch_events: config.pipeline.max_batch_events,
-        max_batch_bytes: MAX_BATCH_BYTES,
-        status_interval: Duration::from_secs(10),
-    }
 }
 
 enum Router {
@@ -331,7 +308,7 @@ fn stamp(events: &mut [ChangeEvent], stamp: Option<String>) {
 /// The processor stage: plugins and router.
 fn process(
     mut input: mpsc::Receiver<ChangeBatch>,
-    output: std::sync::mpsc::SyncSender<Routed>,
+    output: std::sync::mpsc::SyncSender<RoutedBatch>,
     mut chain: Chain,
     swaps: std::sync::mpsc::Receiver<Swap>,
     router: Router,
@@ -373,12 +350,13 @@ fn process(
             (events, dead, _) = chain.run(input);
         }
         stamp(&mut events, chain.stamp());
-        let mut by_destination: BTreeMap<String, Vec<ChangeEvent>> = BTreeMap::new();
+        let mut routed = RoutedBatch::new(batch.resume);
+        routed.dead = dead.into_iter().map(dead_letter).collect();
         match &router {
             Router::Template(t) => {
                 for event in events {
                     let destination = t.render(&event);
-                    by_destination.entry(destination).or_default().push(event);
+                    routed.push(&destination, event);
                 }
             }
             Router::Plugin if !events.is_empty() => {
@@ -386,21 +364,20 @@ fn process(
                 for (event, route) in events.into_iter().zip(routes) {
                     match route {
                         Ok(destinations) => {
-                            for d in destinations {
-                                by_destination.entry(d).or_default().push(event.clone());
+                            // Fanned out in the order the router named them.
+                            if let Some((last, rest)) = destinations.split_last() {
+                                for d in rest {
+                                    routed.push(d, event.clone());
+                                }
+                                routed.push(last, event);
                             }
                         }
-                        Err(failure) => dead.push(failure),
+                        Err(failure) => routed.dead.push(dead_letter(failure)),
                     }
                 }
             }
             Router::Plugin => {}
         }
-        let routed = Routed {
-            by_destination,
-            dead,
-            resume: batch.resume,
-        };
         if output.send(routed).is_err() {
             // The writer failed; it reports why.
             return;
@@ -408,118 +385,12 @@ fn process(
     }
 }
 
-/// The writer stage: sinks, dead letters, checkpoint, acks.
-fn write(
-    input: std::sync::mpsc::Receiver<Routed>,
-    acks: mpsc::UnboundedSender<Json>,
-    mut sinks: Vec<AnySink>,
-    dead_letters: &mut DeadLetters,
-    store: &mut SqliteCheckpointStore,
-    mut checkpoint: Checkpoint,
-    stats: &Stats,
-) -> Result<(), PipelineError> {
-    let sink_err = |sink: &AnySink| {
-        let name = sink.name().to_owned();
-        move |source| PipelineError::Sink { name, source }
-    };
-    while let Ok(first) = input.recv() {
-        // Write everything already queued, then make it durable once.
-        let mut pending_resume = None;
-        let mut next = Some(first);
-        while let Some(routed) = next.take() {
-            for sink in &mut sinks {
-                for (destination, events) in &routed.by_destination {
-                    sink.write(destination, events).map_err(sink_err(sink))?;
-                }
-            }
-            let written: usize = routed.by_destination.values().map(Vec::len).sum();
-            stats
-                .events_out
-                .fetch_add(written as u64, Ordering::Relaxed);
-            for failure in &routed.dead {
-                error!(
-                    plugin = %failure.plugin,
-                    kind = %failure.kind,
-                    table = %failure.event.qualified_table(),
-                    position = %failure.event.source.position,
-                    reason = %failure.message,
-                    "Event set aside as a dead letter."
-                );
-                dead_letters
-                    .write(failure)
-                    .map_err(PipelineError::DeadLetter)?;
-            }
-            stats
-                .dead_letters
-                .fetch_add(routed.dead.len() as u64, Ordering::Relaxed);
-            if routed.resume.is_some() {
-                pending_resume = routed.resume;
-            }
-            if pending_resume.is_some() {
-                next = input.try_recv().ok();
-                // Stop grouping at a batch that ends mid-transaction: its
-                // successor may be large; flush what is whole first.
-                if next.as_ref().is_some_and(|n| n.resume.is_none()) {
-                    flush(
-                        &mut sinks,
-                        dead_letters,
-                        store,
-                        &mut checkpoint,
-                        pending_resume.take().expect("checked"),
-                        &acks,
-                        stats,
-                    )?;
-                }
-            }
-        }
-        if let Some(resume) = pending_resume {
-            flush(
-                &mut sinks,
-                dead_letters,
-                store,
-                &mut checkpoint,
-                resume,
-                &acks,
-                stats,
-            )?;
-        }
+/// A plugin's failure as a dead letter.
+fn dead_letter(failure: EventFailure) -> DeadLetter {
+    DeadLetter {
+        failed_at: FailedAt::Plugin(failure.plugin),
+        kind: failure.kind.label().to_owned(),
+        reason: failure.message,
+        event: *failure.event,
     }
-    for sink in &mut sinks {
-        // Output after the last checkpoint (part of a transaction) is cut
-        // off on the next start; flushing it here is harmless.
-        sink.flush().map_err(sink_err(sink))?;
-    }
-    info!(
-        events = stats.events_out.load(Ordering::Relaxed),
-        "Writer stopped after the last checkpoint."
-    );
-    Ok(())
-}
-
-fn flush(
-    sinks: &mut [AnySink],
-    dead_letters: &mut DeadLetters,
-    store: &mut SqliteCheckpointStore,
-    checkpoint: &mut Checkpoint,
-    resume: Json,
-    acks: &mpsc::UnboundedSender<Json>,
-    stats: &Stats,
-) -> Result<(), PipelineError> {
-    for sink in sinks.iter_mut() {
-        let position = sink.flush().map_err(|source| PipelineError::Sink {
-            name: sink.name().to_owned(),
-            source,
-        })?;
-        checkpoint.sinks.insert(sink.name().to_owned(), position);
-    }
-    checkpoint.sinks.insert(
-        DeadLetters::KEY.to_owned(),
-        dead_letters.flush().map_err(PipelineError::DeadLetter)?,
-    );
-    checkpoint.source = resume.clone();
-    store.save(checkpoint).map_err(PipelineError::Checkpoint)?;
-    stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-    // The source may be gone during shutdown; the checkpoint is what counts.
-    let _ = acks.send(resume);
-    Ok(())
 }

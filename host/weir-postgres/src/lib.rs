@@ -8,9 +8,11 @@
 //! - [`catalog`]: server checks and table descriptions.
 //! - [`snapshot`]: the initial, resumable, parallel snapshot.
 //! - [`source`]: all of it together, driven by the pipeline.
+//! - [`config`]: the `[source] kind = "postgres"` section.
 
 pub mod assembler;
 pub mod catalog;
+pub mod config;
 pub mod error;
 pub mod lsn;
 pub mod pgoutput;
@@ -19,8 +21,9 @@ pub mod snapshot;
 pub mod source;
 pub mod types;
 
+pub use config::{PostgresSourceConfig, SnapshotMode};
+pub use error::sqlstate_kind;
 pub use error::{ErrorKind, PgError};
 pub use lsn::Lsn;
 pub use replication::ConnectParams;
-pub use source::{PostgresSourceConfig, ResumeState, SourceChannels};
-pub mod throwaway;
+pub use source::{LsnOrder, PostgresSource, ResumeState, SourceSettings};

@@ -3,15 +3,20 @@
 //! transaction-aligned batches and acknowledging positions only when the
 //! pipeline says they are durable.
 
+use std::cmp::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 use tracing::{debug, info, warn};
-use weir_core::ChangeBatch;
+use weir_connect::source::SnapshotProgress;
+use weir_connect::{Phase, Source, SourceChannels};
+use weir_core::{ChangeBatch, PositionOrder, StageError};
 
 use crate::assembler::{Assembler, RelationInfo};
 use crate::catalog::{self, TypeCache};
@@ -29,9 +34,10 @@ const LINGER: Duration = Duration::from_millis(2);
 /// replies the server asks for are sent at once).
 const FEEDBACK_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Settings of a PostgreSQL source.
+/// Run-time settings of a PostgreSQL source (built from the config section
+/// by [`crate::PostgresSourceConfig::settings`]).
 #[derive(Debug, Clone)]
-pub struct PostgresSourceConfig {
+pub struct SourceSettings {
     pub connect: ConnectParams,
     /// Publication to read; created for `tables` when missing.
     pub publication: String,
@@ -74,23 +80,58 @@ impl ResumeState {
     }
 }
 
-/// The channels that connect the source to the rest of the pipeline.
+/// The PostgreSQL source as the pipeline runs it.
 #[derive(Debug)]
-pub struct SourceChannels {
-    /// Batches out, in commit order. Bounded: a slow pipeline slows the
-    /// source.
-    pub out: mpsc::Sender<ChangeBatch>,
-    /// Resume states of batches every sink made durable, in order.
-    pub acks: mpsc::UnboundedReceiver<Json>,
-    /// Becomes `true` when the pipeline should stop: the source hands on
-    /// what it has, closes `out`, and waits for the last acks.
-    pub shutdown: watch::Receiver<bool>,
+pub struct PostgresSource {
+    settings: SourceSettings,
+}
+
+impl PostgresSource {
+    pub fn new(settings: SourceSettings) -> Self {
+        PostgresSource { settings }
+    }
+}
+
+impl Source for PostgresSource {
+    fn positions(&self) -> Arc<dyn PositionOrder> {
+        Arc::new(LsnOrder)
+    }
+
+    fn run<'a>(
+        &'a mut self,
+        resume: Json,
+        channels: SourceChannels,
+    ) -> BoxFuture<'a, Result<(), StageError>> {
+        Box::pin(async move {
+            run(&self.settings, &resume, channels)
+                .await
+                .map_err(StageError::from)
+        })
+    }
+}
+
+/// Orders [`ResumeState`]s by their LSN.
+#[derive(Debug, Clone, Copy)]
+pub struct LsnOrder;
+
+impl PositionOrder for LsnOrder {
+    fn compare(&self, a: &Json, b: &Json) -> Option<Ordering> {
+        let lsn = |p: &Json| p.get("lsn").and_then(Json::as_u64);
+        Some(lsn(a)?.cmp(&lsn(b)?))
+    }
+
+    fn describe(&self, position: &Json) -> String {
+        match position.get("lsn").and_then(Json::as_u64) {
+            Some(lsn) => format!("LSN {}", Lsn(lsn)),
+            None => position.to_string(),
+        }
+    }
 }
 
 /// Runs the source until shutdown or an error. `resume` is the source state
 /// of the last checkpoint (`Null` on a first start).
 pub async fn run(
-    config: &PostgresSourceConfig,
+    config: &SourceSettings,
     resume: &Json,
     channels: SourceChannels,
 ) -> Result<(), PgError> {
@@ -195,6 +236,10 @@ pub async fn run(
     )
     .await?;
     info!(slot = %config.slot, from = %Lsn(state.lsn), "Streaming changes.");
+    channels.report(|p| {
+        p.phase = Phase::Streaming;
+        p.acknowledged = Some(Lsn(state.lsn).to_string());
+    });
     let result = stream(
         config,
         &client,
@@ -223,6 +268,7 @@ async fn run_snapshot(
     }
     let mut progress = Progress::new(tables.len());
     progress.log(&snap, "Snapshot started.");
+    report_snapshot(channels, &snap);
     let (chunk_tx, mut chunk_rx) = mpsc::channel(plan.parallelism.max(1) * 2);
     let start_state = snap.clone();
     let copy = snapshot::copy_tables(plan, tables, &start_state, chunk_tx);
@@ -235,6 +281,7 @@ async fn run_snapshot(
                 let Some(chunk) = chunk else { break };
                 progress.chunk(chunk.events.len(), &snap);
                 snap.tables.insert(chunk.table, chunk.progress);
+                report_snapshot(channels, &snap);
                 state.snapshot = Some(snap.clone());
                 let bytes = chunk.events.iter().map(weir_core::ChangeEvent::approx_bytes).sum();
                 let batch = ChangeBatch { events: chunk.events, resume: Some(state.to_json()), bytes };
@@ -265,7 +312,7 @@ async fn run_snapshot(
 
 /// Streams until shutdown; returns the last position acknowledged.
 async fn stream(
-    config: &PostgresSourceConfig,
+    config: &SourceSettings,
     client: &tokio_postgres::Client,
     types: &mut TypeCache,
     repl: &mut ReplicationConnection,
@@ -278,6 +325,8 @@ async fn stream(
     let mut emitted = Lsn(state.lsn);
     let mut acked = Lsn(state.lsn);
     let mut reported = Lsn(0);
+    // Highest position published as progress.
+    let mut published = acked;
     // Whether the source already waited (or chose not to) for more data
     // before handing on what it has.
     let mut lingered = false;
@@ -340,6 +389,10 @@ async fn stream(
         };
         while let Ok(ack) = channels.acks.try_recv() {
             note_ack(&ack, &mut acked);
+        }
+        if acked > published {
+            published = acked;
+            channels.report(|p| p.acknowledged = Some(acked.to_string()));
         }
         // Report progress at most every FEEDBACK_INTERVAL: every status
         // update makes the walsender record the slot's new position, and
@@ -465,6 +518,18 @@ async fn send_batch(
     }
 }
 
+/// Publishes how far the snapshot got.
+fn report_snapshot(channels: &SourceChannels, snap: &SnapshotState) {
+    channels.report(|p| {
+        p.phase = Phase::Snapshot;
+        p.snapshot = Some(SnapshotProgress {
+            tables_done: snap.tables.values().filter(|t| t.done).count(),
+            tables_total: snap.tables.len(),
+            rows: snap.tables.values().map(|t| t.rows).sum(),
+        });
+    });
+}
+
 fn note_ack(ack: &Json, acked: &mut Lsn) {
     if let Some(lsn) = ack.get("lsn").and_then(Json::as_u64) {
         *acked = (*acked).max(Lsn(lsn));
@@ -490,6 +555,12 @@ async fn finish(
         repl.send_status(acked, acked, false).await?;
     }
     repl.close().await;
+    channels.report(|p| {
+        p.phase = Phase::Stopped;
+        if streaming_from.is_some() {
+            p.acknowledged = Some(acked.to_string());
+        }
+    });
     info!(lsn = %acked, "Source stopped.");
     Ok(())
 }

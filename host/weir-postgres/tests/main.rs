@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use weir_connect::SourceChannels;
 use weir_core::{ChangeBatch, ChangeEvent};
-use weir_postgres::throwaway::ThrowawayServer;
-use weir_postgres::{ConnectParams, PgError, PostgresSourceConfig, SourceChannels};
+use weir_postgres::{ConnectParams, PgError, SourceSettings};
+use weir_throwaway::ThrowawayPostgres;
 
 /// A server with a fresh database `db` (created by `setup` SQL).
-pub fn server(settings: &[(&str, &str)], setup: &str) -> ThrowawayServer {
-    let server = ThrowawayServer::start(settings).unwrap_or_else(|e| panic!("{e}"));
+pub fn server(settings: &[(&str, &str)], setup: &str) -> ThrowawayPostgres {
+    let server = ThrowawayPostgres::start(settings).unwrap_or_else(|e| panic!("{e}"));
     server.psql("postgres", "CREATE DATABASE db").unwrap();
     if !setup.is_empty() {
         server.psql("db", setup).unwrap();
@@ -21,8 +22,8 @@ pub fn server(settings: &[(&str, &str)], setup: &str) -> ThrowawayServer {
     server
 }
 
-pub fn config(server: &ThrowawayServer) -> PostgresSourceConfig {
-    PostgresSourceConfig {
+pub fn config(server: &ThrowawayPostgres) -> SourceSettings {
+    SourceSettings {
         connect: ConnectParams {
             host: "127.0.0.1".into(),
             port: server.port,
@@ -57,22 +58,12 @@ pub struct Running {
     pub ack: bool,
 }
 
-pub fn start(config: PostgresSourceConfig, resume: Json) -> Running {
-    let (out, batches) = mpsc::channel(4);
-    let (acks, ack_rx) = mpsc::unbounded_channel();
+pub fn start(config: SourceSettings, resume: Json) -> Running {
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        weir_postgres::source::run(
-            &config,
-            &resume,
-            SourceChannels {
-                out,
-                acks: ack_rx,
-                shutdown,
-            },
-        )
-        .await
-    });
+    let (channels, ends) = SourceChannels::new(4, shutdown, watch::channel(Default::default()).0);
+    let (batches, acks) = (ends.batches, ends.acks);
+    let task =
+        tokio::spawn(async move { weir_postgres::source::run(&config, &resume, channels).await });
     Running {
         batches,
         acks,
@@ -132,6 +123,6 @@ impl Running {
 }
 
 /// Runs SQL on the database (through psql, so tests need no client setup).
-pub fn sql(server: &ThrowawayServer, sql: &str) -> String {
+pub fn sql(server: &ThrowawayPostgres, sql: &str) -> String {
     server.psql("db", sql).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -348,7 +348,7 @@ async fn setup_problems_are_reported_with_the_fix() {
     assert_eq!(err.kind(), weir_postgres::ErrorKind::Transient, "{err}");
 }
 
-async fn run_to_error(cfg: weir_postgres::PostgresSourceConfig) -> String {
+async fn run_to_error(cfg: weir_postgres::SourceSettings) -> String {
     let err = weir_postgres::source::run(&cfg, &Json::Null, dummy_channels())
         .await
         .expect_err("the source should refuse to start");
@@ -356,20 +356,19 @@ async fn run_to_error(cfg: weir_postgres::PostgresSourceConfig) -> String {
     err.to_string()
 }
 
-fn dummy_channels() -> weir_postgres::SourceChannels {
-    let (out, rx) = tokio::sync::mpsc::channel(1);
-    std::mem::forget(rx);
-    let (_acks, ack_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (_stop, shutdown) = tokio::sync::watch::channel(false);
-    std::mem::forget(_stop);
-    weir_postgres::SourceChannels {
-        out,
-        acks: ack_rx,
+fn dummy_channels() -> weir_connect::SourceChannels {
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    std::mem::forget(stop);
+    let (channels, ends) = weir_connect::SourceChannels::new(
+        1,
         shutdown,
-    }
+        tokio::sync::watch::channel(Default::default()).0,
+    );
+    std::mem::forget(ends);
+    channels
 }
 
-async fn wait_for_slot(server: &weir_postgres::throwaway::ThrowawayServer) {
+async fn wait_for_slot(server: &weir_throwaway::ThrowawayPostgres) {
     for _ in 0..300 {
         if sql(
             server,

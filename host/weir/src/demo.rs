@@ -16,7 +16,7 @@ use clap::Args;
 use tokio::sync::watch;
 use tokio_postgres::NoTls;
 use weir_pipeline::{PipelineConfig, Stats};
-use weir_postgres::throwaway::ThrowawayServer;
+use weir_throwaway::ThrowawayPostgres;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -76,7 +76,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     println!("==> Starting a throwaway PostgreSQL (initdb, wal_level=logical)");
-    let server = ThrowawayServer::start(&[]).context("starting PostgreSQL")?;
+    let server = ThrowawayPostgres::start(&[]).context("starting PostgreSQL")?;
     println!("    port {}, data in a temporary directory", server.port);
     server.psql("postgres", "CREATE DATABASE shop")?;
     server.psql("shop", SCHEMA)?;
@@ -120,7 +120,7 @@ fn tempdir() -> anyhow::Result<PathBuf> {
 
 /// The demo's pipeline config, with the example plugin configs inlined.
 fn pipeline_toml(
-    server: &ThrowawayServer,
+    server: &ThrowawayPostgres,
     work: &Path,
     out: &Path,
     mask: &Path,
@@ -177,7 +177,7 @@ allow_unsigned = true
 
 /// Runs the pipeline beside the workload, printing live numbers.
 async fn drive(
-    server: &ThrowawayServer,
+    server: &ThrowawayPostgres,
     config: PipelineConfig,
     seconds: u64,
 ) -> anyhow::Result<()> {

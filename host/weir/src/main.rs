@@ -1,6 +1,7 @@
 //! `weir`: the command-line entry point.
 
 mod bundle_cmd;
+#[cfg(feature = "demo")]
 mod demo;
 mod new_cmd;
 mod plugin_cmd;
@@ -34,6 +35,7 @@ enum Command {
     },
     /// Run a whole pipeline on a throwaway PostgreSQL: snapshot, streaming,
     /// masking, routing, files.
+    #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
     /// Inspect, test and build plugins.
     #[command(subcommand)]
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Plugin(cmd) => plugin_cmd::run(cmd),
         Command::Run { config } => run_cmd::run(&config),
         Command::Validate { file } => run_cmd::validate(&file),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -7,8 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tracing::info;
-use weir_pipeline::config::SourceConfig;
+use tracing::{info, warn};
 use weir_pipeline::{PipelineConfig, Stats};
 use weir_plugin::{EngineOptions, PluginEngine, World};
 
@@ -74,17 +73,14 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(1));
     }
-    let SourceConfig::Postgres(pg) = &config.source;
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
     println!(
-        "{}: pipeline `{}` is valid: postgres {}@{}:{}/{} (slot {}, publication {}), {} plugin(s), {} sink(s)",
+        "{}: pipeline `{}` is valid: {}, {} plugin(s), {} sink(s)",
         path.display(),
         config.name,
-        pg.user,
-        pg.host,
-        pg.port,
-        pg.database,
-        pg.slot,
-        pg.publication,
+        config.source.component().describe(),
         config.plugins.len(),
         config.sinks.len()
     );
@@ -110,6 +106,9 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         let stats = Arc::new(Stats::default());
         let reporter = tokio::spawn(report_progress(Arc::clone(&stats), Duration::from_secs(10)));
         info!(pipeline = %config.name, "Pipeline starting.");
+        for warning in config.warnings() {
+            warn!(pipeline = %config.name, "{warning}");
+        }
         let result = weir_pipeline::run(&config, stop_rx, Arc::clone(&stats)).await;
         reporter.abort();
         match result {
@@ -153,7 +152,20 @@ pub async fn report_progress(stats: Arc<Stats>, every: Duration) {
         let out = stats.events_out.load(Ordering::Relaxed);
         let rate = (out - last.1) as f64 / last.0.elapsed().as_secs_f64();
         last = (Instant::now(), out);
+        let source = stats.source.borrow().clone();
+        let snapshot = source
+            .snapshot
+            .filter(|_| source.phase == weir_connect::Phase::Snapshot)
+            .map(|s| {
+                format!(
+                    "{}/{} tables, {} rows",
+                    s.tables_done, s.tables_total, s.rows
+                )
+            });
         info!(
+            phase = source.phase.label(),
+            position = source.acknowledged.as_deref().unwrap_or("-"),
+            snapshot = snapshot.as_deref().unwrap_or("-"),
             events_in = stats.events_in.load(Ordering::Relaxed),
             events_out = out,
             events_per_sec = rate as u64,

@@ -10,20 +10,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
-use weir_tests::ThrowawayServer;
+use weir_tests::ThrowawayPostgres;
 
 use crate::weir;
 use weir_tests::components;
 
 /// A throwaway server with database `db`, and a scratch directory.
 struct Setup {
-    server: ThrowawayServer,
+    server: ThrowawayPostgres,
     dir: PathBuf,
 }
 
 impl Setup {
     fn new(schema: &str) -> Setup {
-        let server = ThrowawayServer::start(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let server = ThrowawayPostgres::start(&[]).unwrap_or_else(|e| panic!("{e}"));
         server.psql("postgres", "CREATE DATABASE db").unwrap();
         server.psql("db", schema).unwrap();
         let dir = std::env::temp_dir().join(format!(

@@ -1,8 +1,29 @@
 use std::collections::HashMap;
 
+use secrecy::ExposeSecret;
 use serde_json::json;
+use weir_plugin::{Capability, PluginLimits};
+use weir_postgres::{PostgresSourceConfig, SnapshotMode};
 
 use super::*;
+use crate::sinks::{FileSinkConfig, SinkFormat};
+
+/// The PostgreSQL section of a config that has one.
+fn postgres(c: &PipelineConfig) -> &PostgresSourceConfig {
+    match &c.source {
+        SourceConfig::Postgres(pg) => pg,
+        #[allow(unreachable_patterns)]
+        other => panic!("not a postgres source: {other:?}"),
+    }
+}
+
+/// The settings of a file sink.
+fn file_sink(s: &SinkConfig) -> &FileSinkConfig {
+    match &s.kind {
+        SinkKind::File(f) => f,
+        other => panic!("not a file sink: {other:?}"),
+    }
+}
 
 /// A config directory holding the plugin files the configs refer to.
 struct Fixture {
@@ -119,7 +140,7 @@ fn full_config_loads_every_field() {
     assert_eq!(c.name, "shop");
     assert_eq!(c.state_dir, base.join("state/shop"));
 
-    let SourceConfig::Postgres(pg) = &c.source;
+    let pg = postgres(&c);
     assert_eq!(pg.host, "db.internal");
     assert_eq!(pg.port, 6543);
     assert_eq!(pg.user, "weir");
@@ -171,15 +192,14 @@ fn full_config_loads_every_field() {
     assert!(c.router.plugin.is_none());
 
     assert_eq!(c.sinks.len(), 2);
-    let SinkConfig::File(files) = &c.sinks[0] else {
-        panic!("sinks[0] is not a file sink: {:?}", c.sinks[0]);
-    };
-    assert_eq!(files.name, "files");
+    let files = file_sink(&c.sinks[0]);
+    assert_eq!(c.sinks[0].name, "files");
+    assert_eq!(c.sinks[0].inputs, None);
     assert_eq!(files.dir, base.join("out"));
     assert_eq!(files.max_file_bytes, 1 << 20);
     assert_eq!(files.format, SinkFormat::Debezium);
-    assert!(matches!(&c.sinks[1], SinkConfig::Stdout(s) if s.name == "console"));
-    assert_eq!(c.sinks[1].name(), "console");
+    assert!(matches!(&c.sinks[1].kind, SinkKind::Stdout(_)));
+    assert_eq!(c.sinks[1].name, "console");
 
     assert_eq!(
         c.pipeline,
@@ -197,7 +217,7 @@ fn minimal_config_gets_defaults() {
     let c = fx
         .parse(&BASE.replace("name = \"shop\"", "name = \"shop-eu\""))
         .unwrap();
-    let SourceConfig::Postgres(pg) = &c.source;
+    let pg = postgres(&c);
     assert_eq!(pg.host, "localhost");
     assert_eq!(pg.port, 5432);
     assert!(pg.password.is_none());
@@ -219,9 +239,7 @@ fn minimal_config_gets_defaults() {
             "{BASE}[[sinks]]\nname = \"f\"\nkind = \"file\"\ndir = \"/abs/out\"\n"
         ))
         .unwrap();
-    let SinkConfig::File(f) = &c.sinks[1] else {
-        panic!("not a file sink")
-    };
+    let f = file_sink(&c.sinks[1]);
     assert_eq!(f.max_file_bytes, 64 << 20);
     assert_eq!(
         f.dir,
@@ -465,7 +483,7 @@ fn parse_errors_keep_position_and_find_the_field() {
             "line 8",
         ),
         (
-            format!("{BASE}[[sinks]]\nname = \"f\"\nkind = \"file\"\ndri = \"out\"\n"),
+            format!("{BASE}[[sinks]]\nname = \"f\"\nkind = \"file\"\ndir = \"o\"\ndri = \"out\"\n"),
             "sinks[1].dri",
             "unknown field `dri`",
         ),
@@ -527,6 +545,104 @@ fn parse_errors_keep_position_and_find_the_field() {
 }
 
 #[test]
+fn structural_errors_are_reported_together_with_semantic_ones() {
+    let fx = Fixture::new();
+    // Six structural problems in three sections, and a semantic one in a
+    // section that reads: one round shows them all.
+    let text = r#"
+name = "shop"
+state_dir = "state"
+[source]
+kind = "postgres"
+database = "shop"
+port = 70000
+hots = "db"
+snapshot_parallelism = 99
+[[sinks]]
+name = "f"
+kind = "file"
+dri = "out"
+[[sinks]]
+name = "Console"
+kind = "stdout"
+[pipeline]
+max_batch_events = -1
+"#;
+    let errors = fx.errors(text);
+    let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "pipeline.max_batch_events",
+            "source.port",
+            "source.hots",
+            "source.user",
+            "sinks[0].dri",
+            "sinks[0].dir",
+            "sinks[1].name",
+        ],
+        "{errors:#?}"
+    );
+    let message = |path: &str| &errors.iter().find(|(p, _)| p == path).unwrap().1;
+    assert!(
+        message("source.port").contains("line 7"),
+        "{}",
+        message("source.port")
+    );
+    assert!(message("source.hots").contains("unknown field `hots`"));
+    assert!(message("source.user").contains("missing field `user`"));
+    assert!(message("sinks[0].dir").contains("missing field `dir`"));
+    assert!(message("sinks[1].name").contains("`Console` is not a valid sink name"));
+}
+
+#[test]
+fn sink_inputs_are_read_and_checked() {
+    let fx = Fixture::new();
+    let c = fx
+        .parse(&BASE.replace(
+            "kind = \"stdout\"",
+            "kind = \"stdout\"\ninputs = [\"public.orders*\", \"audit.?\"]",
+        ))
+        .unwrap();
+    assert_eq!(
+        c.sinks[0].inputs.as_deref(),
+        Some(&["public.orders*".to_owned(), "audit.?".to_owned()][..])
+    );
+    let errors = fx.errors(&BASE.replace("kind = \"stdout\"", "kind = \"stdout\"\ninputs = []"));
+    assert_eq!(errors[0].0, "sinks[0].inputs");
+    assert!(errors[0].1.contains("leave `inputs` out"), "{errors:?}");
+    let errors =
+        fx.errors(&BASE.replace("kind = \"stdout\"", "kind = \"stdout\"\ninputs = [\"\"]"));
+    assert_eq!(errors[0].0, "sinks[0].inputs[0]");
+}
+
+#[test]
+fn destinations_no_sink_takes_are_warned_about() {
+    let fx = Fixture::new();
+    let text = BASE
+        .replace(
+            "database = \"shop\"",
+            "database = \"shop\"\ntables = [\"public.orders\", \"public.customers\"]",
+        )
+        .replace(
+            "kind = \"stdout\"",
+            "kind = \"stdout\"\ninputs = [\"public.orders\"]",
+        );
+    let c = fx.parse(&text).unwrap();
+    assert_eq!(
+        c.warnings(),
+        [
+            "destination `public.customers` (table public.customers) is taken by no sink, so its events are dropped; add it to a sink's `inputs`"
+        ]
+    );
+    // Without inputs every sink takes everything.
+    let c = fx
+        .parse(&text.replace("inputs = [\"public.orders\"]", ""))
+        .unwrap();
+    assert!(c.warnings().is_empty());
+}
+
+#[test]
 fn environment_variables_are_interpolated_after_parsing() {
     let fx = Fixture::new();
     let text = BASE
@@ -537,14 +653,14 @@ fn environment_variables_are_interpolated_after_parsing() {
         .replace("user = \"weir\"", "user = \"${PGUSER}-$$-${PGUSER}\"");
     let c = fx.parse(&text).unwrap();
     assert_eq!(c.state_dir, fx.dir.path().join("${HOME}/stoute$"));
-    let SourceConfig::Postgres(pg) = &c.source;
+    let pg = postgres(&c);
     assert_eq!(pg.user, "weir-$$-weir");
 
     // A value with quotes or newlines cannot break the file.
     let mut env = fx.env.clone();
     env.insert("PGUSER".into(), "we\"ir\n[x]".into());
     let c = PipelineConfig::from_str(&text, fx.dir.path(), &|n| env.get(n).cloned()).unwrap();
-    let SourceConfig::Postgres(pg) = &c.source;
+    let pg = postgres(&c);
     assert_eq!(pg.user, "we\"ir\n[x]-$$-we\"ir\n[x]");
 }
 

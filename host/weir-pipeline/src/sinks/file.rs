@@ -32,9 +32,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value as Json, json};
 use tracing::{info, warn};
-use weir_core::{ChangeEvent, Sink, StageError};
+use weir_core::{ChangeEvent, Delivery, Sink, StageError};
 
 use super::encode_line;
+
+mod config;
+pub use config::FileSinkConfig;
 
 /// Buffer per open file.
 const WRITE_BUFFER: usize = 64 << 10;
@@ -274,10 +277,10 @@ impl FileSink {
         Ok(())
     }
 
-    fn write_events(
+    fn write_events<'e>(
         &mut self,
         destination: &str,
-        events: &[ChangeEvent],
+        events: impl Iterator<Item = &'e ChangeEvent>,
     ) -> Result<(), FileSinkError> {
         if !self.dests.contains_key(destination) {
             self.add_destination(destination, 1, 0)?;
@@ -380,6 +383,14 @@ impl FileSink {
     }
 }
 
+impl From<FileSinkError> for StageError {
+    /// Every file sink error needs an operator: a full disk, a permission,
+    /// a file changed outside Weir. Restarting alone would not help.
+    fn from(e: FileSinkError) -> StageError {
+        StageError::operator(e)
+    }
+}
+
 impl Sink for FileSink {
     fn name(&self) -> &str {
         &self.name
@@ -393,11 +404,18 @@ impl Sink for FileSink {
         Ok(())
     }
 
-    fn write(&mut self, destination: &str, events: &[ChangeEvent]) -> Result<(), StageError> {
+    fn write(&mut self, events: &[Delivery<'_>]) -> Result<(), StageError> {
         if events.is_empty() {
             return Ok(());
         }
-        self.guarded(|s| s.write_events(destination, events))
+        self.guarded(|s| {
+            // Each file gets its events in commit order; runs of one
+            // destination are written together.
+            for run in events.chunk_by(|a, b| a.destination == b.destination) {
+                s.write_events(run[0].destination, run.iter().map(|d| d.event))?;
+            }
+            Ok(())
+        })
     }
 
     fn flush(&mut self) -> Result<Json, StageError> {

@@ -1,5 +1,5 @@
-//! The pipeline's built-in sinks, and [`AnySink`], the one a sink config
-//! names.
+//! The pipeline's built-in sinks, each with its config section, and
+//! [`Inputs`], the destination globs that choose what a sink takes.
 //!
 //! - [`FileSink`]: JSON-lines files per destination, exactly-once.
 //! - [`StdoutSink`]: JSON lines on standard output, at-least-once.
@@ -7,62 +7,55 @@
 mod file;
 mod stdout;
 
-pub use file::{FileSink, FileSinkError};
-pub use stdout::StdoutSink;
+pub use file::{FileSink, FileSinkConfig, FileSinkError};
+pub use stdout::{StdoutSink, StdoutSinkConfig};
 
-use serde_json::Value as Json;
-use weir_core::{ChangeEvent, Sink, StageError};
+use serde::Deserialize;
+use weir_core::ChangeEvent;
+use wildmatch::WildMatch;
 
-use crate::config::SinkConfig;
-
-/// Any built-in sink, as chosen by a [`SinkConfig`].
-#[derive(Debug)]
-pub enum AnySink {
-    File(FileSink),
-    Stdout(StdoutSink),
+/// How a sink encodes an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkFormat {
+    /// The Debezium JSON envelope (`before`, `after`, `source`, `op`,
+    /// `ts_ms`), plus Weir's `key`.
+    #[default]
+    Debezium,
 }
 
-impl AnySink {
-    /// The sink a config entry describes. The built-in sinks open nothing
-    /// until [`Sink::recover`] and never fail here; sinks that connect to
-    /// something will.
-    pub fn from_config(config: &SinkConfig) -> Result<AnySink, StageError> {
-        Ok(match config {
-            SinkConfig::File(c) => AnySink::File(FileSink::new(
-                c.name.clone(),
-                c.dir.clone(),
-                c.max_file_bytes,
-            )),
-            SinkConfig::Stdout(c) => AnySink::Stdout(StdoutSink::new(c.name.clone())),
-        })
-    }
-
-    fn inner(&mut self) -> &mut dyn Sink {
-        match self {
-            AnySink::File(s) => s,
-            AnySink::Stdout(s) => s,
-        }
-    }
+/// The destinations a sink takes: globs over destination names, where `*`
+/// matches any run of characters and `?` any one character. No globs:
+/// every destination.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    globs: Option<Vec<WildMatch>>,
 }
 
-impl Sink for AnySink {
-    fn name(&self) -> &str {
-        match self {
-            AnySink::File(s) => s.name(),
-            AnySink::Stdout(s) => s.name(),
+impl Inputs {
+    /// From a sink's `inputs` (`None`: every destination).
+    pub fn new(globs: Option<&[String]>) -> Self {
+        Inputs {
+            globs: globs.map(|g| g.iter().map(|p| WildMatch::new(p)).collect()),
         }
     }
 
-    fn recover(&mut self, position: Option<&Json>) -> Result<(), StageError> {
-        self.inner().recover(position)
+    /// Every destination.
+    pub fn all() -> Self {
+        Inputs { globs: None }
     }
 
-    fn write(&mut self, destination: &str, events: &[ChangeEvent]) -> Result<(), StageError> {
-        self.inner().write(destination, events)
+    /// Whether the sink takes events bound for `destination`.
+    pub fn takes(&self, destination: &str) -> bool {
+        match &self.globs {
+            None => true,
+            Some(globs) => globs.iter().any(|g| g.matches(destination)),
+        }
     }
 
-    fn flush(&mut self) -> Result<Json, StageError> {
-        self.inner().flush()
+    /// Whether the sink takes every destination.
+    pub fn takes_all(&self) -> bool {
+        self.globs.is_none()
     }
 }
 
@@ -72,7 +65,7 @@ fn encode_line(event: &ChangeEvent, buf: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-fn test_event(id: i64, table: &str) -> ChangeEvent {
+pub(crate) fn test_event(id: i64, table: &str) -> ChangeEvent {
     use weir_core::{Column, Op, SourceInfo, Value};
     ChangeEvent {
         op: Op::Create,
@@ -93,5 +86,24 @@ fn test_event(id: i64, table: &str) -> ChangeEvent {
             Column::new("id", Value::Int(id)),
             Column::new("name", Value::Text(format!("customer {id}"))),
         ]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_match_globs_and_default_to_everything() {
+        let globs = ["public.orders*".to_owned(), "audit.?".to_owned()];
+        let inputs = Inputs::new(Some(&globs));
+        assert!(inputs.takes("public.orders"));
+        assert!(inputs.takes("public.orders_2024"));
+        assert!(inputs.takes("audit.x"));
+        assert!(!inputs.takes("audit.xy"));
+        assert!(!inputs.takes("public.customers"));
+        assert!(!inputs.takes_all());
+        assert!(Inputs::all().takes("anything"));
+        assert!(Inputs::new(None).takes_all());
     }
 }

@@ -7,10 +7,33 @@
 
 use std::io::Write;
 
+use serde::Deserialize;
 use serde_json::{Value as Json, json};
-use weir_core::{ChangeEvent, Sink, StageError};
+use weir_connect::{BuildContext, Checker, SinkComponent};
+use weir_core::{Delivery, Sink, StageError};
 
-use super::encode_line;
+use super::{SinkFormat, encode_line};
+
+/// `kind = "stdout"`: one JSON line per event on standard output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutSinkConfig {
+    /// Line format.
+    #[serde(default)]
+    pub format: SinkFormat,
+}
+
+impl SinkComponent for StdoutSinkConfig {
+    fn kind(&self) -> &'static str {
+        "stdout"
+    }
+
+    fn validate(&self, _check: &mut Checker) {}
+
+    fn build(&self, name: &str, _cx: &BuildContext) -> Result<Box<dyn Sink>, StageError> {
+        Ok(Box::new(StdoutSink::new(name)))
+    }
+}
 
 /// Writes events as JSON lines to standard output (or another writer).
 pub struct StdoutSink {
@@ -53,28 +76,29 @@ impl Sink for StdoutSink {
         Ok(())
     }
 
-    fn write(&mut self, _destination: &str, events: &[ChangeEvent]) -> Result<(), StageError> {
+    fn write(&mut self, events: &[Delivery<'_>]) -> Result<(), StageError> {
         // One write per batch: standard output takes its lock once, and
         // the lines of a batch reach the reader together.
         self.buf.clear();
-        for event in events {
-            encode_line(event, &mut self.buf);
+        for d in events {
+            encode_line(d.event, &mut self.buf);
         }
+        // A closed pipe or a full disk behind a redirect: nothing a retry
+        // fixes.
         self.out.write_all(&self.buf).map_err(|e| {
-            format!(
+            StageError::operator(format!(
                 "stdout sink `{}`: cannot write to standard output: {e}",
                 self.name
-            )
-        })?;
-        Ok(())
+            ))
+        })
     }
 
     fn flush(&mut self) -> Result<Json, StageError> {
         self.out.flush().map_err(|e| {
-            format!(
+            StageError::operator(format!(
                 "stdout sink `{}`: cannot flush standard output: {e}",
                 self.name
-            )
+            ))
         })?;
         Ok(json!({}))
     }
@@ -109,7 +133,14 @@ mod tests {
         let mut sink = StdoutSink::with_writer("console", Box::new(out.clone()));
         sink.recover(None).unwrap();
         let events = [test_event(1, "customers"), test_event(2, "orders")];
-        sink.write("public.customers", &events).unwrap();
+        let deliveries: Vec<Delivery<'_>> = events
+            .iter()
+            .map(|event| Delivery {
+                destination: "public.customers",
+                event,
+            })
+            .collect();
+        sink.write(&deliveries).unwrap();
         assert_eq!(sink.flush().unwrap(), json!({}));
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<Json> = text

@@ -25,6 +25,21 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Writes `events`, all bound for `destination`.
+trait WriteTo {
+    fn write_to(&mut self, destination: &str, events: &[ChangeEvent]) -> Result<(), StageError>;
+}
+
+impl WriteTo for FileSink {
+    fn write_to(&mut self, destination: &str, events: &[ChangeEvent]) -> Result<(), StageError> {
+        let deliveries: Vec<Delivery<'_>> = events
+            .iter()
+            .map(|event| Delivery { destination, event })
+            .collect();
+        self.write(&deliveries)
+    }
+}
+
 fn events(ids: std::ops::Range<i64>) -> Vec<ChangeEvent> {
     ids.map(|id| test_event(id, "customers")).collect()
 }
@@ -37,8 +52,8 @@ fn writes_envelope_lines_per_destination_and_reports_position() {
     sink.recover(None).unwrap();
     let customers = events(1..3);
     let orders = vec![test_event(10, "orders")];
-    sink.write("public.customers", &customers).unwrap();
-    sink.write("shop/orders v2", &orders).unwrap();
+    sink.write_to("public.customers", &customers).unwrap();
+    sink.write_to("shop/orders v2", &orders).unwrap();
     let position = sink.flush().unwrap();
 
     assert_eq!(
@@ -77,8 +92,8 @@ fn rotates_to_next_segment_once_size_is_reached() {
     // Two lines reach the size: segments of two, two and one line.
     let mut sink = FileSink::new("files", tmp.path(), 2 * one - 1);
     sink.recover(None).unwrap();
-    sink.write("t", &evs[..3]).unwrap();
-    sink.write("t", &evs[3..]).unwrap();
+    sink.write_to("t", &evs[..3]).unwrap();
+    sink.write_to("t", &evs[3..]).unwrap();
     let position = sink.flush().unwrap();
 
     assert_eq!(
@@ -103,12 +118,12 @@ fn recover_cuts_output_back_to_the_checkpoint() {
 
     let mut sink = FileSink::new("files", tmp.path(), max);
     sink.recover(None).unwrap();
-    sink.write("t", &evs[..2]).unwrap();
+    sink.write_to("t", &evs[..2]).unwrap();
     let checkpointed = sink.flush().unwrap();
     // Written but never flushed: the rest of segment 1, all of segment 2,
     // and a destination the checkpoint does not know.
-    sink.write("t", &evs[2..5]).unwrap();
-    sink.write("u", &evs[..1]).unwrap();
+    sink.write_to("t", &evs[2..5]).unwrap();
+    sink.write_to("u", &evs[..1]).unwrap();
     drop(sink);
     assert_eq!(
         files(tmp.path()),
@@ -123,7 +138,7 @@ fn recover_cuts_output_back_to_the_checkpoint() {
     assert_eq!(sink.flush().unwrap(), checkpointed);
 
     // Writing continues where the checkpoint left off.
-    sink.write("t", &evs[2..4]).unwrap();
+    sink.write_to("t", &evs[2..4]).unwrap();
     let position = sink.flush().unwrap();
     assert_eq!(read(tmp.path(), "t.000001.jsonl"), lines(&evs[..3]));
     assert_eq!(read(tmp.path(), "t.000002.jsonl"), lines(&evs[3..4]));
@@ -140,13 +155,13 @@ fn recover_keeps_earlier_segments_and_deletes_later_ones() {
     let one = line(&evs[0]).len() as u64;
     let mut sink = FileSink::new("files", tmp.path(), one);
     sink.recover(None).unwrap();
-    sink.write("t", &evs[..2]).unwrap();
+    sink.write_to("t", &evs[..2]).unwrap();
     let checkpointed = sink.flush().unwrap();
     assert_eq!(
         checkpointed,
         json!({"files": {"t": {"segment": 2, "len": one}}})
     );
-    sink.write("t", &evs[2..4]).unwrap();
+    sink.write_to("t", &evs[2..4]).unwrap();
     sink.flush().unwrap();
     drop(sink);
 
@@ -161,8 +176,8 @@ fn recover_without_checkpoint_deletes_every_segment() {
     let tmp = tempfile::tempdir().unwrap();
     let mut sink = FileSink::new("files", tmp.path(), 1);
     sink.recover(None).unwrap();
-    sink.write("a", &events(1..3)).unwrap();
-    sink.write("public.b", &events(1..2)).unwrap();
+    sink.write_to("a", &events(1..3)).unwrap();
+    sink.write_to("public.b", &events(1..2)).unwrap();
     sink.flush().unwrap();
     drop(sink);
     for other in ["readme.txt", "notes.jsonl", "x.1.jsonl", "y.00000a.jsonl"] {
@@ -176,7 +191,7 @@ fn recover_without_checkpoint_deletes_every_segment() {
         ["notes.jsonl", "readme.txt", "x.1.jsonl", "y.00000a.jsonl"]
     );
     assert_eq!(sink.flush().unwrap(), json!({"files": {}}));
-    sink.write("a", &events(5..6)).unwrap();
+    sink.write_to("a", &events(5..6)).unwrap();
     sink.flush().unwrap();
     assert_eq!(read(tmp.path(), "a.000001.jsonl"), lines(&events(5..6)));
 }
@@ -186,7 +201,7 @@ fn recover_refuses_a_file_shorter_than_the_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let mut sink = FileSink::new("files", tmp.path(), 1 << 20);
     sink.recover(None).unwrap();
-    sink.write("t", &events(1..3)).unwrap();
+    sink.write_to("t", &events(1..3)).unwrap();
     let checkpointed = sink.flush().unwrap();
     drop(sink);
     let file = tmp.path().join("t.000001.jsonl");
@@ -205,7 +220,7 @@ fn recover_refuses_a_file_shorter_than_the_checkpoint() {
     // Moved away, the destination continues in the next segment.
     std::fs::rename(&file, tmp.path().join("t.000001.jsonl.bak")).unwrap();
     sink.recover(Some(&checkpointed)).unwrap();
-    sink.write("t", &events(3..4)).unwrap();
+    sink.write_to("t", &events(3..4)).unwrap();
     let position = sink.flush().unwrap();
     assert_eq!(read(tmp.path(), "t.000002.jsonl"), lines(&events(3..4)));
     assert_eq!(position["files"]["t"]["segment"], json!(2));
@@ -215,7 +230,7 @@ fn recover_refuses_a_file_shorter_than_the_checkpoint() {
 fn refuses_misuse_with_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let mut sink = FileSink::new("files", tmp.path(), 1 << 20);
-    let err = sink.write("t", &events(1..2)).unwrap_err().to_string();
+    let err = sink.write_to("t", &events(1..2)).unwrap_err().to_string();
     assert_eq!(
         err,
         "file sink `files`: written to before `recover`; this is a bug in the pipeline"
@@ -231,17 +246,17 @@ fn refuses_misuse_with_clear_errors() {
     );
 
     sink.recover(None).unwrap();
-    sink.write("a/b", &events(1..2)).unwrap();
-    let err = sink.write("a:b", &events(1..2)).unwrap_err().to_string();
+    sink.write_to("a/b", &events(1..2)).unwrap();
+    let err = sink.write_to("a:b", &events(1..2)).unwrap_err().to_string();
     assert_eq!(
         err,
         "file sink `files`: destinations `a/b` and `a:b` both map to the files a_b.NNNNNN.jsonl; make the router's destination names differ in letters, digits, `.`, `_` or `-`"
     );
     // After a failed write the sink stops until it is recovered again.
-    let err = sink.write("c", &events(1..2)).unwrap_err().to_string();
+    let err = sink.write_to("c", &events(1..2)).unwrap_err().to_string();
     assert!(err.contains("stopped after an earlier error"), "{err}");
     sink.recover(None).unwrap();
-    sink.write("c", &events(1..2)).unwrap();
+    sink.write_to("c", &events(1..2)).unwrap();
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// A running throwaway server. Dropping it stops the server and deletes its
 /// files.
 #[derive(Debug)]
-pub struct ThrowawayServer {
+pub struct ThrowawayPostgres {
     child: Option<Child>,
     dir: PathBuf,
     bin: PathBuf,
@@ -46,7 +46,7 @@ pub enum ThrowawayError {
 /// Extra `-c name=value` server settings.
 pub type Settings<'a> = &'a [(&'a str, &'a str)];
 
-impl ThrowawayServer {
+impl ThrowawayPostgres {
     /// Starts a fresh server with logical replication enabled, plus
     /// `settings`.
     pub fn start(settings: Settings<'_>) -> Result<Self, ThrowawayError> {
@@ -73,7 +73,7 @@ impl ThrowawayServer {
         ));
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&base).map_err(|e| failed("creating the data directory", e))?;
-        let mut server = ThrowawayServer {
+        let mut server = ThrowawayPostgres {
             child: None,
             dir: base,
             bin,
@@ -238,7 +238,7 @@ impl ThrowawayServer {
     }
 }
 
-impl Drop for ThrowawayServer {
+impl Drop for ThrowawayPostgres {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -1,0 +1,314 @@
+//! The writer stage: delivers routed batches to the sinks in commit order,
+//! sets dead letters aside, and for each batch that ends a transaction
+//! makes every sink durable, saves the checkpoint and only then
+//! acknowledges the position to the source.
+//!
+//! Batches queued behind each other are written before one flush (group
+//! commit), except that grouping stops before a batch that ends inside a
+//! transaction: what is whole is made durable first.
+//!
+//! It runs on its own thread, because sinks and checkpoint stores block
+//! (`docs/decisions/0008-sync-writer-stage.md`), and sees sinks, the
+//! dead-letter sink and the checkpoint store only through their traits.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+use weir_core::{
+    ChangeEvent, Checkpoint, CheckpointStore, DeadLetter, Delivery, ErrorKind, FailedAt, Sink,
+    StageError,
+};
+
+use crate::runner::{PipelineError, Stats};
+use crate::sinks::Inputs;
+
+/// What one batch became after the plugins and the router: its events in
+/// commit order, each with the destination the router chose.
+#[derive(Debug, Default)]
+pub struct RoutedBatch {
+    /// The destination names used in this batch, each once.
+    destinations: Vec<String>,
+    index: HashMap<String, u32>,
+    /// Events in commit order, with an index into `destinations`.
+    events: Vec<(u32, ChangeEvent)>,
+    /// Events the plugins or the router failed on.
+    pub dead: Vec<DeadLetter>,
+    /// The source state to checkpoint once the batch is durable; `None`
+    /// when it ends inside a transaction.
+    pub resume: Option<Json>,
+}
+
+impl RoutedBatch {
+    /// An empty batch that ends at `resume`.
+    pub fn new(resume: Option<Json>) -> Self {
+        RoutedBatch {
+            resume,
+            ..RoutedBatch::default()
+        }
+    }
+
+    /// Appends `event`, bound for `destination`.
+    pub fn push(&mut self, destination: &str, event: ChangeEvent) {
+        let i = match self.index.get(destination) {
+            Some(i) => *i,
+            None => {
+                let i = u32::try_from(self.destinations.len()).expect("fewer than 2^32 names");
+                self.destinations.push(destination.to_owned());
+                self.index.insert(destination.to_owned(), i);
+                i
+            }
+        };
+        self.events.push((i, event));
+    }
+
+    /// Events routed, counting each destination of a fanned-out event.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether no event was routed.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// A sink with the destinations it takes.
+pub struct SinkSlot {
+    sink: Box<dyn Sink>,
+    inputs: Inputs,
+}
+
+impl SinkSlot {
+    pub fn new(sink: Box<dyn Sink>, inputs: Inputs) -> Self {
+        SinkSlot { sink, inputs }
+    }
+}
+
+/// See the module docs.
+pub struct Writer {
+    sinks: Vec<SinkSlot>,
+    dead_letters: Box<dyn Sink>,
+    store: Box<dyn CheckpointStore>,
+    checkpoint: Checkpoint,
+    acks: mpsc::UnboundedSender<Json>,
+    stats: Arc<Stats>,
+    /// Destinations no sink takes, warned about once each.
+    untaken: HashSet<String>,
+}
+
+impl Writer {
+    /// Loads the last checkpoint and brings every sink (and the dead-letter
+    /// sink) back to it. Returns the writer and the source's resume state
+    /// (`Null` on a first start).
+    pub fn start(
+        sinks: Vec<SinkSlot>,
+        mut dead_letters: Box<dyn Sink>,
+        mut store: Box<dyn CheckpointStore>,
+        acks: mpsc::UnboundedSender<Json>,
+        stats: Arc<Stats>,
+    ) -> Result<(Writer, Json), PipelineError> {
+        let checkpoint = store
+            .load()
+            .map_err(PipelineError::Checkpoint)?
+            .unwrap_or_default();
+        let mut sinks = sinks;
+        for slot in &mut sinks {
+            let name = slot.sink.name().to_owned();
+            slot.sink
+                .recover(checkpoint.sinks.get(&name))
+                .map_err(|error| PipelineError::Sink { name, error })?;
+        }
+        dead_letters
+            .recover(checkpoint.sinks.get(dead_letters.name()))
+            .map_err(PipelineError::DeadLetter)?;
+        let resume = checkpoint.source.clone();
+        let writer = Writer {
+            sinks,
+            dead_letters,
+            store,
+            checkpoint,
+            acks,
+            stats,
+            untaken: HashSet::new(),
+        };
+        Ok((writer, resume))
+    }
+
+    /// Writes every batch from `input` until it closes or a stage fails.
+    pub fn run(
+        mut self,
+        input: std::sync::mpsc::Receiver<RoutedBatch>,
+    ) -> Result<(), PipelineError> {
+        while let Ok(first) = input.recv() {
+            // Write everything already queued, then make it durable once.
+            let mut pending: Option<Json> = None;
+            let mut next = Some(first);
+            while let Some(batch) = next.take() {
+                let resume = batch.resume.clone();
+                self.write_batch(batch)?;
+                if resume.is_some() {
+                    pending = resume;
+                }
+                if pending.is_some() {
+                    next = input.try_recv().ok();
+                    // Stop grouping at a batch that ends mid-transaction: its
+                    // successor may be large; flush what is whole first.
+                    if next.as_ref().is_some_and(|n| n.resume.is_none())
+                        && let Some(resume) = pending.take()
+                    {
+                        self.flush(resume)?;
+                    }
+                }
+            }
+            if let Some(resume) = pending {
+                self.flush(resume)?;
+            }
+        }
+        for slot in &mut self.sinks {
+            // Output after the last checkpoint (part of a transaction) is cut
+            // off on the next start; flushing it here is harmless.
+            let name = slot.sink.name().to_owned();
+            slot.sink
+                .flush()
+                .map_err(|error| PipelineError::Sink { name, error })?;
+        }
+        info!(
+            events = self.stats.events_out.load(Ordering::Relaxed),
+            "Writer stopped after the last checkpoint."
+        );
+        Ok(())
+    }
+
+    /// Delivers one batch to every sink that takes its destinations, and
+    /// its dead letters to the dead-letter sink.
+    fn write_batch(&mut self, batch: RoutedBatch) -> Result<(), PipelineError> {
+        let RoutedBatch {
+            destinations,
+            events,
+            mut dead,
+            ..
+        } = batch;
+        let mut taken = vec![false; destinations.len()];
+        for slot in &mut self.sinks {
+            let takes: Vec<bool> = destinations.iter().map(|d| slot.inputs.takes(d)).collect();
+            for (t, s) in taken.iter_mut().zip(&takes) {
+                *t |= *s;
+            }
+            let deliveries: Vec<Delivery<'_>> = events
+                .iter()
+                .filter(|(d, _)| takes[*d as usize])
+                .map(|(d, event)| Delivery {
+                    destination: &destinations[*d as usize],
+                    event,
+                })
+                .collect();
+            write_to(slot.sink.as_mut(), &deliveries, &mut dead)?;
+        }
+        for (destination, taken) in destinations.iter().zip(taken) {
+            if !taken && self.untaken.insert(destination.clone()) {
+                warn!(
+                    destination = %destination,
+                    "No sink takes this destination; its events are dropped. Add it to a sink's `inputs`."
+                );
+            }
+        }
+        self.stats
+            .events_out
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        if !dead.is_empty() {
+            for letter in &dead {
+                let (stage, name) = match &letter.failed_at {
+                    FailedAt::Plugin(name) => ("plugin", name),
+                    FailedAt::Sink(name) => ("sink", name),
+                };
+                error!(
+                    stage,
+                    name = %name,
+                    kind = %letter.kind,
+                    table = %letter.event.qualified_table(),
+                    position = %letter.event.source.position,
+                    reason = %letter.reason,
+                    "Event set aside as a dead letter."
+                );
+            }
+            self.dead_letters
+                .write_dead_letters(&dead)
+                .map_err(PipelineError::DeadLetter)?;
+            self.stats
+                .dead_letters
+                .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Makes every sink durable, saves the checkpoint, then acknowledges.
+    fn flush(&mut self, resume: Json) -> Result<(), PipelineError> {
+        for slot in &mut self.sinks {
+            let name = slot.sink.name().to_owned();
+            let position = slot.sink.flush().map_err(|error| PipelineError::Sink {
+                name: name.clone(),
+                error,
+            })?;
+            self.checkpoint.sinks.insert(name, position);
+        }
+        let position = self
+            .dead_letters
+            .flush()
+            .map_err(PipelineError::DeadLetter)?;
+        self.checkpoint
+            .sinks
+            .insert(self.dead_letters.name().to_owned(), position);
+        self.checkpoint.source = resume.clone();
+        self.store
+            .save(&self.checkpoint)
+            .map_err(PipelineError::Checkpoint)?;
+        self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+        // The source may be gone during shutdown; the checkpoint is what counts.
+        let _ = self.acks.send(resume);
+        Ok(())
+    }
+}
+
+/// Writes `deliveries` to `sink`; events the sink refuses as their own
+/// fault join `dead`, and the rest is written on.
+fn write_to(
+    sink: &mut dyn Sink,
+    deliveries: &[Delivery<'_>],
+    dead: &mut Vec<DeadLetter>,
+) -> Result<(), PipelineError> {
+    let mut rest = deliveries;
+    loop {
+        let error = match sink.write(rest) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let name = sink.name().to_owned();
+        match (error.kind(), error.event_index()) {
+            (ErrorKind::Event, Some(i)) if i < rest.len() => {
+                dead.push(DeadLetter {
+                    failed_at: FailedAt::Sink(name),
+                    kind: ErrorKind::Event.label().to_owned(),
+                    reason: error.to_string(),
+                    event: rest[i].event.clone(),
+                });
+                rest = &rest[i + 1..];
+            }
+            (ErrorKind::Event, _) => {
+                return Err(PipelineError::Sink {
+                    error: StageError::operator(format!(
+                        "sink `{name}` refused an event it did not point at ({error}); this is a bug in the sink"
+                    )),
+                    name,
+                });
+            }
+            _ => return Err(PipelineError::Sink { name, error }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
