@@ -8,12 +8,24 @@ use weir_core::ErrorKind;
 /// What to do about a failed stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Directive {
-    /// Restart from the last checkpoint after this delay.
-    RetryAfter(Duration),
+    /// Restart from the last checkpoint after a delay ([`Backoff`]).
+    Retry,
     /// Stop; the error's message tells the operator what to do.
     Stop,
     /// Send the event at fault to the dead letters and go on.
     DeadLetter,
+}
+
+impl Directive {
+    /// What the pipeline does about an error of `kind`: the one mapping
+    /// every stage follows.
+    pub fn for_kind(kind: ErrorKind) -> Directive {
+        match kind {
+            ErrorKind::Transient => Directive::Retry,
+            ErrorKind::Operator => Directive::Stop,
+            ErrorKind::Event => Directive::DeadLetter,
+        }
+    }
 }
 
 /// Exponential backoff for transient failures: 1 s, 2 s, 4 s ... capped at
@@ -55,20 +67,14 @@ impl Backoff {
         self.started = Instant::now();
     }
 
-    /// What to do about an error of `kind` that ended the current attempt.
-    pub fn decide(&mut self, kind: ErrorKind) -> Directive {
-        match kind {
-            ErrorKind::Transient => {
-                if self.started.elapsed() >= self.healthy_after {
-                    self.next = self.first;
-                }
-                let delay = self.next;
-                self.next = (self.next * 2).min(self.max);
-                Directive::RetryAfter(delay)
-            }
-            ErrorKind::Operator => Directive::Stop,
-            ErrorKind::Event => Directive::DeadLetter,
+    /// The delay before the next attempt, after the current one failed.
+    pub fn next_delay(&mut self) -> Duration {
+        if self.started.elapsed() >= self.healthy_after {
+            self.next = self.first;
         }
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
     }
 }
 
@@ -77,34 +83,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transient_errors_back_off_and_reset_after_a_healthy_run() {
+    fn delays_grow_to_the_cap_and_reset_after_a_healthy_run() {
         let mut b = Backoff::new(
             Duration::from_millis(100),
             Duration::from_millis(350),
             Duration::from_millis(50),
         );
-        let delays: Vec<Directive> = (0..4)
+        let delays: Vec<Duration> = (0..4)
             .map(|_| {
                 b.attempt();
-                b.decide(ErrorKind::Transient)
+                b.next_delay()
             })
             .collect();
-        assert_eq!(
-            delays,
-            [100, 200, 350, 350].map(|ms| Directive::RetryAfter(Duration::from_millis(ms)))
-        );
+        assert_eq!(delays, [100, 200, 350, 350].map(Duration::from_millis));
         b.attempt();
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(
-            b.decide(ErrorKind::Transient),
-            Directive::RetryAfter(Duration::from_millis(100))
-        );
+        assert_eq!(b.next_delay(), Duration::from_millis(100));
     }
 
     #[test]
-    fn operator_errors_stop_and_event_errors_dead_letter() {
-        let mut b = Backoff::default();
-        assert_eq!(b.decide(ErrorKind::Operator), Directive::Stop);
-        assert_eq!(b.decide(ErrorKind::Event), Directive::DeadLetter);
+    fn each_kind_has_its_directive() {
+        assert_eq!(Directive::for_kind(ErrorKind::Transient), Directive::Retry);
+        assert_eq!(Directive::for_kind(ErrorKind::Operator), Directive::Stop);
+        assert_eq!(Directive::for_kind(ErrorKind::Event), Directive::DeadLetter);
     }
 }

@@ -138,8 +138,9 @@ pub async fn run(
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        match backoff.decide(error.kind()) {
-            Directive::RetryAfter(delay) if !*shutdown.borrow() => {
+        match Directive::for_kind(error.kind()) {
+            Directive::Retry if !*shutdown.borrow() => {
+                let delay = backoff.next_delay();
                 warn!(error = %error, kind = %error.kind(), retry_in_s = delay.as_secs(),
                     "Pipeline interrupted; restarting from the last checkpoint.");
                 let mut shutdown = shutdown.clone();

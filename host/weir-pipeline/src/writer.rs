@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering;
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
+use weir_connect::Directive;
 use weir_core::{
     ChangeEvent, Checkpoint, CheckpointStore, DeadLetter, Delivery, ErrorKind, FailedAt, Sink,
     StageError,
@@ -287,8 +288,8 @@ fn write_to(
             Err(e) => e,
         };
         let name = sink.name().to_owned();
-        match (error.kind(), error.event_index()) {
-            (ErrorKind::Event, Some(i)) if i < rest.len() => {
+        match (Directive::for_kind(error.kind()), error.event_index()) {
+            (Directive::DeadLetter, Some(i)) if i < rest.len() => {
                 dead.push(DeadLetter {
                     failed_at: FailedAt::Sink(name),
                     kind: ErrorKind::Event.label().to_owned(),
@@ -297,7 +298,7 @@ fn write_to(
                 });
                 rest = &rest[i + 1..];
             }
-            (ErrorKind::Event, _) => {
+            (Directive::DeadLetter, _) => {
                 return Err(PipelineError::Sink {
                     error: StageError::operator(format!(
                         "sink `{name}` refused an event it did not point at ({error}); this is a bug in the sink"

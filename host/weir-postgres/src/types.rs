@@ -214,18 +214,11 @@ fn is_numeric(text: &str) -> bool {
 
 /// `\x` hex format, or the legacy escape format (`\\` and `\ooo`).
 fn decode_bytea(text: &str) -> Result<Vec<u8>, &'static str> {
-    if let Some(hex) = text.strip_prefix("\\x") {
-        let hex = hex.as_bytes();
-        if hex.len() % 2 != 0 {
-            return Err("hex format has an odd number of digits");
-        }
-        return hex
-            .chunks_exact(2)
-            .map(|pair| match (hex_digit(pair[0]), hex_digit(pair[1])) {
-                (Some(hi), Some(lo)) => Ok((hi << 4) | lo),
-                _ => Err("hex format has a character that is not a hex digit"),
-            })
-            .collect();
+    if let Some(digits) = text.strip_prefix("\\x") {
+        return hex::decode(digits).map_err(|e| match e {
+            hex::FromHexError::OddLength => "hex format has an odd number of digits",
+            _ => "hex format has a character that is not a hex digit",
+        });
     }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -254,26 +247,14 @@ fn decode_bytea(text: &str) -> Result<Vec<u8>, &'static str> {
     Ok(out)
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Checks the 8-4-4-4-12 layout and lower-cases.
+/// The hyphenated 8-4-4-4-12 form PostgreSQL writes (36 characters; the
+/// crate alone would also take the simple, braced and URN forms), written
+/// back lower-case.
 fn decode_uuid(text: &str) -> Result<String, &'static str> {
-    let ok = text.len() == 36
-        && text.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        });
-    if ok {
-        Ok(text.to_ascii_lowercase())
-    } else {
-        Err("expected 32 hex digits as 8-4-4-4-12")
+    const HYPHENATED_LEN: usize = 36;
+    match uuid::Uuid::try_parse(text) {
+        Ok(u) if text.len() == HYPHENATED_LEN => Ok(u.hyphenated().to_string()),
+        _ => Err("expected 32 hex digits as 8-4-4-4-12"),
     }
 }
 
