@@ -167,7 +167,7 @@ async fn run_once(
         .build(&cx)
         .map_err(PipelineError::Source)?;
     let store = SqliteCheckpointStore::open(&config.state_dir)
-        .map_err(|e| PipelineError::Checkpoint(StageError::operator(e)))?
+        .map_err(|e| PipelineError::Checkpoint(e.into()))?
         .with_order(source.positions());
     let mut sinks = Vec::with_capacity(config.sinks.len());
     for s in &config.sinks {

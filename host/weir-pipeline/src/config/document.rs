@@ -47,11 +47,9 @@ pub(super) struct Document<'t> {
     /// replaced by their raw text in error messages, so that a secret never
     /// shows in one.
     interpolated: Vec<(String, String)>,
-    /// Problems found, in order.
+    /// Problems found, in order. A field whose interpolation failed keeps
+    /// its raw text; the caller leaves its path out of later checks.
     pub errors: Vec<ConfigError>,
-    /// Paths whose interpolation failed: their raw text is still in place,
-    /// and checking it would only repeat the problem.
-    pub failed_paths: Vec<String>,
 }
 
 impl<'t> Document<'t> {
@@ -68,7 +66,6 @@ impl<'t> Document<'t> {
             root: Spanned::new(0..0, DeTable::new()),
             interpolated: Vec::new(),
             errors: Vec::new(),
-            failed_paths: Vec::new(),
         };
         let mut keys: Vec<(usize, usize, String)> = root
             .get_ref()
@@ -108,7 +105,6 @@ impl<'t> Document<'t> {
                     *s = Cow::Owned(new);
                 }
                 Err(message) => {
-                    self.failed_paths.push(path.to_owned());
                     self.errors.push(ConfigError {
                         path: path.to_owned(),
                         message,

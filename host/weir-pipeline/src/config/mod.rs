@@ -27,6 +27,7 @@
 
 mod document;
 mod interpolate;
+mod kinds;
 mod plugins;
 mod sinks;
 mod source;

@@ -1,10 +1,12 @@
 //! `[[sinks]]`: the sink kinds a pipeline can deliver to, and the fields
-//! every sink has. Adding a kind is one line in [`sink_kinds!`] below and
-//! one module that implements [`SinkComponent`] on its config struct.
+//! every sink has. Adding a kind is one line in the `component_kinds!`
+//! below and one module that implements [`weir_connect::SinkComponent`] on
+//! its config struct.
 
 use serde::Deserialize;
-use toml::de::ValueDeserializer;
-use weir_connect::{Checker, SinkComponent};
+use weir_connect::Checker;
+
+use super::kinds::component_kinds;
 
 use crate::sinks::{FileSinkConfig, StdoutSinkConfig};
 
@@ -58,52 +60,12 @@ impl SinkConfig {
     }
 }
 
-/// Declares the sink kinds: the [`SinkKind`] enum, its `kind` names and
-/// the dispatch to each kind's [`SinkComponent`].
-macro_rules! sink_kinds {
-    ($($(#[$doc:meta])* $variant:ident($ty:ty) = $kind:literal;)*) => {
-        /// A sink's kind and its kind-specific settings.
-        #[derive(Debug, Clone)]
-        pub enum SinkKind {
-            $($(#[$doc])* $variant($ty),)*
-        }
-
-        impl SinkKind {
-            /// Every `kind` a sink may have.
-            pub const KINDS: &'static [&'static str] = &[$($kind),*];
-
-            /// Reads the table of a sink of `kind` (without the fields every
-            /// sink has); `None` for an unknown kind.
-            pub(super) fn read(
-                kind: &str,
-                de: ValueDeserializer<'_>,
-            ) -> Option<Result<SinkKind, toml::de::Error>> {
-                match kind {
-                    $($kind => Some(<$ty>::deserialize(de).map(SinkKind::$variant)),)*
-                    _ => None,
-                }
-            }
-
-            /// The sink's kind-specific behaviour.
-            pub fn component(&self) -> &dyn SinkComponent {
-                match self {
-                    $(SinkKind::$variant(c) => c,)*
-                }
-            }
-
-            /// The sink's kind-specific behaviour, mutably.
-            pub fn component_mut(&mut self) -> &mut dyn SinkComponent {
-                match self {
-                    $(SinkKind::$variant(c) => c,)*
-                }
-            }
-        }
-    };
-}
-
-sink_kinds! {
-    /// JSON-lines files, one set per destination, exactly-once.
-    File(FileSinkConfig) = "file";
-    /// JSON lines on standard output, at-least-once.
-    Stdout(StdoutSinkConfig) = "stdout";
+component_kinds! {
+    /// A sink's kind and its kind-specific settings.
+    pub enum SinkKind: dyn weir_connect::SinkComponent {
+        /// JSON-lines files, one set per destination, exactly-once.
+        File(FileSinkConfig) = "file";
+        /// JSON lines on standard output, at-least-once.
+        Stdout(StdoutSinkConfig) = "stdout";
+    }
 }

@@ -1,0 +1,54 @@
+//! The macro that declares the kinds of a role; see [`component_kinds`].
+
+/// Declares the kinds of one role (sources, sinks): the enum of their
+/// config structs, the `kind` names (and aliases) that choose them, the
+/// reading of a table as a kind's struct, and the dispatch to the role's
+/// component trait. Adding a kind is one line in its invocation.
+macro_rules! component_kinds {
+    (
+        $(#[$enum_doc:meta])*
+        pub enum $enum:ident: dyn $component:path {
+            $($(#[$doc:meta])* $variant:ident($ty:ty) = $kind:literal $(| $alias:literal)*;)*
+        }
+    ) => {
+        $(#[$enum_doc])*
+        #[derive(Debug, Clone)]
+        pub enum $enum {
+            $($(#[$doc])* $variant($ty),)*
+        }
+
+        impl $enum {
+            /// Every `kind` it may have (aliases left out).
+            pub const KINDS: &'static [&'static str] = &[$($kind),*];
+
+            /// Reads the table of `kind` (without the keys the pipeline
+            /// reads itself); `None` for an unknown kind.
+            pub(super) fn read(
+                kind: &str,
+                de: toml::de::ValueDeserializer<'_>,
+            ) -> Option<Result<$enum, toml::de::Error>> {
+                match kind {
+                    $($kind $(| $alias)* => {
+                        Some(<$ty as serde::Deserialize>::deserialize(de).map($enum::$variant))
+                    })*
+                    _ => None,
+                }
+            }
+
+            /// The kind-specific behaviour.
+            pub fn component(&self) -> &dyn $component {
+                match self {
+                    $($enum::$variant(c) => c,)*
+                }
+            }
+
+            /// The kind-specific behaviour, mutably.
+            pub fn component_mut(&mut self) -> &mut dyn $component {
+                match self {
+                    $($enum::$variant(c) => c,)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use component_kinds;
