@@ -8,6 +8,10 @@ ensure_tools() {
     # PostgreSQL server binaries: tests and the demo start throwaway servers
     # from them (initdb, postgres, pg_recvlogical).
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
+    # MariaDB server binaries: the MySQL source's tests start throwaway
+    # servers from them (mariadb-install-db, mariadbd, mariadb).
+    { [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null 2>&1; } &&
+        command -v mariadb-install-db >/dev/null 2>&1 || apt_pkgs+=(mariadb-server)
     # Python and JavaScript plugins: componentize-py runs on Python 3 (in
     # a venv), componentize-js on Node.js with npm.
     command -v python3 >/dev/null 2>&1 || apt_pkgs+=(python3)

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::ThrowawayError;
+
 /// A running throwaway server. Dropping it stops the server and deletes its
 /// files.
 #[derive(Debug)]
@@ -26,23 +28,6 @@ pub struct ThrowawayPostgres {
     pub user: String,
 }
 
-/// Why a throwaway server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ThrowawayError {
-    #[error(
-        "PostgreSQL server binaries (initdb, postgres) were not found under \
-         /usr/lib/postgresql/*/bin or on PATH: install them with `apt-get install postgresql` \
-         (Debian package `postgresql`)"
-    )]
-    NotInstalled,
-    #[error(
-        "running as root, but there is no `postgres` system user to run the server as: install the Debian package `postgresql`, which creates it"
-    )]
-    NoPostgresUser,
-    #[error("{step} failed: {detail}")]
-    Failed { step: String, detail: String },
-}
-
 /// Extra `-c name=value` server settings.
 pub type Settings<'a> = &'a [(&'a str, &'a str)];
 
@@ -50,7 +35,11 @@ impl ThrowawayPostgres {
     /// Starts a fresh server with logical replication enabled, plus
     /// `settings`.
     pub fn start(settings: Settings<'_>) -> Result<Self, ThrowawayError> {
-        let bin = find_bindir().ok_or(ThrowawayError::NotInstalled)?;
+        let bin = find_bindir().ok_or(ThrowawayError::NotInstalled {
+            server: "PostgreSQL",
+            binaries: "initdb, postgres, under /usr/lib/postgresql/*/bin or on PATH",
+            package: "postgresql",
+        })?;
         let run_as = if is_root() {
             if Command::new("id")
                 .args(["-u", "postgres"])
