@@ -61,9 +61,14 @@ impl ThrowawayMariadb {
             port: 0,
         };
         let data = server.dir.join("data");
+        // Temporary tables of its own: servers starting side by side would
+        // otherwise collide on names in /tmp.
+        let tmp = server.dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| failed("creating the tmp directory", e))?;
         let out = Command::new(&install_db)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .args(["--user=root", "--auth-root-authentication-method=socket"])
             .args(["--skip-test-db", "--skip-name-resolve"])
             .output()
@@ -79,6 +84,7 @@ impl ThrowawayMariadb {
             let mut cmd = Command::new(&mariadbd);
             cmd.arg("--no-defaults")
                 .arg(format!("--datadir={}", data.display()))
+                .arg(format!("--tmpdir={}", tmp.display()))
                 .arg(format!("--socket={}", server.socket().display()))
                 .arg(format!(
                     "--pid-file={}",

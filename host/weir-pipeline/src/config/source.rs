@@ -9,5 +9,7 @@ component_kinds! {
     pub enum SourceConfig: dyn weir_connect::SourceComponent {
         /// PostgreSQL logical replication with the `pgoutput` plugin.
         Postgres(weir_postgres::PostgresSourceConfig) = "postgres";
+        /// MySQL or MariaDB row-based binlog.
+        Mysql(weir_mysql::MysqlSourceConfig) = "mysql" | "mariadb";
     }
 }

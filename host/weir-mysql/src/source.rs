@@ -1,0 +1,539 @@
+//! The MySQL source: checks the server, then reads the binlog from the
+//! checkpoint's position (or the binlog's end on a first start) as a
+//! replica would, and hands on whole transactions in commit order.
+//!
+//! Positions are binlog file and offset. A transaction's events carry the
+//! position of their rows event; its last batch carries the position after
+//! its commit (`XID`), where a restart resumes. The server keeps no state
+//! for the pipeline, so acknowledgements only move the reported progress;
+//! binlogs must be kept long enough for a stopped pipeline to catch up
+//! (a purged resume point is an operator error).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
+use mysql_async::binlog::events::{EventData, OptionalMetadataField, TableMapEvent};
+use mysql_async::binlog::row::BinlogRow;
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn, OptsBuilder};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value as Json;
+use tracing::{debug, info};
+use weir_connect::{Phase, Source, SourceChannels};
+use weir_core::{
+    ChangeBatch, ChangeEvent, Column as EventColumn, Op, PositionOrder, SourceInfo, StageError,
+};
+
+use crate::checks;
+use crate::error::MysqlError;
+use crate::position::{BinlogOrder, BinlogPosition};
+use crate::values;
+
+/// The replication error for a binlog position the server cannot read.
+const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
+/// Access denied for a privilege (here: `REPLICATION SLAVE`).
+const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectParams {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<SecretString>,
+}
+
+impl ConnectParams {
+    /// `host:port`, for messages.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    fn opts(&self) -> OptsBuilder {
+        OptsBuilder::default()
+            .ip_or_hostname(self.host.clone())
+            .tcp_port(self.port)
+            .user(Some(self.user.clone()))
+            .pass(self.password.as_ref().map(|p| p.expose_secret().to_owned()))
+            .prefer_socket(false)
+    }
+}
+
+/// Run-time settings of a MySQL source (built from the config section by
+/// [`crate::MysqlSourceConfig::settings`]).
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub connect: ConnectParams,
+    /// Databases captured.
+    pub databases: Vec<String>,
+    /// `database.table` names captured; empty: every table of `databases`.
+    pub tables: Vec<String>,
+    /// The replica id to register with.
+    pub server_id: u32,
+    /// The server's heartbeat period on an idle binlog.
+    pub heartbeat: Duration,
+    /// A batch is handed on once it holds this many events or
+    /// `max_batch_bytes`, even in the middle of a transaction.
+    pub max_batch_events: usize,
+    pub max_batch_bytes: usize,
+}
+
+impl SourceSettings {
+    /// Whether changes to `database.table` are captured.
+    pub fn captures(&self, database: &str, table: &str) -> bool {
+        self.databases.iter().any(|d| d == database)
+            && (self.tables.is_empty()
+                || self
+                    .tables
+                    .iter()
+                    .any(|t| t.split_once('.') == Some((database, table))))
+    }
+}
+
+/// The MySQL source as the pipeline runs it.
+#[derive(Debug)]
+pub struct MysqlSource {
+    settings: SourceSettings,
+}
+
+impl MysqlSource {
+    pub fn new(settings: SourceSettings) -> Self {
+        MysqlSource { settings }
+    }
+}
+
+impl Source for MysqlSource {
+    fn positions(&self) -> Arc<dyn PositionOrder> {
+        Arc::new(BinlogOrder)
+    }
+
+    fn run<'a>(
+        &'a mut self,
+        resume: Json,
+        channels: SourceChannels,
+    ) -> BoxFuture<'a, Result<(), StageError>> {
+        Box::pin(async move {
+            run(&self.settings, &resume, channels)
+                .await
+                .map_err(StageError::from)
+        })
+    }
+}
+
+/// Runs the source until shutdown or an error. `resume` is the source
+/// state of the last checkpoint (`Null` on a first start).
+pub async fn run(
+    settings: &SourceSettings,
+    resume: &Json,
+    mut channels: SourceChannels,
+) -> Result<(), MysqlError> {
+    let address = settings.connect.address();
+    let resume = if resume.is_null() {
+        None
+    } else {
+        Some(BinlogPosition::from_json(resume).ok_or_else(|| {
+            MysqlError::Setup(format!(
+                "the checkpoint's source state ({resume}) is not a binlog position; was the state directory used by another pipeline?"
+            ))
+        })?)
+    };
+    let mut conn = Conn::new(settings.connect.opts())
+        .await
+        .map_err(MysqlError::client(&address, "connecting"))?;
+    let info = checks::check_server(&mut conn, &address, settings).await?;
+    let start = match resume {
+        Some(position) => {
+            checks::check_resume(&mut conn, &address, &position).await?;
+            position
+        }
+        None => info.end.clone(),
+    };
+    info!(server = %address, version = %info.version, from = %start, "Streaming the binlog.");
+    // The server sends a heartbeat when the binlog is idle this long, so a
+    // dead connection shows.
+    conn.query_drop(format!(
+        "SET @master_heartbeat_period = {}",
+        settings.heartbeat.as_nanos()
+    ))
+    .await
+    .map_err(MysqlError::client(&address, "setting the heartbeat period"))?;
+    let request = BinlogStreamRequest::new(settings.server_id)
+        .with_filename(start.file.as_bytes())
+        .with_pos(start.pos);
+    let mut stream = conn
+        .get_binlog_stream(request)
+        .await
+        .map_err(|e| stream_error(&address, &settings.connect.user, &start, e))?;
+    channels.report(|p| {
+        p.phase = Phase::Streaming;
+        p.acknowledged = Some(start.to_string());
+    });
+
+    let mut tx = Transaction::new(start.file.clone());
+    let mut acked = start.clone();
+    loop {
+        let next = match stream.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                // Nothing more has arrived: hand on what is whole.
+                if let Some(batch) = tx.take_ready() {
+                    send(&mut channels, batch).await?;
+                    continue;
+                }
+                tokio::select! {
+                    next = stream.next() => next,
+                    ack = channels.acks.recv() => {
+                        if let Some(ack) = ack { note_ack(&channels, &ack, &mut acked); }
+                        continue;
+                    }
+                    _ = channels.shutdown.changed() => break,
+                }
+            }
+        };
+        let event = match next {
+            Some(Ok(event)) => event,
+            Some(Err(e)) => {
+                return Err(stream_error(
+                    &address,
+                    &settings.connect.user,
+                    &tx.resume_point(),
+                    e,
+                ));
+            }
+            None => return Err(MysqlError::StreamEnded { address }),
+        };
+        while let Ok(ack) = channels.acks.try_recv() {
+            note_ack(&channels, &ack, &mut acked);
+        }
+        let header = event.header();
+        // MariaDB's own events (GTID, annotations, checkpoints) come without
+        // a type the crate knows, or as nothing to read; both carry no rows.
+        if header.event_type().is_err() {
+            continue;
+        }
+        let at = format!("{}:{}", tx.file, header.log_pos());
+        let decode_err = |e: std::io::Error| MysqlError::Decode {
+            address: address.clone(),
+            reason: format!("at {at}: {e}"),
+        };
+        let Some(data) = event.read_data().map_err(decode_err)? else {
+            continue;
+        };
+        let end = u64::from(header.log_pos());
+        match data {
+            EventData::RotateEvent(rotate) if end != 0 => {
+                tx.rotate(rotate.name().into_owned(), rotate.position());
+            }
+            EventData::TableMapEvent(tme) => tx.note_table(&tme),
+            EventData::QueryEvent(query) => {
+                let sql = query.query();
+                let sql = sql.trim();
+                if sql.eq_ignore_ascii_case("BEGIN") {
+                    tx.begin();
+                } else if sql.eq_ignore_ascii_case("COMMIT") {
+                    tx.commit(end, None);
+                } else if !tx.in_transaction && end != 0 && !sql.starts_with('#') {
+                    // DDL outside a transaction is a transaction of its
+                    // own. (Inside one, MariaDB also sends comments in
+                    // place of its row annotations: not a boundary.)
+                    debug!(statement = %sql, "Statement in the binlog.");
+                    tx.commit(end, None);
+                }
+            }
+            EventData::XidEvent(xid) => tx.commit(end, Some(xid.xid)),
+            EventData::RowsEvent(rows) => {
+                let Some(tme) = stream.get_tme(rows.table_id()) else {
+                    return Err(MysqlError::Decode {
+                        address: address.clone(),
+                        reason: format!(
+                            "at {}:{end}: a rows event for table id {} without its table map",
+                            tx.file,
+                            rows.table_id()
+                        ),
+                    });
+                };
+                let database = tme.database_name().into_owned();
+                let table = tme.table_name().into_owned();
+                if !settings.captures(&database, &table) {
+                    continue;
+                }
+                let key = tx.keys.get(&rows.table_id()).cloned().unwrap_or_default();
+                let source = SourceInfo {
+                    connector: "mysql".into(),
+                    database: database.clone(),
+                    schema: database,
+                    table,
+                    position: format!("{}:{end}", tx.file),
+                    txid: None,
+                    commit_time_us: i64::from(header.timestamp()) * 1_000_000,
+                    origin: None,
+                    plugins: None,
+                };
+                for row in rows.rows(tme) {
+                    let (before, after) = row.map_err(decode_err)?;
+                    let event = change_event(&source, &key, before, after).map_err(|reason| {
+                        MysqlError::Decode {
+                            address: address.clone(),
+                            reason: format!("at {}: {reason}", source.position),
+                        }
+                    })?;
+                    tx.push(event);
+                }
+                if tx.open_len() >= settings.max_batch_events
+                    || tx.open_bytes >= settings.max_batch_bytes
+                {
+                    // One transaction fills a batch: what is whole goes
+                    // first, then this chunk, without a position.
+                    if let Some(batch) = tx.take_ready() {
+                        send(&mut channels, batch).await?;
+                    }
+                    send(&mut channels, tx.take_chunk()).await?;
+                }
+            }
+            _ => {}
+        }
+        let full = tx.ready.len() >= settings.max_batch_events
+            || tx.ready_bytes >= settings.max_batch_bytes;
+        if full && let Some(batch) = tx.take_ready() {
+            send(&mut channels, batch).await?;
+        }
+    }
+
+    // Shutdown: hand on nothing more and wait for what was handed on.
+    drop(stream);
+    let (closed, _) = tokio::sync::mpsc::channel(1);
+    drop(std::mem::replace(&mut channels.out, closed));
+    while let Some(ack) = channels.acks.recv().await {
+        note_ack(&channels, &ack, &mut acked);
+    }
+    channels.report(|p| p.phase = Phase::Stopped);
+    info!(position = %acked, "Source stopped.");
+    Ok(())
+}
+
+/// Hands a batch on; fails when the pipeline has stopped.
+async fn send(channels: &mut SourceChannels, batch: ChangeBatch) -> Result<(), MysqlError> {
+    channels
+        .out
+        .send(batch)
+        .await
+        .map_err(|_| MysqlError::Setup("the pipeline stopped".into()))
+}
+
+fn note_ack(channels: &SourceChannels, ack: &Json, acked: &mut BinlogPosition) {
+    if let Some(position) = BinlogPosition::from_json(ack)
+        && position.partial_cmp(acked) == Some(std::cmp::Ordering::Greater)
+    {
+        *acked = position;
+        channels.report(|p| p.acknowledged = Some(acked.to_string()));
+    }
+}
+
+/// A replication error, with the fix where the server said what is wrong.
+fn stream_error(
+    address: &str,
+    user: &str,
+    at: &BinlogPosition,
+    e: mysql_async::Error,
+) -> MysqlError {
+    match &e {
+        mysql_async::Error::Server(s) if s.code == ER_MASTER_FATAL_ERROR_READING_BINLOG => {
+            debug!(error = %s.message, "The server cannot read the binlog at the resume point.");
+            checks::purged(address, at)
+        }
+        mysql_async::Error::Server(s) if s.code == ER_SPECIFIC_ACCESS_DENIED => {
+            MysqlError::Setup(format!(
+                "user `{user}` may not read the binlog on MySQL at {address}: run GRANT REPLICATION SLAVE ON *.* TO '{user}'@'%'"
+            ))
+        }
+        _ => MysqlError::client(address, "reading the binlog")(e),
+    }
+}
+
+/// One change event from a row's before and after images.
+fn change_event(
+    source: &SourceInfo,
+    key: &[usize],
+    before: Option<BinlogRow>,
+    after: Option<BinlogRow>,
+) -> Result<ChangeEvent, String> {
+    let op = match (&before, &after) {
+        (None, Some(_)) => Op::Create,
+        (Some(_), Some(_)) => Op::Update,
+        (Some(_), None) => Op::Delete,
+        (None, None) => return Err("a row with neither image".to_owned()),
+    };
+    let before = before.map(|r| image(&r)).transpose()?;
+    let after = after.map(|r| image(&r)).transpose()?;
+    // The key from the image that identifies the row as it was (delete,
+    // update) or is (insert); without a primary key, the whole row.
+    let identity = before.as_ref().or(after.as_ref()).expect("checked above");
+    let key = if key.is_empty() {
+        identity.clone()
+    } else {
+        key.iter()
+            .filter_map(|i| identity.get(*i).cloned())
+            .collect()
+    };
+    Ok(ChangeEvent {
+        op,
+        source: source.clone(),
+        key,
+        before,
+        after,
+    })
+}
+
+/// A row image as named, typed columns.
+fn image(row: &BinlogRow) -> Result<Vec<EventColumn>, String> {
+    row.columns_ref()
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let name = column.name_str().into_owned();
+            let value = match row.as_ref(i) {
+                Some(v) => {
+                    values::decode(column, v).map_err(|e| format!("column `{name}`: {e}"))?
+                }
+                None => weir_core::Value::Null,
+            };
+            Ok(EventColumn::new(name, value))
+        })
+        .collect()
+}
+
+/// The primary key's column indexes from a table map's metadata, in key
+/// order.
+fn primary_key(tme: &TableMapEvent<'_>) -> Vec<usize> {
+    let mut key = Vec::new();
+    for field in tme.iter_optional_meta().flatten() {
+        match field {
+            OptionalMetadataField::SimplePrimaryKey(k) => {
+                key.extend(k.iter_indexes().flatten().map(|i| i as usize));
+            }
+            OptionalMetadataField::PrimaryKeyWithPrefix(k) => {
+                key.extend(k.iter_keys().flatten().map(|k| k.column_index() as usize));
+            }
+            _ => {}
+        }
+    }
+    key
+}
+
+/// Rows events gathered into transactions, and whole transactions ready
+/// to hand on.
+struct Transaction {
+    /// The binlog file being read.
+    file: String,
+    /// Between a `BEGIN` and its commit.
+    in_transaction: bool,
+    /// Events of the open transaction.
+    open: Vec<ChangeEvent>,
+    open_bytes: usize,
+    /// Events of committed transactions not yet handed on.
+    ready: Vec<ChangeEvent>,
+    ready_bytes: usize,
+    /// The position after the last commit in `ready`.
+    ready_resume: Option<BinlogPosition>,
+    /// The position after the last commit seen.
+    committed: BinlogPosition,
+    /// Primary-key column indexes by table id, from the table maps.
+    keys: HashMap<u64, Vec<usize>>,
+}
+
+impl Transaction {
+    fn new(file: String) -> Self {
+        Transaction {
+            committed: BinlogPosition {
+                file: file.clone(),
+                pos: 4,
+            },
+            file,
+            in_transaction: false,
+            open: Vec::new(),
+            open_bytes: 0,
+            ready: Vec::new(),
+            ready_bytes: 0,
+            ready_resume: None,
+            keys: HashMap::new(),
+        }
+    }
+
+    fn note_table(&mut self, tme: &TableMapEvent<'_>) {
+        self.keys.insert(tme.table_id(), primary_key(tme));
+    }
+
+    fn rotate(&mut self, file: String, pos: u64) {
+        self.file = file;
+        self.keys.clear();
+        if self.open.is_empty() {
+            // Nothing in between: a restart may start in the new file.
+            self.committed = BinlogPosition {
+                file: self.file.clone(),
+                pos,
+            };
+        }
+    }
+
+    fn begin(&mut self) {
+        self.in_transaction = true;
+    }
+
+    fn push(&mut self, event: ChangeEvent) {
+        self.open_bytes += event.approx_bytes();
+        self.open.push(event);
+    }
+
+    fn open_len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Ends the open transaction at `end` in the current file.
+    fn commit(&mut self, end: u64, xid: Option<u64>) {
+        self.in_transaction = false;
+        let txid = xid.map(|x| x.to_string());
+        for mut e in self.open.drain(..) {
+            e.source.txid.clone_from(&txid);
+            self.ready.push(e);
+        }
+        self.ready_bytes += self.open_bytes;
+        self.open_bytes = 0;
+        self.committed = BinlogPosition {
+            file: self.file.clone(),
+            pos: end,
+        };
+        self.ready_resume = Some(self.committed.clone());
+    }
+
+    /// Where a restart would resume now.
+    fn resume_point(&self) -> BinlogPosition {
+        self.committed.clone()
+    }
+
+    /// The whole transactions gathered, as one batch.
+    fn take_ready(&mut self) -> Option<ChangeBatch> {
+        let resume = self.ready_resume.take()?;
+        let events = std::mem::take(&mut self.ready);
+        let bytes = std::mem::take(&mut self.ready_bytes);
+        Some(ChangeBatch {
+            events,
+            resume: Some(resume.to_json()),
+            bytes,
+        })
+    }
+
+    /// The open transaction's events so far, as a batch without a
+    /// position (only its last chunk carries one).
+    fn take_chunk(&mut self) -> ChangeBatch {
+        let events = std::mem::take(&mut self.open);
+        let bytes = std::mem::take(&mut self.open_bytes);
+        ChangeBatch {
+            events,
+            resume: None,
+            bytes,
+        }
+    }
+}

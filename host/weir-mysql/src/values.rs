@@ -1,0 +1,167 @@
+//! Binlog row values to typed [`Value`]s, by the column's type, flags and
+//! character set as the table-map event describes them
+//! (`binlog_row_metadata = FULL`). The table in `docs/mysql.md` lists the
+//! mapping.
+
+use mysql_async::Column;
+use mysql_async::Value as MyValue;
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::consts::{ColumnFlags, ColumnType};
+use weir_core::Value;
+
+/// The `binary` character set: bytes, not text.
+const BINARY_CHARSET: u16 = 63;
+
+/// The collation ids of the `latin1` character set.
+const LATIN1_COLLATIONS: [u16; 8] = [5, 8, 15, 31, 47, 48, 49, 94];
+
+/// Days from 1970-01-01 to 0001-01-01's Julian day.
+const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
+
+const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// The typed value of one column, or why it cannot be read.
+pub fn decode(column: &Column, value: &BinlogValue<'_>) -> Result<Value, String> {
+    let ty = column.column_type();
+    let value = match value {
+        BinlogValue::Value(v) => v,
+        BinlogValue::Jsonb(j) => {
+            // MySQL's binary JSON; MariaDB's JSON is text.
+            let json = serde_json::Value::try_from(j.clone())
+                .map_err(|e| format!("binary JSON that cannot be read: {e}"))?;
+            return Ok(Value::Json(json.to_string()));
+        }
+        BinlogValue::JsonDiff(_) => {
+            return Err(
+                "a partial JSON update; set `binlog_row_value_options = ''` on the server so that JSON columns are logged whole".to_owned(),
+            );
+        }
+    };
+    Ok(match value {
+        MyValue::NULL => Value::Null,
+        // Also unsigned values that fit in i64, and an ENUM's 1-based index.
+        MyValue::Int(i) => Value::Int(*i),
+        MyValue::UInt(u) => match i64::try_from(*u) {
+            Ok(i) => Value::Int(i),
+            // An unsigned BIGINT above 2^63 stays exact.
+            Err(_) => Value::Decimal(u.to_string()),
+        },
+        MyValue::Float(f) => Value::Float(f64::from(*f)),
+        MyValue::Double(f) => Value::Float(*f),
+        MyValue::Date(y, m, d, h, mi, s, us) => {
+            let days = days_since_epoch(*y, *m, *d)?;
+            match ty {
+                ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => match days {
+                    Some(days) => Value::Date(days),
+                    None => Value::Null,
+                },
+                _ => match days {
+                    Some(days) => Value::Timestamp(
+                        i64::from(days) * 86_400 * MICROS_PER_SECOND
+                            + (i64::from(*h) * 3600 + i64::from(*mi) * 60 + i64::from(*s))
+                                * MICROS_PER_SECOND
+                            + i64::from(*us),
+                    ),
+                    None => Value::Null,
+                },
+            }
+        }
+        MyValue::Time(negative, days, h, m, s, us) => {
+            let micros = ((i64::from(*days) * 24 + i64::from(*h)) * 3600
+                + i64::from(*m) * 60
+                + i64::from(*s))
+                * MICROS_PER_SECOND
+                + i64::from(*us);
+            Value::Time(if *negative { -micros } else { micros })
+        }
+        MyValue::Bytes(b) => bytes(column, ty, b)?,
+    })
+}
+
+/// A value the binlog carries as bytes, by its column type.
+fn bytes(column: &Column, ty: ColumnType, b: &[u8]) -> Result<Value, String> {
+    let text = || std::str::from_utf8(b).map_err(|_| "text that is not UTF-8".to_owned());
+    Ok(match ty {
+        ColumnType::MYSQL_TYPE_NEWDECIMAL | ColumnType::MYSQL_TYPE_DECIMAL => {
+            Value::Decimal(text()?.to_owned())
+        }
+        // `<seconds since the epoch>[.<fraction>]`, always UTC.
+        ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
+            Value::Timestamptz(epoch_micros(text()?)?)
+        }
+        ColumnType::MYSQL_TYPE_YEAR => Value::Int(
+            text()?
+                .parse()
+                .map_err(|_| format!("a YEAR that is not a number: {b:?}"))?,
+        ),
+        ColumnType::MYSQL_TYPE_JSON => Value::Json(text()?.to_owned()),
+        ColumnType::MYSQL_TYPE_BIT
+        | ColumnType::MYSQL_TYPE_GEOMETRY
+        | ColumnType::MYSQL_TYPE_SET => Value::Bytes(b.to_vec()),
+        _ if column.character_set() == BINARY_CHARSET
+            || (column.flags().contains(ColumnFlags::BINARY_FLAG)
+                && column.character_set() == 0) =>
+        {
+            Value::Bytes(b.to_vec())
+        }
+        _ if LATIN1_COLLATIONS.contains(&column.character_set()) => {
+            // MySQL's latin1 is Windows-1252.
+            let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(b);
+            Value::Text(text.into_owned())
+        }
+        _ => match std::str::from_utf8(b) {
+            Ok(s) => Value::Text(s.to_owned()),
+            // Another character set: keep the bytes rather than guess.
+            Err(_) => Value::Bytes(b.to_vec()),
+        },
+    })
+}
+
+/// Days since 1970-01-01, or `None` for MySQL's zero date (`0000-00-00`)
+/// and dates with a zero month or day, which have no calendar day.
+fn days_since_epoch(y: u16, m: u8, d: u8) -> Result<Option<i32>, String> {
+    if y == 0 || m == 0 || d == 0 {
+        return Ok(None);
+    }
+    let month = time::Month::try_from(m).map_err(|_| format!("a month of {m}"))?;
+    let date = time::Date::from_calendar_date(i32::from(y), month, d)
+        .map_err(|e| format!("the date {y:04}-{m:02}-{d:02}: {e}"))?;
+    Ok(Some(date.to_julian_day() - UNIX_EPOCH_JULIAN_DAY))
+}
+
+/// `1700000000` or `1700000000.123` to microseconds since the epoch.
+fn epoch_micros(text: &str) -> Result<i64, String> {
+    let bad = || format!("a TIMESTAMP that is not `seconds[.fraction]`: {text:?}");
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    if frac.len() > 6 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let micros = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<i64>().map_err(|_| bad())? * 10_i64.pow(6 - frac.len() as u32)
+    };
+    Ok(secs * MICROS_PER_SECOND + micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_dates_convert_to_the_epoch() {
+        assert_eq!(epoch_micros("0").unwrap(), 0);
+        assert_eq!(epoch_micros("1700000000.5").unwrap(), 1_700_000_000_500_000);
+        assert_eq!(
+            epoch_micros("1700000000.000123").unwrap(),
+            1_700_000_000_000_123
+        );
+        assert!(epoch_micros("17x").is_err());
+        assert_eq!(days_since_epoch(1970, 1, 1).unwrap(), Some(0));
+        assert_eq!(days_since_epoch(2024, 3, 1).unwrap(), Some(19_783));
+        assert_eq!(days_since_epoch(1000, 1, 1).unwrap(), Some(-354_285));
+        assert_eq!(days_since_epoch(0, 0, 0).unwrap(), None);
+        assert!(days_since_epoch(2023, 2, 29).is_err());
+    }
+}

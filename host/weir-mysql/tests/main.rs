@@ -1,0 +1,349 @@
+//! The MySQL source against a real, throwaway MariaDB server.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use weir_connect::SourceChannels;
+use weir_core::{ChangeBatch, ChangeEvent, ErrorKind, Op, Value};
+use weir_mysql::source::ConnectParams;
+use weir_mysql::{MysqlError, SourceSettings};
+use weir_throwaway::ThrowawayMariadb;
+
+/// A server with a database `shop` made by `setup`.
+fn server(options: &[(&str, &str)], setup: &str) -> ThrowawayMariadb {
+    let server = ThrowawayMariadb::start(options).unwrap_or_else(|e| panic!("{e}"));
+    server
+        .sql(&format!("CREATE DATABASE shop; USE shop; {setup}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    server
+}
+
+fn settings(server: &ThrowawayMariadb) -> SourceSettings {
+    SourceSettings {
+        connect: ConnectParams {
+            host: "127.0.0.1".into(),
+            port: server.port,
+            user: ThrowawayMariadb::USER.into(),
+            password: Some(ThrowawayMariadb::PASSWORD.into()),
+        },
+        databases: vec!["shop".into()],
+        tables: Vec::new(),
+        server_id: 4242,
+        heartbeat: Duration::from_secs(1),
+        max_batch_events: 1000,
+        max_batch_bytes: 4 << 20,
+    }
+}
+
+/// A running source whose batches are collected and acknowledged at once.
+struct Running {
+    batches: mpsc::Receiver<ChangeBatch>,
+    acks: mpsc::UnboundedSender<Json>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Result<(), MysqlError>>,
+    /// Resume states of the batches collected, in order.
+    resumes: Vec<Json>,
+}
+
+fn start(settings: SourceSettings, resume: Json) -> Running {
+    let (stop, shutdown) = watch::channel(false);
+    let (channels, ends) = SourceChannels::new(4, shutdown, watch::channel(Default::default()).0);
+    let task =
+        tokio::spawn(async move { weir_mysql::source::run(&settings, &resume, channels).await });
+    Running {
+        batches: ends.batches,
+        acks: ends.acks,
+        stop,
+        task,
+        resumes: Vec::new(),
+    }
+}
+
+impl Running {
+    /// Collects events until `n` have arrived (and the batch they end in).
+    async fn collect(&mut self, n: usize) -> Vec<ChangeEvent> {
+        let mut events = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while events.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let batch = match tokio::time::timeout(left, self.batches.recv()).await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => panic!("the source stopped: {:?}", (&mut self.task).await),
+                Err(_) => panic!("timed out with {} of {n} events: {events:#?}", events.len()),
+            };
+            events.extend(batch.events);
+            if let Some(resume) = batch.resume {
+                let _ = self.acks.send(resume.clone());
+                self.resumes.push(resume);
+            }
+        }
+        events
+    }
+
+    /// Stops the source the way the pipeline does and checks it stops
+    /// cleanly.
+    async fn stop(mut self) -> Vec<Json> {
+        self.stop.send(true).unwrap();
+        // Drain and acknowledge until the source closes its side.
+        while let Some(batch) = self.batches.recv().await {
+            if let Some(resume) = batch.resume {
+                self.resumes.push(resume.clone());
+                let _ = self.acks.send(resume);
+            }
+        }
+        drop(self.acks);
+        self.task.await.unwrap().unwrap();
+        self.resumes
+    }
+}
+
+/// Waits until the source is registered as a replica, so that later
+/// changes belong to its stream.
+async fn wait_for_replica(server: &ThrowawayMariadb, source: &mut Running) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if source.task.is_finished() {
+            panic!("the source stopped: {:?}", (&mut source.task).await);
+        }
+        let dumps = server
+            .sql("SELECT count(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'")
+            .unwrap();
+        if dumps.trim() == "1" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the source never started streaming");
+}
+
+fn int(event: &ChangeEvent, image: &str, column: &str) -> i64 {
+    let row = match image {
+        "before" => event.before.as_ref(),
+        _ => event.after.as_ref(),
+    }
+    .unwrap_or_else(|| panic!("no {image} image: {event:?}"));
+    match &row.iter().find(|c| c.name == column).unwrap().value {
+        Value::Int(i) => *i,
+        other => panic!("{column} is {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_arrive_in_commit_order_with_keys_and_images() {
+    let server = server(
+        &[],
+        "CREATE TABLE parents (id BIGINT PRIMARY KEY, v INT NOT NULL);
+         CREATE TABLE children (id BIGINT PRIMARY KEY, parent BIGINT NOT NULL, v INT NOT NULL);
+         CREATE TABLE nokey (a INT, b INT);
+         CREATE DATABASE other; CREATE TABLE other.t (id INT PRIMARY KEY);",
+    );
+    let mut source = start(settings(&server), Json::Null);
+    wait_for_replica(&server, &mut source).await;
+    server
+        .sql(
+            "USE shop;
+             BEGIN; INSERT INTO parents VALUES (1, 0); INSERT INTO children VALUES (10, 1, 0);
+                    INSERT INTO other.t VALUES (1); INSERT INTO parents VALUES (2, 0); COMMIT;
+             UPDATE parents SET v = v + 1 WHERE id = 1;
+             UPDATE parents SET id = 3 WHERE id = 2;
+             DELETE FROM children WHERE id = 10;
+             INSERT INTO nokey VALUES (7, 8); UPDATE nokey SET b = 9;",
+        )
+        .unwrap();
+    let events = source.collect(8).await;
+    let seen: Vec<(String, Op, i64)> = events
+        .iter()
+        .map(|e| {
+            let image = if e.op == Op::Delete {
+                "before"
+            } else {
+                "after"
+            };
+            let column = if e.source.table == "nokey" { "a" } else { "id" };
+            (e.source.table.clone(), e.op, int(e, image, column))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("parents".into(), Op::Create, 1),
+            ("children".into(), Op::Create, 10),
+            ("parents".into(), Op::Create, 2),
+            ("parents".into(), Op::Update, 1),
+            ("parents".into(), Op::Update, 3),
+            ("children".into(), Op::Delete, 10),
+            ("nokey".into(), Op::Create, 7),
+            ("nokey".into(), Op::Update, 7),
+        ],
+        "the other database is not captured"
+    );
+    let update = &events[3];
+    assert_eq!(int(update, "before", "v"), 0);
+    assert_eq!(int(update, "after", "v"), 1);
+    // A changed key: the key is the row's old identity.
+    let moved = &events[4];
+    assert_eq!(moved.key.len(), 1);
+    assert_eq!(moved.key[0].name, "id");
+    assert_eq!(moved.key[0].value, Value::Int(2));
+    // Without a primary key, the whole before image is the key.
+    assert_eq!(events[7].key.len(), 2);
+    assert_eq!(events[7].key[1].value, Value::Int(8));
+    // One transaction, one id; the source names where it came from.
+    assert_eq!(events[0].source.txid, events[2].source.txid);
+    assert!(events[0].source.txid.is_some());
+    assert_ne!(events[0].source.txid, events[3].source.txid);
+    assert_eq!(events[0].source.connector, "mysql");
+    assert_eq!(events[0].source.database, "shop");
+    assert!(
+        events[0].source.position.starts_with("binlog.000001:"),
+        "{:?}",
+        events[0].source
+    );
+    let resumes = source.stop().await;
+    assert!(!resumes.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_at_the_checkpoint_repeats_and_skips_nothing() {
+    let server = server(&[], "CREATE TABLE t (id BIGINT PRIMARY KEY);");
+    let mut source = start(settings(&server), Json::Null);
+    wait_for_replica(&server, &mut source).await;
+    server
+        .sql("INSERT INTO shop.t VALUES (1); INSERT INTO shop.t VALUES (2);")
+        .unwrap();
+    source.collect(2).await;
+    let resumes = source.stop().await;
+    let resume = resumes.last().unwrap().clone();
+    // Changes while the pipeline is down, across a binlog rotation.
+    server
+        .sql("INSERT INTO shop.t VALUES (3); FLUSH BINARY LOGS; INSERT INTO shop.t VALUES (4);")
+        .unwrap();
+    let mut source = start(settings(&server), resume);
+    let events = source.collect(2).await;
+    let ids: Vec<i64> = events.iter().map(|e| int(e, "after", "id")).collect();
+    assert_eq!(ids, [3, 4]);
+    assert!(events[1].source.position.starts_with("binlog.000002:"));
+    source.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn common_types_arrive_typed() {
+    let server = server(
+        &[],
+        "CREATE TABLE v (
+            id INT PRIMARY KEY, ti TINYINT, tu TINYINT UNSIGNED, bu BIGINT UNSIGNED,
+            d DECIMAL(20,4), f FLOAT, db DOUBLE, vc VARCHAR(20), tx TEXT, bin VARBINARY(4),
+            dt DATE, dtm DATETIME(3), ts TIMESTAMP(6) NULL, tm TIME, y YEAR, j JSON, n INT)",
+    );
+    let mut source = start(settings(&server), Json::Null);
+    wait_for_replica(&server, &mut source).await;
+    server
+        .sql(
+            "SET time_zone = '+02:00';
+             INSERT INTO shop.v VALUES (1, -5, 200, 18446744073709551615, -1234.5678, 1.5, 2.25,
+                'héllo', 'text', 0x00ff, '2024-03-01', '2024-03-01 12:34:56.789',
+                '2024-03-01 12:00:00.000001', '-838:59:59', 2024, '{\"a\": [1]}', NULL)",
+        )
+        .unwrap();
+    let events = source.collect(1).await;
+    let after = events[0].after.as_ref().unwrap();
+    let value = |name: &str| after.iter().find(|c| c.name == name).unwrap().value.clone();
+    assert_eq!(value("ti"), Value::Int(-5));
+    assert_eq!(value("tu"), Value::Int(200), "unsigned from the metadata");
+    assert_eq!(value("bu"), Value::Decimal("18446744073709551615".into()));
+    assert_eq!(value("d"), Value::Decimal("-1234.5678".into()));
+    assert_eq!(value("f"), Value::Float(1.5));
+    assert_eq!(value("db"), Value::Float(2.25));
+    assert_eq!(value("vc"), Value::Text("héllo".into()));
+    assert_eq!(value("tx"), Value::Text("text".into()));
+    assert_eq!(value("bin"), Value::Bytes(vec![0x00, 0xff]));
+    assert_eq!(value("dt"), Value::Date(19_783));
+    assert_eq!(
+        value("dtm"),
+        Value::Timestamp(
+            19_783 * 86_400_000_000 + (12 * 3600 + 34 * 60 + 56) * 1_000_000 + 789_000
+        )
+    );
+    // 12:00 at +02:00 is 10:00 UTC.
+    assert_eq!(
+        value("ts"),
+        Value::Timestamptz(19_783 * 86_400_000_000 + 10 * 3_600_000_000 + 1)
+    );
+    assert_eq!(
+        value("tm"),
+        Value::Time(-(838 * 3600 + 59 * 60 + 59) * 1_000_000)
+    );
+    assert_eq!(value("y"), Value::Int(2024));
+    assert_eq!(
+        value("j"),
+        Value::Text("{\"a\": [1]}".into()),
+        "MariaDB's JSON is text"
+    );
+    assert_eq!(value("n"), Value::Null);
+    source.stop().await;
+}
+
+/// The error a source stops with.
+async fn fails(settings: SourceSettings, resume: Json) -> MysqlError {
+    let task = start(settings, resume).task;
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the source should have stopped with an error")
+        .unwrap()
+        .expect_err("the source should have refused to start")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_server_is_refused_with_the_fix() {
+    for (option, needle) in [
+        (
+            ("binlog_format", "STATEMENT"),
+            "SET GLOBAL binlog_format = 'ROW'",
+        ),
+        (
+            ("binlog_row_metadata", "MINIMAL"),
+            "SET GLOBAL binlog_row_metadata = 'FULL'",
+        ),
+        (
+            ("binlog_row_image", "MINIMAL"),
+            "SET GLOBAL binlog_row_image = 'FULL'",
+        ),
+    ] {
+        let server = server(&[option], "");
+        let err = fails(settings(&server), Json::Null).await;
+        assert_eq!(err.kind(), ErrorKind::Operator, "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+
+    let server = server(&[], "");
+    let mut s = settings(&server);
+    s.databases = vec!["nope".into()];
+    let err = fails(s, Json::Null).await;
+    assert!(err.to_string().contains("database `nope`"), "{err}");
+
+    // A resume point the server no longer has. MariaDB keeps a binlog
+    // until its binlog checkpoint has moved past it: purge until it is gone.
+    let resume = serde_json::json!({"file": "binlog.000001", "pos": 4});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server
+        .sql("SHOW BINARY LOGS")
+        .unwrap()
+        .contains("binlog.000001")
+    {
+        assert!(Instant::now() < deadline, "binlog.000001 was never purged");
+        server
+            .sql("FLUSH BINARY LOGS; DO SLEEP(0.1); PURGE BINARY LOGS BEFORE NOW() + INTERVAL 1 HOUR")
+            .unwrap();
+    }
+    let err = fails(settings(&server), resume).await;
+    assert_eq!(err.kind(), ErrorKind::Operator, "{err:?}");
+    assert!(err.to_string().contains("no longer has"), "{err}");
+
+    // Nothing listens: retried.
+    let mut s = settings(&server);
+    s.connect.port = 1;
+    let err = fails(s, Json::Null).await;
+    assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+}
