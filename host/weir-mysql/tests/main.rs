@@ -235,16 +235,18 @@ async fn common_types_arrive_typed() {
         "CREATE TABLE v (
             id INT PRIMARY KEY, ti TINYINT, tu TINYINT UNSIGNED, bu BIGINT UNSIGNED,
             d DECIMAL(20,4), f FLOAT, db DOUBLE, vc VARCHAR(20), tx TEXT, bin VARBINARY(4),
-            dt DATE, dtm DATETIME(3), ts TIMESTAMP(6) NULL, tm TIME, y YEAR, j JSON, n INT)",
+            dt DATE, dtm DATETIME(3), ts TIMESTAMP(6) NULL, tm TIME, y YEAR, j JSON, n INT,
+            u VARCHAR(10) CHARACTER SET utf8mb4, bt BIT(4), e ENUM('a', 'b'), st SET('x', 'y'))",
     );
     let mut source = start(settings(&server), Json::Null);
     wait_for_replica(&server, &mut source).await;
     server
         .sql(
-            "SET time_zone = '+02:00';
+            "SET NAMES utf8mb4; SET time_zone = '+02:00';
              INSERT INTO shop.v VALUES (1, -5, 200, 18446744073709551615, -1234.5678, 1.5, 2.25,
                 'héllo', 'text', 0x00ff, '2024-03-01', '2024-03-01 12:34:56.789',
-                '2024-03-01 12:00:00.000001', '-838:59:59', 2024, '{\"a\": [1]}', NULL)",
+                '2024-03-01 12:00:00.000001', '-838:59:59', 2024, '{\"a\": [1]}', NULL,
+                'zß😀', b'1010', 'b', 'x,y')",
         )
         .unwrap();
     let events = source.collect(1).await;
@@ -282,6 +284,10 @@ async fn common_types_arrive_typed() {
         "MariaDB's JSON is text"
     );
     assert_eq!(value("n"), Value::Null);
+    assert_eq!(value("u"), Value::Text("zß😀".into()));
+    assert_eq!(value("bt"), Value::Bytes(vec![0b1010]));
+    assert_eq!(value("e"), Value::Int(2), "the 1-based index");
+    assert_eq!(value("st"), Value::Bytes(vec![0b11]), "the bitmask");
     source.stop().await;
 }
 

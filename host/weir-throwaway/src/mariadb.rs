@@ -155,11 +155,13 @@ impl ThrowawayMariadb {
 
     /// A `mariadb` client command connected as `root` over the socket.
     pub fn client(&self) -> Command {
-        let mut cmd = Command::new(&self.client);
-        cmd.arg("--no-defaults")
-            .arg(format!("--socket={}", self.socket().display()))
-            .args(["-u", "root"]);
-        cmd
+        client_command(&self.client, &self.socket())
+    }
+
+    /// What [`ThrowawayMariadb::client`] needs, to make clients on other
+    /// threads: the client binary and the socket.
+    pub fn client_parts(&self) -> (PathBuf, PathBuf) {
+        (self.client.clone(), self.socket())
     }
 
     /// The directory the server keeps its files in.
@@ -202,6 +204,15 @@ impl Drop for ThrowawayMariadb {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A `mariadb` client at `binary` connected as `root` over `socket`.
+pub fn client_command(binary: &Path, socket: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    cmd.arg("--no-defaults")
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-u", "root"]);
+    cmd
 }
 
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

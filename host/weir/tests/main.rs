@@ -4,6 +4,7 @@
 
 mod bundles;
 mod languages;
+mod mysql;
 mod pipeline;
 mod scaffold;
 

@@ -143,7 +143,7 @@ impl Drop for Setup {
 }
 
 /// Every event in the output directory, file by file (segments in order).
-fn read_output(dir: &Path) -> BTreeMap<String, Vec<Json>> {
+pub(crate) fn read_output(dir: &Path) -> BTreeMap<String, Vec<Json>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -165,12 +165,12 @@ fn read_output(dir: &Path) -> BTreeMap<String, Vec<Json>> {
     out
 }
 
-fn count_output(dir: &Path) -> usize {
+pub(crate) fn count_output(dir: &Path) -> usize {
     read_output(dir).values().map(Vec::len).sum()
 }
 
 /// Applies events in order: the table's final contents, id -> v.
-fn apply(events: &[Json]) -> BTreeMap<i64, i64> {
+pub(crate) fn apply(events: &[Json]) -> BTreeMap<i64, i64> {
     let mut rows = BTreeMap::new();
     for e in events {
         match e["op"].as_str().unwrap() {

@@ -741,3 +741,48 @@ fn from_file_resolves_against_the_files_directory() {
         "{err}"
     );
 }
+
+#[test]
+fn a_mysql_source_is_read_by_its_kind_or_alias_and_checked() {
+    let fx = Fixture::new();
+    let mysql = |source: &str| {
+        BASE.replace(
+            "kind = \"postgres\"\nuser = \"weir\"\ndatabase = \"shop\"",
+            source,
+        )
+    };
+    let c = fx
+        .parse(&mysql(
+            "kind = \"mariadb\"\nuser = \"weir\"\npassword = \"${PGPASSWORD}\"\ndatabases = [\"shop\"]\ntables = [\"shop.orders\"]\nsnapshot = \"never\"",
+        ))
+        .unwrap();
+    let SourceConfig::Mysql(my) = &c.source else {
+        panic!("not a mysql source: {:?}", c.source)
+    };
+    assert_eq!(my.port, 3306);
+    assert_eq!(my.password.as_ref().unwrap().expose_secret(), "hunter2");
+    assert_eq!(
+        c.source.component().describe(),
+        "mysql weir@localhost:3306 (databases shop)"
+    );
+    assert!(!format!("{c:?}").contains("hunter2"));
+
+    let errors = fx.errors(&mysql(
+        "kind = \"mysql\"\nuser = \"weir\"\ndatabases = []\ntables = [\"other.t\", \"bare\"]",
+    ));
+    let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "source.databases",
+            "source.tables[0]",
+            "source.tables[1]",
+            "source.snapshot"
+        ],
+        "{errors:?}"
+    );
+    assert!(
+        errors[3].1.contains("set snapshot = \"never\""),
+        "{errors:?}"
+    );
+}

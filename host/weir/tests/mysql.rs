@@ -1,0 +1,263 @@
+//! `weir run` end to end against a throwaway MariaDB: the binlog into
+//! files, exactly once across `kill -9`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value as Json;
+use weir_throwaway::ThrowawayMariadb;
+
+use crate::pipeline::{apply, count_output, read_output};
+use crate::weir;
+
+struct Setup {
+    server: ThrowawayMariadb,
+    dir: PathBuf,
+}
+
+impl Setup {
+    fn new(schema: &str) -> Setup {
+        let server = ThrowawayMariadb::start(&[]).unwrap_or_else(|e| panic!("{e}"));
+        server
+            .sql(&format!("CREATE DATABASE shop; USE shop; {schema}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = std::env::temp_dir().join(format!(
+            "weir-mysql-test-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Setup { server, dir }
+    }
+
+    fn config(&self) -> PathBuf {
+        let path = self.dir.join("pipeline.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+name = "mysql-test"
+state_dir = "state"
+
+[source]
+kind = "mariadb"
+host = "127.0.0.1"
+port = {port}
+user = "{user}"
+password = "${{WEIR_TEST_MYSQL_PASSWORD}}"
+databases = ["shop"]
+snapshot = "never"
+
+[[sinks]]
+name = "files"
+kind = "file"
+dir = "out"
+max_file_bytes = 100000
+
+[pipeline]
+max_batch_events = 50
+"#,
+                port = self.server.port,
+                user = ThrowawayMariadb::USER,
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn start(&self, config: &Path) -> Child {
+        weir()
+            .args(["run", "--config"])
+            .arg(config)
+            .env("WEIR_LOG", "info")
+            .env("WEIR_TEST_MYSQL_PASSWORD", ThrowawayMariadb::PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.join("weir.log"))
+                    .map_or(Stdio::inherit(), Stdio::from),
+            )
+            .spawn()
+            .expect("weir starts")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("weir.log")).unwrap_or_default()
+    }
+
+    fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; weir log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until weir reads the binlog as a replica.
+    fn wait_for_stream(&self) {
+        self.wait_until("the binlog stream", || {
+            self.server
+                .sql("SELECT count(*) FROM information_schema.processlist WHERE command LIKE 'Binlog Dump%'")
+                .is_ok_and(|n| n.trim() == "1")
+        });
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Transactions against `shop.items` until `stop`: two inserts, two
+/// updates and a delete each; counts the changes made.
+fn workload(
+    setup: &Setup,
+    stop: Arc<AtomicBool>,
+    made: Arc<AtomicU64>,
+) -> std::thread::JoinHandle<()> {
+    let (binary, socket) = setup.server.client_parts();
+    std::thread::spawn(move || {
+        let mut next_id = 1_000_000i64;
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            // Ten transactions per client run: a process start for each
+            // would dominate.
+            let mut sql = String::from("USE shop;");
+            for _ in 0..10 {
+                n += 1;
+                sql.push_str(&format!(
+                    "BEGIN;
+                     INSERT INTO items (id, v) VALUES ({a}, 0), ({b}, 0);
+                     UPDATE items SET v = v + 1 WHERE id = {a};
+                     UPDATE items SET v = v + 1 WHERE id = {old};
+                     DELETE FROM items WHERE id = {gone};
+                     COMMIT;",
+                    a = next_id,
+                    b = next_id + 1,
+                    old = 1 + (n * 7) % 200,
+                    gone = next_id - 1,
+                ));
+                next_id += 2;
+            }
+            let out = weir_throwaway::mariadb::client_command(&binary, &socket)
+                .args(["-N", "-B", "-e", &sql])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            made.fetch_add(50, Ordering::Relaxed);
+        }
+    })
+}
+
+fn table_rows(setup: &Setup) -> BTreeMap<i64, i64> {
+    setup
+        .server
+        .sql("SELECT id, v FROM shop.items ORDER BY id")
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (id, v) = l.split_once('\t').unwrap();
+            (id.parse().unwrap(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn mysql_kill_9_during_a_workload_loses_and_duplicates_nothing() {
+    let setup = Setup::new(
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, v INT NOT NULL);
+         INSERT INTO items (id, v) SELECT seq, 0 FROM seq_1_to_200;
+         INSERT INTO items (id, v) VALUES (999999, 0);",
+    );
+    let config = setup.config();
+    let mut child = setup.start(&config);
+    setup.wait_for_stream();
+    // The first 201 rows were there before the pipeline (snapshot =
+    // "never"): they arrive as the updates and deletes touch them.
+    let before = table_rows(&setup);
+    let stop = Arc::new(AtomicBool::new(false));
+    let made = Arc::new(AtomicU64::new(0));
+    let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
+    // The kill schedule is random; WEIR_TEST_SEED replays one.
+    let mut seed = std::env::var("WEIR_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+        });
+    eprintln!("kill -9 schedule: seed {seed} (replay with WEIR_TEST_SEED={seed})");
+    for _ in 0..3 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(700 + (seed >> 33) % 1500));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        child = setup.start(&config);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let expected = made.load(Ordering::Relaxed) as usize;
+    let out = setup.dir.join("out");
+    setup.wait_until("every change", || count_output(&out) >= expected);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "weir exited with {status}; log:\n{}",
+        setup.log()
+    );
+
+    let events: Vec<Json> = read_output(&out).into_values().flatten().collect();
+    eprintln!("{expected} changes made across three kills");
+    assert_eq!(events.len(), expected, "events written vs changes made");
+    let mut seen = HashSet::new();
+    for e in &events {
+        let image = if e["op"] == "d" {
+            &e["before"]
+        } else {
+            &e["after"]
+        };
+        let id = (e["op"].clone(), image["id"].clone(), image["v"].clone());
+        assert!(seen.insert(id.clone()), "duplicate event {id:?}");
+    }
+    // Applying the changes, in order, to the rows that were there before
+    // reproduces the table.
+    let mut rows = before;
+    for (id, v) in apply(&events) {
+        rows.insert(id, v);
+    }
+    for e in events.iter().filter(|e| e["op"] == "d") {
+        rows.remove(&e["before"]["id"].as_i64().unwrap());
+    }
+    assert_eq!(rows, table_rows(&setup));
+    assert!(
+        setup.log().contains("Pipeline stopped cleanly"),
+        "{}",
+        setup.log()
+    );
+}
