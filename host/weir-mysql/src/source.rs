@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
+use mysql_async::binlog::BinlogChecksumAlg;
 use mysql_async::binlog::events::{EventData, OptionalMetadataField, TableMapEvent};
 use mysql_async::binlog::row::BinlogRow;
+use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, OptsBuilder};
 use secrecy::{ExposeSecret, SecretString};
@@ -215,6 +217,15 @@ pub async fn run(
             continue;
         }
         let at = format!("{}:{}", tx.file, header.log_pos());
+        if let Some(sum) = event.checksum()
+            && event.calc_checksum(BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32)
+                != u32::from_le_bytes(sum)
+        {
+            return Err(MysqlError::Decode {
+                address,
+                reason: format!("at {at}: the event's CRC32 checksum does not match its bytes"),
+            });
+        }
         let decode_err = |e: std::io::Error| MysqlError::Decode {
             address: address.clone(),
             reason: format!("at {at}: {e}"),
@@ -260,7 +271,7 @@ pub async fn run(
                 if !settings.captures(&database, &table) {
                     continue;
                 }
-                let key = tx.keys.get(&rows.table_id()).cloned().unwrap_or_default();
+                let shape = tx.tables.get(&rows.table_id()).cloned().unwrap_or_default();
                 let source = SourceInfo {
                     connector: "mysql".into(),
                     database: database.clone(),
@@ -274,23 +285,23 @@ pub async fn run(
                 };
                 for row in rows.rows(tme) {
                     let (before, after) = row.map_err(decode_err)?;
-                    let event = change_event(&source, &key, before, after).map_err(|reason| {
+                    let event = change_event(&source, &shape, before, after).map_err(|reason| {
                         MysqlError::Decode {
                             address: address.clone(),
                             reason: format!("at {}: {reason}", source.position),
                         }
                     })?;
                     tx.push(event);
-                }
-                if tx.open_len() >= settings.max_batch_events
-                    || tx.open_bytes >= settings.max_batch_bytes
-                {
-                    // One transaction fills a batch: what is whole goes
-                    // first, then this chunk, without a position.
-                    if let Some(batch) = tx.take_ready() {
-                        send(&mut channels, batch).await?;
+                    if tx.open_len() >= settings.max_batch_events
+                        || tx.open_bytes >= settings.max_batch_bytes
+                    {
+                        // One transaction fills a batch: what is whole goes
+                        // first, then this chunk, without a position.
+                        if let Some(batch) = tx.take_ready() {
+                            send(&mut channels, batch).await?;
+                        }
+                        send(&mut channels, tx.take_chunk()).await?;
                     }
-                    send(&mut channels, tx.take_chunk()).await?;
                 }
             }
             _ => {}
@@ -356,18 +367,19 @@ fn stream_error(
 /// One change event from a row's before and after images.
 fn change_event(
     source: &SourceInfo,
-    key: &[usize],
+    shape: &TableShape,
     before: Option<BinlogRow>,
     after: Option<BinlogRow>,
 ) -> Result<ChangeEvent, String> {
+    let key = &shape.key;
     let op = match (&before, &after) {
         (None, Some(_)) => Op::Create,
         (Some(_), Some(_)) => Op::Update,
         (Some(_), None) => Op::Delete,
         (None, None) => return Err("a row with neither image".to_owned()),
     };
-    let before = before.map(|r| image(&r)).transpose()?;
-    let after = after.map(|r| image(&r)).transpose()?;
+    let before = before.map(|r| image(&r, shape)).transpose()?;
+    let after = after.map(|r| image(&r, shape)).transpose()?;
     // The key from the image that identifies the row as it was (delete,
     // update) or is (insert); without a primary key, the whole row.
     let identity = before.as_ref().or(after.as_ref()).expect("checked above");
@@ -387,8 +399,10 @@ fn change_event(
     })
 }
 
-/// A row image as named, typed columns.
-fn image(row: &BinlogRow) -> Result<Vec<EventColumn>, String> {
+/// A row image as named, typed columns. The image is full
+/// (`binlog_row_image = FULL`), so column `i` of the row is column `i` of
+/// the table.
+fn image(row: &BinlogRow, shape: &TableShape) -> Result<Vec<EventColumn>, String> {
     row.columns_ref()
         .iter()
         .enumerate()
@@ -400,27 +414,69 @@ fn image(row: &BinlogRow) -> Result<Vec<EventColumn>, String> {
                 }
                 None => weir_core::Value::Null,
             };
+            let value = match shape.labels.get(&i) {
+                Some(labels) => {
+                    values::label(labels, value).map_err(|e| format!("column `{name}`: {e}"))?
+                }
+                None => value,
+            };
             Ok(EventColumn::new(name, value))
         })
         .collect()
 }
 
-/// The primary key's column indexes from a table map's metadata, in key
-/// order.
-fn primary_key(tme: &TableMapEvent<'_>) -> Vec<usize> {
-    let mut key = Vec::new();
-    for field in tme.iter_optional_meta().flatten() {
-        match field {
-            OptionalMetadataField::SimplePrimaryKey(k) => {
-                key.extend(k.iter_indexes().flatten().map(|i| i as usize));
+/// What the table map tells about a table beyond its columns.
+#[derive(Debug, Clone, Default)]
+struct TableShape {
+    /// The primary key's column indexes, in key order.
+    key: Vec<usize>,
+    /// ENUM and SET columns by index, with their labels.
+    labels: HashMap<usize, values::Labels>,
+}
+
+impl TableShape {
+    fn of(tme: &TableMapEvent<'_>) -> TableShape {
+        let columns_of = |ty: ColumnType| -> Vec<usize> {
+            (0..tme.columns_count() as usize)
+                .filter(|i| matches!(tme.get_column_type(*i), Ok(Some(t)) if t == ty))
+                .collect()
+        };
+        let mut shape = TableShape::default();
+        for field in tme.iter_optional_meta().flatten() {
+            match field {
+                OptionalMetadataField::SimplePrimaryKey(k) => {
+                    shape
+                        .key
+                        .extend(k.iter_indexes().flatten().map(|i| i as usize));
+                }
+                OptionalMetadataField::PrimaryKeyWithPrefix(k) => {
+                    shape
+                        .key
+                        .extend(k.iter_keys().flatten().map(|k| k.column_index() as usize));
+                }
+                OptionalMetadataField::EnumStrValue(v) => {
+                    let columns = columns_of(ColumnType::MYSQL_TYPE_ENUM);
+                    for (i, values) in columns.into_iter().zip(v.iter_values().flatten()) {
+                        let labels = values.values().iter().map(|l| l.value().into_owned());
+                        shape
+                            .labels
+                            .insert(i, values::Labels::Enum(labels.collect()));
+                    }
+                }
+                OptionalMetadataField::SetStrValue(v) => {
+                    let columns = columns_of(ColumnType::MYSQL_TYPE_SET);
+                    for (i, values) in columns.into_iter().zip(v.iter_values().flatten()) {
+                        let labels = values.values().iter().map(|l| l.value().into_owned());
+                        shape
+                            .labels
+                            .insert(i, values::Labels::Set(labels.collect()));
+                    }
+                }
+                _ => {}
             }
-            OptionalMetadataField::PrimaryKeyWithPrefix(k) => {
-                key.extend(k.iter_keys().flatten().map(|k| k.column_index() as usize));
-            }
-            _ => {}
         }
+        shape
     }
-    key
 }
 
 /// Rows events gathered into transactions, and whole transactions ready
@@ -440,8 +496,8 @@ struct Transaction {
     ready_resume: Option<BinlogPosition>,
     /// The position after the last commit seen.
     committed: BinlogPosition,
-    /// Primary-key column indexes by table id, from the table maps.
-    keys: HashMap<u64, Vec<usize>>,
+    /// Keys and labels by table id, from the table maps.
+    tables: HashMap<u64, TableShape>,
 }
 
 impl Transaction {
@@ -458,17 +514,17 @@ impl Transaction {
             ready: Vec::new(),
             ready_bytes: 0,
             ready_resume: None,
-            keys: HashMap::new(),
+            tables: HashMap::new(),
         }
     }
 
     fn note_table(&mut self, tme: &TableMapEvent<'_>) {
-        self.keys.insert(tme.table_id(), primary_key(tme));
+        self.tables.insert(tme.table_id(), TableShape::of(tme));
     }
 
     fn rotate(&mut self, file: String, pos: u64) {
         self.file = file;
-        self.keys.clear();
+        self.tables.clear();
         if self.open.is_empty() {
             // Nothing in between: a restart may start in the new file.
             self.committed = BinlogPosition {

@@ -117,6 +117,42 @@ fn bytes(column: &Column, ty: ColumnType, b: &[u8]) -> Result<Value, String> {
     })
 }
 
+/// The labels of an ENUM or SET column, from the table map's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Labels {
+    Enum(Vec<String>),
+    Set(Vec<String>),
+}
+
+/// An ENUM's index or a SET's bitmask as its label text (`"b"`, `"x,y"`),
+/// as Debezium writes them.
+pub fn label(labels: &Labels, value: Value) -> Result<Value, String> {
+    Ok(match (labels, value) {
+        // 0 is the empty string MySQL stores for an invalid value.
+        (Labels::Enum(_), Value::Int(0)) => Value::Text(String::new()),
+        (Labels::Enum(l), Value::Int(i)) => Value::Text(
+            usize::try_from(i - 1)
+                .ok()
+                .and_then(|i| l.get(i))
+                .ok_or_else(|| format!("ENUM index {i} of {} labels", l.len()))?
+                .clone(),
+        ),
+        (Labels::Set(l), Value::Bytes(mask)) => {
+            // A little-endian bitmask of up to 64 members.
+            let bits = mask
+                .iter()
+                .rev()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            let members: Vec<&str> = (0..l.len().min(64))
+                .filter(|i| bits & (1 << i) != 0)
+                .map(|i| l[i].as_str())
+                .collect();
+            Value::Text(members.join(","))
+        }
+        (_, other) => other,
+    })
+}
+
 /// Days since 1970-01-01, or `None` for MySQL's zero date (`0000-00-00`)
 /// and dates with a zero month or day, which have no calendar day.
 fn days_since_epoch(y: u16, m: u8, d: u8) -> Result<Option<i32>, String> {
@@ -148,6 +184,27 @@ fn epoch_micros(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enum_and_set_values_become_their_labels() {
+        let e = Labels::Enum(vec!["a".into(), "b".into()]);
+        assert_eq!(label(&e, Value::Int(2)).unwrap(), Value::Text("b".into()));
+        assert_eq!(
+            label(&e, Value::Int(0)).unwrap(),
+            Value::Text(String::new())
+        );
+        assert!(label(&e, Value::Int(3)).is_err());
+        assert_eq!(label(&e, Value::Null).unwrap(), Value::Null);
+        let s = Labels::Set((0..10).map(|i| format!("m{i}")).collect());
+        assert_eq!(
+            label(&s, Value::Bytes(vec![0b101, 0b10])).unwrap(),
+            Value::Text("m0,m2,m9".into())
+        );
+        assert_eq!(
+            label(&s, Value::Bytes(vec![0, 0])).unwrap(),
+            Value::Text(String::new())
+        );
+    }
 
     #[test]
     fn timestamps_and_dates_convert_to_the_epoch() {
