@@ -20,7 +20,7 @@ pub use component::{
     BuildContext, Checker, ConfigError, ConfigErrors, SinkComponent, SourceComponent, TableRef,
 };
 pub use retry::{Backoff, Directive};
-pub use source::{Phase, PipelineEnds, Source, SourceChannels, SourceProgress};
+pub use source::{Phase, PipelineEnds, Source, SourceChannels, SourceProgress, source_error};
 pub use weir_core::{
     ChangeBatch, Checkpoint, CheckpointStore, DeadLetter, Delivery, ErrorKind, FailedAt,
     PositionOrder, Sink, StageError,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
 use tokio::sync::{mpsc, watch};
-use weir_core::{ChangeBatch, PositionOrder, StageError};
+use weir_core::{ChangeBatch, ErrorKind, PositionOrder, StageError};
 
 /// A change source.
 ///
@@ -146,4 +146,18 @@ pub struct SnapshotProgress {
     pub tables_done: usize,
     pub tables_total: usize,
     pub rows: u64,
+}
+
+/// A source's error with its kind. A source cannot hand on what it could
+/// not read, so a client error that would be one event's fault in a sink
+/// is the operator's in a source.
+pub fn source_error(
+    kind: ErrorKind,
+    error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> StageError {
+    let kind = match kind {
+        ErrorKind::Event => ErrorKind::Operator,
+        kind => kind,
+    };
+    StageError::new(kind, error)
 }

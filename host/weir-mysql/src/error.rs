@@ -74,12 +74,7 @@ pub fn server_code_kind(code: u16) -> ErrorKind {
 
 impl From<MysqlError> for StageError {
     fn from(e: MysqlError) -> StageError {
-        // A source cannot hand on what it could not read.
-        let kind = match e.kind() {
-            ErrorKind::Event => ErrorKind::Operator,
-            kind => kind,
-        };
-        StageError::new(kind, e)
+        weir_connect::source_error(e.kind(), e)
     }
 }
 

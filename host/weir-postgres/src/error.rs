@@ -118,13 +118,7 @@ pub fn sqlstate_kind(code: &str) -> ErrorKind {
 
 impl From<PgError> for StageError {
     fn from(e: PgError) -> StageError {
-        // A source cannot hand on what it could not read: an event-kind
-        // server error there is the operator's to look at.
-        let kind = match e.kind() {
-            ErrorKind::Event => ErrorKind::Operator,
-            kind => kind,
-        };
-        StageError::new(kind, e)
+        weir_connect::source_error(e.kind(), e)
     }
 }
 

@@ -35,3 +35,32 @@ pub enum ThrowawayError {
     #[error("{step} failed: {detail}")]
     Failed { step: String, detail: String },
 }
+
+/// A fresh, empty directory for one server, under the system's temporary
+/// directory.
+fn scratch_dir(prefix: &str) -> Result<std::path::PathBuf, ThrowawayError> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| failed("creating the data directory", e))?;
+    Ok(dir)
+}
+
+fn failed(step: &str, detail: impl std::fmt::Display) -> ThrowawayError {
+    ThrowawayError::Failed {
+        step: step.to_owned(),
+        detail: detail.to_string(),
+    }
+}
+
+/// A port free right now: the OS picks one, and the server binds it right
+/// after (callers retry on the rare race).
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

@@ -9,12 +9,11 @@
 //! user [`ThrowawayMariadb::USER`] with a password and every privilege,
 //! reachable over TCP on 127.0.0.1, which is what a pipeline connects as.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::ThrowawayError;
+use crate::{ThrowawayError, failed, free_port, scratch_dir};
 
 /// A running throwaway MariaDB. Dropping it stops the server and deletes
 /// its files.
@@ -47,13 +46,7 @@ impl ThrowawayMariadb {
         let install_db = find("mariadb-install-db").ok_or_else(not_installed)?;
         let mariadbd = find("mariadbd").ok_or_else(not_installed)?;
         let client = find("mariadb").ok_or_else(not_installed)?;
-        let dir = std::env::temp_dir().join(format!(
-            "weir-mariadb-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| failed("creating the data directory", e))?;
+        let dir = scratch_dir("weir-mariadb")?;
         let mut server = ThrowawayMariadb {
             child: None,
             dir,
@@ -213,19 +206,6 @@ pub fn client_command(binary: &Path, socket: &Path) -> Command {
         .arg(format!("--socket={}", socket.display()))
         .args(["-u", "root"]);
     cmd
-}
-
-static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn failed(step: &str, detail: impl std::fmt::Display) -> ThrowawayError {
-    ThrowawayError::Failed {
-        step: step.to_owned(),
-        detail: detail.to_string(),
-    }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// `program` on PATH, or in `/usr/sbin` (where Debian puts `mariadbd`).

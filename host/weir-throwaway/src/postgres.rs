@@ -7,13 +7,12 @@
 //! owned by, and the server run as, the `postgres` system user that the
 //! Debian package creates.
 
-use std::net::TcpListener;
 use std::ops::Not;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::ThrowawayError;
+use crate::{ThrowawayError, failed, free_port, scratch_dir};
 
 /// A running throwaway server. Dropping it stops the server and deletes its
 /// files.
@@ -55,13 +54,7 @@ impl ThrowawayPostgres {
         } else {
             None
         };
-        let base = std::env::temp_dir().join(format!(
-            "weir-pg-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&base);
-        std::fs::create_dir_all(&base).map_err(|e| failed("creating the data directory", e))?;
+        let base = scratch_dir("weir-pg")?;
         let mut server = ThrowawayPostgres {
             child: None,
             dir: base,
@@ -232,19 +225,6 @@ impl Drop for ThrowawayPostgres {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-fn failed(step: &str, detail: impl std::fmt::Display) -> ThrowawayError {
-    ThrowawayError::Failed {
-        step: step.to_owned(),
-        detail: detail.to_string(),
-    }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn is_root() -> bool {

@@ -1,7 +1,7 @@
 //! `weir run` end to end against a throwaway MariaDB: the binlog into
 //! files, exactly once across `kill -9`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value as Json;
 use weir_throwaway::ThrowawayMariadb;
 
-use crate::pipeline::{apply, count_output, read_output};
+use crate::pipeline::{apply, assert_no_duplicates, count_output, kill_9_at_random, read_output};
 use crate::weir;
 
 struct Setup {
@@ -188,7 +188,7 @@ fn mysql_kill_9_during_a_workload_loses_and_duplicates_nothing() {
          INSERT INTO items (id, v) VALUES (999999, 0);",
     );
     let config = setup.config();
-    let mut child = setup.start(&config);
+    let child = setup.start(&config);
     setup.wait_for_stream();
     // The first 201 rows were there before the pipeline (snapshot =
     // "never"): they arrive as the updates and deletes touch them.
@@ -196,26 +196,7 @@ fn mysql_kill_9_during_a_workload_loses_and_duplicates_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let made = Arc::new(AtomicU64::new(0));
     let load = workload(&setup, Arc::clone(&stop), Arc::clone(&made));
-    // The kill schedule is random; WEIR_TEST_SEED replays one.
-    let mut seed = std::env::var("WEIR_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos() as u64
-        });
-    eprintln!("kill -9 schedule: seed {seed} (replay with WEIR_TEST_SEED={seed})");
-    for _ in 0..3 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis(700 + (seed >> 33) % 1500));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        child = setup.start(&config);
-    }
+    let mut child = kill_9_at_random(child, 3, || setup.start(&config));
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
@@ -235,16 +216,7 @@ fn mysql_kill_9_during_a_workload_loses_and_duplicates_nothing() {
     let events: Vec<Json> = read_output(&out).into_values().flatten().collect();
     eprintln!("{expected} changes made across three kills");
     assert_eq!(events.len(), expected, "events written vs changes made");
-    let mut seen = HashSet::new();
-    for e in &events {
-        let image = if e["op"] == "d" {
-            &e["before"]
-        } else {
-            &e["after"]
-        };
-        let id = (e["op"].clone(), image["id"].clone(), image["v"].clone());
-        assert!(seen.insert(id.clone()), "duplicate event {id:?}");
-    }
+    assert_no_duplicates(&events);
     // Applying the changes, in order, to the rows that were there before
     // reproduces the table.
     let mut rows = before;

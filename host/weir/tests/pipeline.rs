@@ -249,8 +249,15 @@ fn finish_exactly_once(setup: &Setup, child: Child, expected: usize) -> Vec<Json
     terminate(child, setup);
     let events: Vec<Json> = read_output(&setup.out()).into_values().flatten().collect();
     assert_eq!(events.len(), expected, "events written vs changes made");
+    assert_no_duplicates(&events);
+    events
+}
+
+/// Checks that no change arrived twice: the workloads never reuse an id
+/// and every update bumps `v`, so each change is a distinct event.
+pub(crate) fn assert_no_duplicates(events: &[Json]) {
     let mut seen = HashSet::new();
-    for e in &events {
+    for e in events {
         let image = if e["op"] == "d" {
             &e["before"]
         } else {
@@ -259,7 +266,36 @@ fn finish_exactly_once(setup: &Setup, child: Child, expected: usize) -> Vec<Json
         let id = (e["op"].clone(), image["id"].clone(), image["v"].clone());
         assert!(seen.insert(id.clone()), "duplicate event {id:?}");
     }
-    events
+}
+
+/// Kills `child` with SIGKILL `times` times, each after a random 0.7 to
+/// 2.2 s, restarting it with `start`; returns the last one started. The
+/// schedule's seed is printed, and `WEIR_TEST_SEED` replays one.
+pub(crate) fn kill_9_at_random(
+    mut child: Child,
+    times: usize,
+    mut start: impl FnMut() -> Child,
+) -> Child {
+    let mut seed = std::env::var("WEIR_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+        });
+    eprintln!("kill -9 schedule: seed {seed} (replay with WEIR_TEST_SEED={seed})");
+    for _ in 0..times {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(700 + (seed >> 33) % 1500));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        child = start();
+    }
+    child
 }
 
 /// Changes rows of `items` in small transactions until told to stop,
@@ -318,27 +354,8 @@ fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
          INSERT INTO items (id, v) VALUES (999999, 0);",
     );
     let config = setup.config("", "[pipeline]\nmax_batch_events = 50");
-    let (mut child, stop, made, load) = setup.start_under_load(&config);
-    // The kill schedule is random; WEIR_TEST_SEED replays one.
-    let mut seed = std::env::var("WEIR_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos() as u64
-        });
-    eprintln!("kill -9 schedule: seed {seed} (replay with WEIR_TEST_SEED={seed})");
-    for _ in 0..4 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis(700 + (seed >> 33) % 1500));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        child = setup.start(&config);
-    }
+    let (child, stop, made, load) = setup.start_under_load(&config);
+    let child = kill_9_at_random(child, 4, || setup.start(&config));
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
