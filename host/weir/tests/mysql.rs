@@ -11,7 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value as Json;
 use weir_throwaway::ThrowawayMariadb;
 
-use crate::pipeline::{apply, assert_no_duplicates, count_output, kill_9_at_random, read_output};
+use crate::pipeline::{
+    WORKLOAD_CHANGES, apply, assert_no_duplicates, count_output, kill_9_at_random, read_output,
+    workload_transaction,
+};
 use crate::weir;
 
 struct Setup {
@@ -139,19 +142,7 @@ fn workload(
             let mut sql = String::from("USE shop;");
             for _ in 0..10 {
                 n += 1;
-                sql.push_str(&format!(
-                    "BEGIN;
-                     INSERT INTO items (id, v) VALUES ({a}, 0), ({b}, 0);
-                     UPDATE items SET v = v + 1 WHERE id = {a};
-                     UPDATE items SET v = v + 1 WHERE id = {old};
-                     DELETE FROM items WHERE id = {gone};
-                     COMMIT;",
-                    a = next_id,
-                    b = next_id + 1,
-                    old = 1 + (n * 7) % 200,
-                    gone = next_id - 1,
-                ));
-                next_id += 2;
+                sql.push_str(&workload_transaction(n, &mut next_id));
             }
             let out = weir_throwaway::mariadb::client_command(&binary, &socket)
                 .args(["-N", "-B", "-e", &sql])
@@ -162,7 +153,7 @@ fn workload(
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            made.fetch_add(50, Ordering::Relaxed);
+            made.fetch_add(10 * WORKLOAD_CHANGES, Ordering::Relaxed);
         }
     })
 }

@@ -298,6 +298,28 @@ pub(crate) fn kill_9_at_random(
     child
 }
 
+/// Row changes in each [`workload_transaction`].
+pub(crate) const WORKLOAD_CHANGES: u64 = 5;
+
+/// The `n`th workload transaction on `items`: two inserts (ids from
+/// `next_id`, which it advances), two updates (one of them of a row
+/// 1..=200, which always exist) and a delete of the previous insert.
+pub(crate) fn workload_transaction(n: u64, next_id: &mut i64) -> String {
+    let a = *next_id;
+    *next_id += 2;
+    format!(
+        "BEGIN;
+         INSERT INTO items (id, v) VALUES ({a}, 0), ({b}, 0);
+         UPDATE items SET v = v + 1 WHERE id = {a};
+         UPDATE items SET v = v + 1 WHERE id = {old};
+         DELETE FROM items WHERE id = {gone};
+         COMMIT;",
+        b = a + 1,
+        old = 1 + (n * 7) % 200,
+        gone = a - 1,
+    )
+}
+
 /// Changes rows of `items` in small transactions until told to stop,
 /// counting the row changes of committed transactions. Ids are never
 /// reused and every update bumps `v`, so each change is a distinct event.
@@ -324,23 +346,9 @@ fn workload(
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let sql = format!(
-                    "BEGIN;
-                     INSERT INTO items (id, v) VALUES ({a}, 0), ({b}, 0);
-                     UPDATE items SET v = v + 1 WHERE id = {a};
-                     UPDATE items SET v = v + 1 WHERE id = {old};
-                     DELETE FROM items WHERE id = {gone};
-                     COMMIT;",
-                    a = next_id,
-                    b = next_id + 1,
-                    old = 1 + (n * 7) % 200,
-                    gone = next_id - 1,
-                );
-                next_id += 2;
+                let sql = workload_transaction(n, &mut next_id);
                 client.batch_execute(&sql).await.unwrap();
-                // Two inserts, two updates (rows 1..=200 always exist), one
-                // delete.
-                made.fetch_add(5, Ordering::Relaxed);
+                made.fetch_add(WORKLOAD_CHANGES, Ordering::Relaxed);
             }
         });
     })
