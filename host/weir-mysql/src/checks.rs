@@ -16,6 +16,8 @@ pub struct ServerInfo {
     pub version: String,
     /// The end of the binlog when the checks ran.
     pub end: BinlogPosition,
+    /// The captured tables, `(database, table)`, in the server's order.
+    pub tables: Vec<(String, String)>,
 }
 
 /// Access denied for a privilege the statement needs.
@@ -146,6 +148,11 @@ pub async fn check_server(
     Ok(ServerInfo {
         version,
         end: BinlogPosition { file, pos },
+        tables: tables
+            .into_iter()
+            .filter(|(db, name, _)| settings.captures(db, name))
+            .map(|(db, name, _)| (db, name))
+            .collect(),
     })
 }
 

@@ -41,9 +41,8 @@ pub struct MysqlSourceConfig {
     /// across restarts.
     #[serde(default)]
     pub server_id: Option<u32>,
-    /// Whether to copy the tables' existing rows before streaming changes.
-    /// Only `"never"` is available yet: the source streams from the
-    /// binlog's current end on its first start.
+    /// Whether to copy the tables' existing rows before streaming changes
+    /// (MariaDB: a consistent snapshot without a global lock).
     #[serde(default)]
     pub snapshot: SnapshotMode,
     /// Seconds between the server's heartbeats on an idle binlog.
@@ -67,7 +66,8 @@ const fn default_heartbeat_secs() -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SnapshotMode {
-    /// Copy every captured table once, then stream (not available yet).
+    /// Copy every captured table once, on the first start (events with
+    /// `op = "r"`), then stream from the snapshot's binlog position.
     #[default]
     Initial,
     /// Stream changes only, from the binlog's end at the first start.
@@ -101,6 +101,7 @@ impl MysqlSourceConfig {
                 .server_id
                 .unwrap_or_else(|| derived_server_id(&cx.pipeline)),
             heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
+            snapshot: self.snapshot == SnapshotMode::Initial,
             max_batch_events: cx.max_batch_events,
             max_batch_bytes: cx.max_batch_bytes,
         }
@@ -158,12 +159,6 @@ impl SourceComponent for MysqlSourceConfig {
             c.err(
                 "server_id",
                 "must be more than 0; leave it out for a default",
-            );
-        }
-        if self.snapshot == SnapshotMode::Initial {
-            c.err(
-                "snapshot",
-                "the MySQL source cannot copy existing rows yet; set snapshot = \"never\" to stream changes from the binlog's current end",
             );
         }
         if self.heartbeat_secs == 0 || self.heartbeat_secs > 4_294_967 {

@@ -5,6 +5,7 @@
 //!   naming the statement that fixes it.
 //! - [`position`]: binlog file and position, and their order.
 //! - [`values`]: binlog row values to typed [`weir_core::Value`]s.
+//! - [`snapshot`]: the initial, consistent, lock-free snapshot (MariaDB).
 //! - [`source`]: all of it together: the binlog stream as
 //!   transaction-aligned batches.
 //!
@@ -16,6 +17,7 @@ pub mod checks;
 pub mod config;
 pub mod error;
 pub mod position;
+pub mod snapshot;
 pub mod source;
 pub mod values;
 

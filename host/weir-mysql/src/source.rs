@@ -32,6 +32,7 @@ use weir_core::{
 use crate::checks;
 use crate::error::MysqlError;
 use crate::position::{BinlogOrder, BinlogPosition};
+use crate::snapshot;
 use crate::values;
 
 /// The replication error for a binlog position the server cannot read.
@@ -77,6 +78,8 @@ pub struct SourceSettings {
     pub server_id: u32,
     /// The server's heartbeat period on an idle binlog.
     pub heartbeat: Duration,
+    /// Copy the captured tables before streaming, on a first start.
+    pub snapshot: bool,
     /// A batch is handed on once it holds this many events or
     /// `max_batch_bytes`, even in the middle of a transaction.
     pub max_batch_events: usize,
@@ -150,6 +153,17 @@ pub async fn run(
         Some(position) => {
             checks::check_resume(&mut conn, &address, &position).await?;
             position
+        }
+        None if settings.snapshot => {
+            match snapshot::copy_tables(&mut conn, &address, settings, &info.tables, &mut channels)
+                .await?
+            {
+                Some(point) => point,
+                None => {
+                    info!("Shutdown requested during the snapshot; it starts over next time.");
+                    return finish(channels, None).await;
+                }
+            }
         }
         None => info.end.clone(),
     };
@@ -313,15 +327,29 @@ pub async fn run(
         }
     }
 
-    // Shutdown: hand on nothing more and wait for what was handed on.
     drop(stream);
+    finish(channels, Some(acked)).await
+}
+
+/// Shutdown: hands on nothing more and waits for the acknowledgements of
+/// what was handed on.
+async fn finish(
+    mut channels: SourceChannels,
+    mut acked: Option<BinlogPosition>,
+) -> Result<(), MysqlError> {
     let (closed, _) = tokio::sync::mpsc::channel(1);
     drop(std::mem::replace(&mut channels.out, closed));
     while let Some(ack) = channels.acks.recv().await {
-        note_ack(&channels, &ack, &mut acked);
+        if let Some(position) = BinlogPosition::from_json(&ack) {
+            channels.report(|p| p.acknowledged = Some(position.to_string()));
+            acked = Some(position);
+        }
     }
     channels.report(|p| p.phase = Phase::Stopped);
-    info!(position = %acked, "Source stopped.");
+    match acked {
+        Some(position) => info!(position = %position, "Source stopped."),
+        None => info!("Source stopped."),
+    }
     Ok(())
 }
 

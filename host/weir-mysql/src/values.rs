@@ -22,7 +22,6 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 
 /// The typed value of one column, or why it cannot be read.
 pub fn decode(column: &Column, value: &BinlogValue<'_>) -> Result<Value, String> {
-    let ty = column.column_type();
     let value = match value {
         BinlogValue::Value(v) => v,
         BinlogValue::Jsonb(j) => {
@@ -37,6 +36,13 @@ pub fn decode(column: &Column, value: &BinlogValue<'_>) -> Result<Value, String>
             );
         }
     };
+    decode_value(column, value)
+}
+
+/// The typed value of one column as a query result or a binlog row gives
+/// it.
+pub fn decode_value(column: &Column, value: &MyValue) -> Result<Value, String> {
+    let ty = column.column_type();
     Ok(match value {
         MyValue::NULL => Value::Null,
         // Also unsigned values that fit in i64, and an ENUM's 1-based index.
@@ -50,20 +56,23 @@ pub fn decode(column: &Column, value: &BinlogValue<'_>) -> Result<Value, String>
         MyValue::Double(f) => Value::Float(*f),
         MyValue::Date(y, m, d, h, mi, s, us) => {
             let days = days_since_epoch(*y, *m, *d)?;
+            let micros = |days: i32| {
+                i64::from(days) * 86_400 * MICROS_PER_SECOND
+                    + (i64::from(*h) * 3600 + i64::from(*mi) * 60 + i64::from(*s))
+                        * MICROS_PER_SECOND
+                    + i64::from(*us)
+            };
             match ty {
                 ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE => match days {
                     Some(days) => Value::Date(days),
                     None => Value::Null,
                 },
-                _ => match days {
-                    Some(days) => Value::Timestamp(
-                        i64::from(days) * 86_400 * MICROS_PER_SECOND
-                            + (i64::from(*h) * 3600 + i64::from(*mi) * 60 + i64::from(*s))
-                                * MICROS_PER_SECOND
-                            + i64::from(*us),
-                    ),
-                    None => Value::Null,
-                },
+                // A query result (the snapshot) gives a TIMESTAMP in the
+                // session's time zone, which the snapshot sets to UTC.
+                ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
+                    days.map_or(Value::Null, |d| Value::Timestamptz(micros(d)))
+                }
+                _ => days.map_or(Value::Null, |d| Value::Timestamp(micros(d))),
             }
         }
         MyValue::Time(negative, days, h, m, s, us) => {
