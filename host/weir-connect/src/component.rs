@@ -18,8 +18,6 @@ use crate::Source;
 
 /// What every source kind can be asked, once its table deserialized.
 pub trait SourceComponent: fmt::Debug + Send + Sync {
-    /// The `kind` this config was read as.
-    fn kind(&self) -> &'static str;
     /// Fills defaults that depend on the pipeline (names derived from its
     /// name). Runs before validation.
     fn fill_defaults(&mut self, pipeline: &str) {
@@ -50,8 +48,6 @@ pub trait SourceComponent: fmt::Debug + Send + Sync {
 /// fields every sink has (`name`, `inputs`) are the pipeline's, not the
 /// kind's.
 pub trait SinkComponent: fmt::Debug + Send + Sync {
-    /// The `kind` this config was read as.
-    fn kind(&self) -> &'static str;
     /// Makes relative paths absolute against the config file's directory.
     fn resolve_paths(&mut self, base_dir: &Path) {
         let _ = base_dir;
@@ -193,11 +189,6 @@ impl Checker {
                 ),
             );
         }
-    }
-
-    /// The problems recorded so far.
-    pub fn errors(&self) -> &[ConfigError] {
-        &self.errors
     }
 
     /// Takes the problems recorded.

@@ -132,11 +132,6 @@ impl StageError {
     pub fn event_index(&self) -> Option<usize> {
         self.event
     }
-
-    /// The underlying error.
-    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self.error.as_ref()
-    }
 }
 
 impl fmt::Display for StageError {

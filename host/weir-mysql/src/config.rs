@@ -109,10 +109,6 @@ impl MysqlSourceConfig {
 }
 
 impl SourceComponent for MysqlSourceConfig {
-    fn kind(&self) -> &'static str {
-        "mysql"
-    }
-
     fn validate(&self, _pipeline: &str, c: &mut Checker) {
         if self.host.is_empty() {
             c.err("host", "must not be empty");

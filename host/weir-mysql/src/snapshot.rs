@@ -111,6 +111,11 @@ pub async fn copy_tables(
             .exec_iter(sql, ())
             .await
             .map_err(err("reading a table for the snapshot"))?;
+        // The key's columns in key order, as the stream's events have them.
+        let key_columns: Vec<usize> = key
+            .iter()
+            .filter_map(|k| rows.columns_ref().iter().position(|c| c.name_str() == *k))
+            .collect();
         while let Some(row) = rows
             .next()
             .await
@@ -134,14 +139,10 @@ pub async fn copy_tables(
                     Ok(EventColumn::new(name, value))
                 })
                 .collect::<Result<_, MysqlError>>()?;
-            let key = if key.is_empty() {
+            let key = if key_columns.is_empty() {
                 after.clone()
             } else {
-                after
-                    .iter()
-                    .filter(|c| key.contains(&c.name))
-                    .cloned()
-                    .collect()
+                key_columns.iter().map(|i| after[*i].clone()).collect()
             };
             let event = ChangeEvent {
                 op: Op::Read,

@@ -189,7 +189,7 @@ pub async fn run(
     });
 
     let mut tx = Transaction::new(start.file.clone());
-    let mut acked = start.clone();
+    let mut acked = Some(start.clone());
     loop {
         let next = match stream.next().now_or_never() {
             Some(next) => next,
@@ -328,7 +328,7 @@ pub async fn run(
     }
 
     drop(stream);
-    finish(channels, Some(acked)).await
+    finish(channels, acked).await
 }
 
 /// Shutdown: hands on nothing more and waits for the acknowledgements of
@@ -340,10 +340,7 @@ async fn finish(
     let (closed, _) = tokio::sync::mpsc::channel(1);
     drop(std::mem::replace(&mut channels.out, closed));
     while let Some(ack) = channels.acks.recv().await {
-        if let Some(position) = BinlogPosition::from_json(&ack) {
-            channels.report(|p| p.acknowledged = Some(position.to_string()));
-            acked = Some(position);
-        }
+        note_ack(&channels, &ack, &mut acked);
     }
     channels.report(|p| p.phase = Phase::Stopped);
     match acked {
@@ -362,12 +359,18 @@ async fn send(channels: &mut SourceChannels, batch: ChangeBatch) -> Result<(), M
         .map_err(|_| MysqlError::Setup("the pipeline stopped".into()))
 }
 
-fn note_ack(channels: &SourceChannels, ack: &Json, acked: &mut BinlogPosition) {
-    if let Some(position) = BinlogPosition::from_json(ack)
-        && position.partial_cmp(acked) == Some(std::cmp::Ordering::Greater)
-    {
-        *acked = position;
-        channels.report(|p| p.acknowledged = Some(acked.to_string()));
+/// Records an acknowledged position that is past `acked` (or the first
+/// one), and publishes it as progress.
+fn note_ack(channels: &SourceChannels, ack: &Json, acked: &mut Option<BinlogPosition>) {
+    let Some(position) = BinlogPosition::from_json(ack) else {
+        return;
+    };
+    let later = acked
+        .as_ref()
+        .is_none_or(|a| position.partial_cmp(a) == Some(std::cmp::Ordering::Greater));
+    if later {
+        channels.report(|p| p.acknowledged = Some(position.to_string()));
+        *acked = Some(position);
     }
 }
 

@@ -481,3 +481,31 @@ async fn snapshot_and_stream_together_hold_every_row_once_under_writes() {
     }
     source.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_and_stream_give_a_composite_key_in_key_order() {
+    let server = server(
+        &[],
+        "CREATE TABLE ck (a INT, b INT, v INT, PRIMARY KEY (b, a));
+         INSERT INTO ck VALUES (1, 2, 0);",
+    );
+    let mut s = settings(&server);
+    s.snapshot = true;
+    let mut source = start(s, Json::Null);
+    let mut events = source.collect(1).await;
+    wait_for_replica(&server, &mut source).await;
+    server.sql("INSERT INTO shop.ck VALUES (3, 4, 0)").unwrap();
+    events.extend(source.collect(1).await);
+    let keys: Vec<(Op, Vec<String>)> = events
+        .iter()
+        .map(|e| (e.op, e.key.iter().map(|c| c.name.clone()).collect()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (Op::Read, vec!["b".to_owned(), "a".to_owned()]),
+            (Op::Create, vec!["b".to_owned(), "a".to_owned()]),
+        ]
+    );
+    source.stop().await;
+}

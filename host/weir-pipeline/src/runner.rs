@@ -181,11 +181,10 @@ async fn run_once(
             })?;
         sinks.push(SinkSlot::new(sink, Inputs::new(s.inputs.as_deref())));
     }
-    let (channels, ends) = SourceChannels::new(
-        (config.pipeline.channel_bytes / MAX_BATCH_BYTES).max(2),
-        shutdown,
-        stats.source.clone(),
-    );
+    // Batches in flight per channel: the channels hold at most
+    // `channel_bytes` between stages.
+    let capacity = (config.pipeline.channel_bytes / MAX_BATCH_BYTES).max(2);
+    let (channels, ends) = SourceChannels::new(capacity, shutdown, stats.source.clone());
     let (writer, resume) = Writer::start(
         sinks,
         Box::new(DeadLetterFile::new(&config.state_dir)),
@@ -253,7 +252,6 @@ async fn run_once(
     std::fs::create_dir_all(&config.state_dir).map_err(PipelineError::Admin)?;
     let admin = serve_admin(&config.state_dir, request_tx, Arc::clone(&stop_reload))
         .map_err(PipelineError::Admin)?;
-    let capacity = (config.pipeline.channel_bytes / MAX_BATCH_BYTES).max(2);
     let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<RoutedBatch>(capacity);
 
     let processor = {

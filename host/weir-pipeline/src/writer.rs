@@ -65,16 +65,6 @@ impl RoutedBatch {
         };
         self.events.push((i, event));
     }
-
-    /// Events routed, counting each destination of a fanned-out event.
-    pub fn len(&self) -> usize {
-        self.events.len()
-    }
-
-    /// Whether no event was routed.
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
 }
 
 /// A sink with the destinations it takes.

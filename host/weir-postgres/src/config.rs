@@ -132,10 +132,6 @@ impl PostgresSourceConfig {
 }
 
 impl SourceComponent for PostgresSourceConfig {
-    fn kind(&self) -> &'static str {
-        "postgres"
-    }
-
     fn fill_defaults(&mut self, pipeline: &str) {
         let derived = derived_name(pipeline);
         for value in [&mut self.publication, &mut self.slot] {

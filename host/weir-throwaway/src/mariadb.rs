@@ -157,11 +157,6 @@ impl ThrowawayMariadb {
         (self.client.clone(), self.socket())
     }
 
-    /// The directory the server keeps its files in.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn wait_ready(&mut self) -> Result<(), ThrowawayError> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

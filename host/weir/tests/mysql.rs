@@ -6,16 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use weir_throwaway::ThrowawayMariadb;
 
 use crate::pipeline::{
     WORKLOAD_CHANGES, apply, assert_no_duplicates, count_output, kill_9_at_random, read_output,
-    workload_transaction,
+    scratch_dir, workload_transaction,
 };
-use crate::weir;
+use crate::{succeeds, weir};
 
 struct Setup {
     server: ThrowawayMariadb,
@@ -28,16 +28,10 @@ impl Setup {
         server
             .sql(&format!("CREATE DATABASE shop; USE shop; {schema}"))
             .unwrap_or_else(|e| panic!("{e}"));
-        let dir = std::env::temp_dir().join(format!(
-            "weir-mysql-test-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Setup { server, dir }
+        Setup {
+            server,
+            dir: scratch_dir("weir-mysql-test"),
+        }
     }
 
     fn config(&self) -> PathBuf {
@@ -144,14 +138,9 @@ fn workload(
                 n += 1;
                 sql.push_str(&workload_transaction(n, &mut next_id));
             }
-            let out = weir_throwaway::mariadb::client_command(&binary, &socket)
-                .args(["-N", "-B", "-e", &sql])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            succeeds(
+                weir_throwaway::mariadb::client_command(&binary, &socket)
+                    .args(["-N", "-B", "-e", &sql]),
             );
             made.fetch_add(10 * WORKLOAD_CHANGES, Ordering::Relaxed);
         }

@@ -26,16 +26,10 @@ impl Setup {
         let server = ThrowawayPostgres::start(&[]).unwrap_or_else(|e| panic!("{e}"));
         server.psql("postgres", "CREATE DATABASE db").unwrap();
         server.psql("db", schema).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "weir-pipeline-test-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Setup { server, dir }
+        Setup {
+            server,
+            dir: scratch_dir("weir-pipeline-test"),
+        }
     }
 
     /// Writes the pipeline config; `extra` is appended verbatim.
@@ -140,6 +134,20 @@ impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A new, empty directory for one test's configs, state and output.
+pub(crate) fn scratch_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Every event in the output directory, file by file (segments in order).

@@ -21,17 +21,22 @@ macro_rules! component_kinds {
             /// Every `kind` it may have (aliases left out).
             pub const KINDS: &'static [&'static str] = &[$($kind),*];
 
+            /// Whether `kind` (or an alias) names one of them.
+            pub(super) fn is_kind(kind: &str) -> bool {
+                matches!(kind, $($kind $(| $alias)*)|*)
+            }
+
             /// Reads the table of `kind` (without the keys the pipeline
-            /// reads itself); `None` for an unknown kind.
+            /// reads itself); `kind` was checked with `is_kind`.
             pub(super) fn read(
                 kind: &str,
                 de: toml::de::ValueDeserializer<'_>,
-            ) -> Option<Result<$enum, toml::de::Error>> {
+            ) -> Result<$enum, toml::de::Error> {
                 match kind {
                     $($kind $(| $alias)* => {
-                        Some(<$ty as serde::Deserialize>::deserialize(de).map($enum::$variant))
+                        <$ty as serde::Deserialize>::deserialize(de).map($enum::$variant)
                     })*
-                    _ => None,
+                    other => Err(serde::de::Error::custom(format!("unknown kind `{other}`"))),
                 }
             }
 

@@ -506,12 +506,14 @@ fn read_sections(doc: &mut Document<'_>) -> Sections {
     Sections { top, source, sinks }
 }
 
-/// The `kind` of a tagged section, or an error recorded at `path.kind`.
+/// The `kind` of a tagged section, if `is_kind` knows it; otherwise an
+/// error recorded at `path` or `path.kind`, naming the `kinds` there are.
 fn read_kind<'t>(
     doc: &mut Document<'t>,
     path: &str,
     value: &toml::Spanned<toml::de::DeValue<'t>>,
     kinds: &[&str],
+    is_kind: fn(&str) -> bool,
 ) -> Option<String> {
     let Some(table) = value.get_ref().as_table() else {
         doc.error_at(path, value, "expected a table");
@@ -522,73 +524,37 @@ fn read_kind<'t>(
         .map(|k| format!("`{k}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    match table.get("kind") {
-        None => {
-            doc.error_at(
-                path,
-                value,
-                &format!("missing field `kind`; expected one of {expected}"),
-            );
-            None
-        }
-        Some(kind) => match kind.get_ref().as_str() {
-            Some(k) => Some(k.to_owned()),
-            None => {
-                doc.error_at(
-                    &format!("{path}.kind"),
-                    kind,
-                    &format!("expected a string, one of {expected}"),
-                );
-                None
-            }
-        },
-    }
-}
-
-fn unknown_kind<'t>(
-    doc: &mut Document<'t>,
-    path: &str,
-    value: &toml::Spanned<toml::de::DeValue<'t>>,
-    kind: &str,
-    kinds: &[&str],
-) {
-    let kind_value = value
-        .get_ref()
-        .as_table()
-        .and_then(|t| t.get("kind"))
-        .cloned()
-        .unwrap_or_else(|| value.clone());
-    let expected = kinds
-        .iter()
-        .map(|k| format!("`{k}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    doc.error_at(
-        &format!("{path}.kind"),
-        &kind_value,
-        &format!("unknown variant `{kind}`, expected one of {expected}"),
-    );
+    let Some(kind) = table.get("kind") else {
+        doc.error_at(
+            path,
+            value,
+            &format!("missing field `kind`; expected one of {expected}"),
+        );
+        return None;
+    };
+    let message = match kind.get_ref().as_str() {
+        Some(k) if is_kind(k) => return Some(k.to_owned()),
+        Some(k) => format!("unknown variant `{k}`, expected one of {expected}"),
+        None => format!("expected a string, one of {expected}"),
+    };
+    doc.error_at(&format!("{path}.kind"), kind, &message);
+    None
 }
 
 fn read_source<'t>(
     doc: &mut Document<'t>,
     value: toml::Spanned<toml::de::DeValue<'t>>,
 ) -> Option<SourceConfig> {
-    let kind = read_kind(doc, "source", &value, SourceConfig::KINDS)?;
-    let fields = without(&value, &["kind"]);
-    let known = std::cell::Cell::new(true);
-    let source = doc.read("source", fields, |de| {
-        SourceConfig::read(&kind, de).unwrap_or_else(|| {
-            known.set(false);
-            Err(serde::de::Error::custom("unknown kind"))
-        })
-    });
-    if !known.get() {
-        doc.errors.pop();
-        unknown_kind(doc, "source", &value, &kind, SourceConfig::KINDS);
-        return None;
-    }
-    source
+    let kind = read_kind(
+        doc,
+        "source",
+        &value,
+        SourceConfig::KINDS,
+        SourceConfig::is_kind,
+    )?;
+    doc.read("source", without(&value, &["kind"]), |de| {
+        SourceConfig::read(&kind, de)
+    })
 }
 
 fn read_sink<'t>(
@@ -599,21 +565,10 @@ fn read_sink<'t>(
     let common = doc.read(path, only(value, &SinkCommon::KEYS), |de| {
         SinkCommon::deserialize(de)
     });
-    let kind = read_kind(doc, path, value, SinkKind::KINDS)?;
+    let kind = read_kind(doc, path, value, SinkKind::KINDS, SinkKind::is_kind)?;
     let mut drop = SinkCommon::KEYS.to_vec();
     drop.push("kind");
-    let known = std::cell::Cell::new(true);
-    let settings = doc.read(path, without(value, &drop), |de| {
-        SinkKind::read(&kind, de).unwrap_or_else(|| {
-            known.set(false);
-            Err(serde::de::Error::custom("unknown kind"))
-        })
-    });
-    if !known.get() {
-        doc.errors.pop();
-        unknown_kind(doc, path, value, &kind, SinkKind::KINDS);
-        return None;
-    }
+    let settings = doc.read(path, without(value, &drop), |de| SinkKind::read(&kind, de));
     let common = common?;
     Some(SinkConfig {
         name: common.name,

@@ -40,22 +40,12 @@ impl Inputs {
         }
     }
 
-    /// Every destination.
-    pub fn all() -> Self {
-        Inputs { globs: None }
-    }
-
     /// Whether the sink takes events bound for `destination`.
     pub fn takes(&self, destination: &str) -> bool {
         match &self.globs {
             None => true,
             Some(globs) => globs.iter().any(|g| g.matches(destination)),
         }
-    }
-
-    /// Whether the sink takes every destination.
-    pub fn takes_all(&self) -> bool {
-        self.globs.is_none()
     }
 }
 
@@ -102,8 +92,6 @@ mod tests {
         assert!(inputs.takes("audit.x"));
         assert!(!inputs.takes("audit.xy"));
         assert!(!inputs.takes("public.customers"));
-        assert!(!inputs.takes_all());
-        assert!(Inputs::all().takes("anything"));
-        assert!(Inputs::new(None).takes_all());
+        assert!(Inputs::new(None).takes("anything"));
     }
 }

@@ -24,10 +24,6 @@ pub struct StdoutSinkConfig {
 }
 
 impl SinkComponent for StdoutSinkConfig {
-    fn kind(&self) -> &'static str {
-        "stdout"
-    }
-
     fn validate(&self, _check: &mut Checker) {}
 
     fn build(&self, name: &str, _cx: &BuildContext) -> Result<Box<dyn Sink>, StageError> {

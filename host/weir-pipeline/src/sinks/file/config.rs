@@ -32,10 +32,6 @@ const fn default_max_file_bytes() -> u64 {
 }
 
 impl SinkComponent for FileSinkConfig {
-    fn kind(&self) -> &'static str {
-        "file"
-    }
-
     fn resolve_paths(&mut self, base_dir: &Path) {
         if self.dir.is_relative() {
             self.dir = base_dir.join(&self.dir);
