@@ -5,7 +5,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
 use tracing::warn;
 
-use crate::error::MysqlError;
+use crate::error::{ER_SPECIFIC_ACCESS_DENIED, MysqlError};
 use crate::position::BinlogPosition;
 use crate::source::SourceSettings;
 
@@ -14,14 +14,14 @@ use crate::source::SourceSettings;
 pub struct ServerInfo {
     /// `VERSION()`.
     pub version: String,
+    /// MariaDB rather than MySQL: GTIDs, the snapshot and some statements
+    /// differ.
+    pub mariadb: bool,
     /// The end of the binlog when the checks ran.
     pub end: BinlogPosition,
     /// The captured tables, `(database, table)`, in the server's order.
     pub tables: Vec<(String, String)>,
 }
-
-/// Access denied for a privilege the statement needs.
-const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
 
 /// Checks the binlog settings, the user's privileges and the captured
 /// databases and tables.
@@ -99,9 +99,8 @@ pub async fn check_server(
             ));
         }
     };
-    let Some((file, pos)) =
-        status.and_then(|r| Some((r.get::<String, _>(0)?, r.get::<u64, _>(1)?)))
-    else {
+    let mariadb = version.contains("MariaDB");
+    let Some(mut end) = status.as_ref().and_then(master_status) else {
         return Err(MysqlError::Setup(format!(
             "MySQL at {address} reports no binlog position (SHOW MASTER STATUS is empty): binary logging is off; start the server with `log_bin`"
         )));
@@ -145,9 +144,13 @@ pub async fn check_server(
                 "The table has no primary key; its updates and deletes carry the whole row as key.");
         }
     }
+    if mariadb {
+        end.gtid = mariadb_gtid_at(conn, address, &end).await?;
+    }
     Ok(ServerInfo {
         version,
-        end: BinlogPosition { file, pos },
+        mariadb,
+        end,
         tables: tables
             .into_iter()
             .filter(|(db, name, _)| settings.captures(db, name))
@@ -156,8 +159,39 @@ pub async fn check_server(
     })
 }
 
+/// The position in a `SHOW MASTER STATUS` row, with MySQL's executed GTID
+/// set (its fifth column, empty when `gtid_mode` is off).
+pub fn master_status(row: &Row) -> Option<BinlogPosition> {
+    let mut end = BinlogPosition::new(row.get::<String, _>(0)?, row.get::<u64, _>(1)?);
+    if row.len() > 4 {
+        end.gtid = row
+            .get::<String, _>(4)
+            .filter(|g| !g.trim().is_empty())
+            .map(|g| g.replace('\n', ""));
+    }
+    Some(end)
+}
+
+/// MariaDB's GTID state at a binlog position (`BINLOG_GTID_POS`); `None`
+/// where no GTID was logged before it.
+pub async fn mariadb_gtid_at(
+    conn: &mut Conn,
+    address: &str,
+    at: &BinlogPosition,
+) -> Result<Option<String>, MysqlError> {
+    let gtid: Option<Option<String>> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&at.file, at.pos))
+        .await
+        .map_err(MysqlError::client(
+            address,
+            "reading the GTID state at a binlog position",
+        ))?;
+    Ok(gtid.flatten().filter(|g| !g.is_empty()))
+}
+
 /// Checks that the binlog file a checkpoint resumes in is still on the
-/// server: a purged one means changes were lost to the pipeline.
+/// server: a purged one means changes were lost to the pipeline. (A resume
+/// by GTID is checked by the server when the stream starts.)
 pub async fn check_resume(
     conn: &mut Conn,
     address: &str,

@@ -56,6 +56,12 @@ pub fn client_kind(e: &mysql_async::Error) -> ErrorKind {
     }
 }
 
+/// Access denied for a privilege the statement needs.
+pub(crate) const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
+/// The replication error for a binlog position (or GTID state) the server
+/// cannot read from.
+pub(crate) const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
+
 /// The kind of a server error code
 /// (<https://mariadb.com/kb/en/mariadb-error-code-reference/>).
 pub fn server_code_kind(code: u16) -> ErrorKind {

@@ -3,7 +3,8 @@
 //! - [`config`]: the `[source] kind = "mysql"` (alias `"mariadb"`) section.
 //! - [`checks`]: what the server must be set up with, each failing check
 //!   naming the statement that fixes it.
-//! - [`position`]: binlog file and position, and their order.
+//! - [`position`]: binlog file and position (and GTID state), and their order.
+//! - [`gtid`]: MariaDB and MySQL GTIDs and the state a pipeline has read.
 //! - [`values`]: binlog row values to typed [`weir_core::Value`]s.
 //! - [`snapshot`]: the initial, consistent, lock-free snapshot (MariaDB).
 //! - [`source`]: all of it together: the binlog stream as
@@ -16,6 +17,7 @@
 pub mod checks;
 pub mod config;
 pub mod error;
+pub mod gtid;
 pub mod position;
 pub mod snapshot;
 pub mod source;

@@ -11,37 +11,30 @@
 //! cut back what they wrote, and the next start copies the tables again.
 //! (Resuming a MySQL snapshot chunk by chunk, as the PostgreSQL source
 //! does, is future work.)
+//!
+//! MySQL reports no position for a snapshot; there a global read lock is
+//! held while the transaction starts and the position is read (as
+//! Debezium does), then released before any row is read.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
 use tracing::info;
 use weir_connect::source::SnapshotProgress;
 use weir_connect::{Phase, SourceChannels};
 use weir_core::{ChangeBatch, ChangeEvent, Column as EventColumn, Op, SourceInfo};
 
-use crate::error::MysqlError;
+use crate::checks;
+use crate::error::{ER_SPECIFIC_ACCESS_DENIED, MysqlError};
 use crate::position::BinlogPosition;
 use crate::source::SourceSettings;
 use crate::values;
 
-/// Copies `tables` as of one consistent point and returns that point's
-/// binlog position, or `None` if shutdown interrupted it.
-pub async fn copy_tables(
-    conn: &mut Conn,
-    address: &str,
-    settings: &SourceSettings,
-    tables: &[(String, String)],
-    channels: &mut SourceChannels,
-) -> Result<Option<BinlogPosition>, MysqlError> {
+/// Starts a consistent-snapshot transaction on MariaDB without a lock: the
+/// server reports the binlog position of exactly that snapshot.
+async fn mariadb_snapshot(conn: &mut Conn, address: &str) -> Result<BinlogPosition, MysqlError> {
     let err = |context: &str| MysqlError::client(address, context.to_owned());
-    conn.query_drop(
-        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
-         SET time_zone = '+00:00'; SET NAMES utf8mb4",
-    )
-    .await
-    .map_err(err("preparing the snapshot session"))?;
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         .await
         .map_err(err("starting the snapshot"))?;
@@ -55,15 +48,78 @@ pub async fn copy_tables(
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.clone())
     };
-    let (Some(file), Some(pos)) = (
+    match (
         value("binlog_snapshot_file"),
         value("binlog_snapshot_position").and_then(|p| p.parse().ok()),
-    ) else {
-        return Err(MysqlError::Setup(format!(
-            "MySQL at {address} reports no binlog position for a consistent snapshot (`binlog_snapshot_file`, a MariaDB status): copying existing rows needs MariaDB; on MySQL set snapshot = \"never\""
-        )));
+    ) {
+        (Some(file), Some(pos)) => Ok(BinlogPosition::new(file, pos)),
+        _ => Err(MysqlError::Setup(format!(
+            "MariaDB at {address} reports no binlog position for a consistent snapshot (`binlog_snapshot_file`); is binary logging on?"
+        ))),
+    }
+}
+
+/// Starts a consistent-snapshot transaction on MySQL, which reports no
+/// snapshot position: writes are held by a global read lock only while the
+/// transaction starts and the binlog position (and GTID set) is read.
+/// Needs the `RELOAD` privilege. Untested here (no MySQL server).
+async fn mysql_snapshot(
+    conn: &mut Conn,
+    address: &str,
+    user: &str,
+) -> Result<BinlogPosition, MysqlError> {
+    let err = |context: &str| MysqlError::client(address, context.to_owned());
+    match conn.query_drop("FLUSH TABLES WITH READ LOCK").await {
+        Err(mysql_async::Error::Server(e)) if e.code == ER_SPECIFIC_ACCESS_DENIED => {
+            return Err(MysqlError::Setup(format!(
+                "user `{user}` may not take the brief global read lock a snapshot on MySQL at {address} needs: run GRANT RELOAD ON *.* TO '{user}'@'%', or set snapshot = \"never\""
+            )));
+        }
+        other => other.map_err(err("locking tables for the snapshot's start"))?,
+    }
+    let started = async {
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await
+            .map_err(err("starting the snapshot"))?;
+        let status: Option<Row> = conn
+            .query_first("SHOW MASTER STATUS")
+            .await
+            .map_err(err("reading the snapshot's binlog position"))?;
+        status.as_ref().and_then(checks::master_status).ok_or_else(|| {
+            MysqlError::Setup(format!(
+                "MySQL at {address} reports no binlog position (SHOW MASTER STATUS is empty); is binary logging on?"
+            ))
+        })
+    }
+    .await;
+    conn.query_drop("UNLOCK TABLES")
+        .await
+        .map_err(err("unlocking tables after the snapshot's start"))?;
+    started
+}
+
+/// Copies `tables` as of one consistent point and returns that point's
+/// binlog position, or `None` if shutdown interrupted it.
+pub async fn copy_tables(
+    conn: &mut Conn,
+    address: &str,
+    settings: &SourceSettings,
+    tables: &[(String, String)],
+    mariadb: bool,
+    channels: &mut SourceChannels,
+) -> Result<Option<BinlogPosition>, MysqlError> {
+    let err = |context: &str| MysqlError::client(address, context.to_owned());
+    conn.query_drop(
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+         SET time_zone = '+00:00'; SET NAMES utf8mb4",
+    )
+    .await
+    .map_err(err("preparing the snapshot session"))?;
+    let point = if mariadb {
+        mariadb_snapshot(conn, address).await?
+    } else {
+        mysql_snapshot(conn, address, &settings.connect.user).await?
     };
-    let point = BinlogPosition { file, pos };
     info!(tables = tables.len(), at = %point, "Snapshot started.");
     let started = Instant::now();
     let commit_time_us = SystemTime::now()

@@ -9,6 +9,7 @@
 //! binlogs must be kept long enough for a stopped pipeline to catch up
 //! (a purged resume point is an operator error).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use mysql_async::binlog::BinlogChecksumAlg;
-use mysql_async::binlog::events::{EventData, OptionalMetadataField, TableMapEvent};
+use mysql_async::binlog::events::{Event, EventData, OptionalMetadataField, TableMapEvent};
 use mysql_async::binlog::row::BinlogRow;
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
@@ -30,15 +31,11 @@ use weir_core::{
 };
 
 use crate::checks;
-use crate::error::MysqlError;
+use crate::error::{ER_MASTER_FATAL_ERROR_READING_BINLOG, ER_SPECIFIC_ACCESS_DENIED, MysqlError};
+use crate::gtid::{Gtid, GtidSet};
 use crate::position::{BinlogOrder, BinlogPosition};
 use crate::snapshot;
 use crate::values;
-
-/// The replication error for a binlog position the server cannot read.
-const ER_MASTER_FATAL_ERROR_READING_BINLOG: u16 = 1236;
-/// Access denied for a privilege (here: `REPLICATION SLAVE`).
-const ER_SPECIFIC_ACCESS_DENIED: u16 = 1227;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -149,14 +146,23 @@ pub async fn run(
         .await
         .map_err(MysqlError::client(&address, "connecting"))?;
     let info = checks::check_server(&mut conn, &address, settings).await?;
-    let start = match resume {
+    let mut start = match resume {
         Some(position) => {
-            checks::check_resume(&mut conn, &address, &position).await?;
+            if position.gtid_set().is_none() {
+                checks::check_resume(&mut conn, &address, &position).await?;
+            }
             position
         }
         None if settings.snapshot => {
-            match snapshot::copy_tables(&mut conn, &address, settings, &info.tables, &mut channels)
-                .await?
+            match snapshot::copy_tables(
+                &mut conn,
+                &address,
+                settings,
+                &info.tables,
+                info.mariadb,
+                &mut channels,
+            )
+            .await?
             {
                 Some(point) => point,
                 None => {
@@ -167,6 +173,17 @@ pub async fn run(
         }
         None => info.end.clone(),
     };
+    // MariaDB always logs GTIDs: learn the state at a position from before
+    // they were kept, so that every later position carries it.
+    if info.mariadb && start.gtid.is_none() {
+        start.gtid = checks::mariadb_gtid_at(&mut conn, &address, &start).await?;
+    }
+    let gtids = match start.gtid_set() {
+        Some(set) => Some(set),
+        None if info.mariadb => Some(GtidSet::empty(true)),
+        // MySQL with `gtid_mode = OFF`, or a checkpoint from then.
+        None => None,
+    };
     info!(server = %address, version = %info.version, from = %start, "Streaming the binlog.");
     // The server sends a heartbeat when the binlog is idle this long, so a
     // dead connection shows.
@@ -176,9 +193,42 @@ pub async fn run(
     ))
     .await
     .map_err(MysqlError::client(&address, "setting the heartbeat period"))?;
-    let request = BinlogStreamRequest::new(settings.server_id)
-        .with_filename(start.file.as_bytes())
-        .with_pos(start.pos);
+    if info.mariadb {
+        // Real GTID events (type 162) in place of `BEGIN` statements.
+        conn.query_drop("SET @mariadb_slave_capability = 4")
+            .await
+            .map_err(MysqlError::client(&address, "asking for GTID events"))?;
+    }
+    let mut request = BinlogStreamRequest::new(settings.server_id);
+    match start.gtid_set() {
+        // By GTID where there is a state: the server finds where it ends,
+        // in whichever file that is on this server.
+        Some(set @ GtidSet::Mariadb(_)) => {
+            conn.query_drop(format!(
+                "SET @slave_connect_state = '{set}', @slave_gtid_strict_mode = 0, \
+                 @slave_gtid_ignore_duplicates = 0"
+            ))
+            .await
+            .map_err(MysqlError::client(
+                &address,
+                "setting the GTID state to resume from",
+            ))?;
+            request = request.with_pos(4);
+        }
+        Some(set @ GtidSet::Mysql(_)) => {
+            let sids = mysql_sids(&set).map_err(|e| {
+                MysqlError::Setup(format!(
+                    "the checkpoint's GTID set {set} does not read: {e}"
+                ))
+            })?;
+            request = request.with_gtid().with_gtid_set(sids).with_pos(4);
+        }
+        None => {
+            request = request
+                .with_filename(start.file.as_bytes())
+                .with_pos(start.pos)
+        }
+    }
     let mut stream = conn
         .get_binlog_stream(request)
         .await
@@ -188,7 +238,7 @@ pub async fn run(
         p.acknowledged = Some(start.to_string());
     });
 
-    let mut tx = Transaction::new(start.file.clone());
+    let mut tx = Transaction::new(start.clone(), gtids);
     let mut acked = Some(start.clone());
     loop {
         let next = match stream.next().now_or_never() {
@@ -225,11 +275,6 @@ pub async fn run(
             note_ack(&channels, &ack, &mut acked);
         }
         let header = event.header();
-        // MariaDB's own events (GTID, annotations, checkpoints) come without
-        // a type the crate knows, or as nothing to read; both carry no rows.
-        if header.event_type().is_err() {
-            continue;
-        }
         let at = format!("{}:{}", tx.file, header.log_pos());
         if let Some(sum) = event.checksum()
             && event.calc_checksum(BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32)
@@ -244,13 +289,37 @@ pub async fn run(
             address: address.clone(),
             reason: format!("at {at}: {e}"),
         };
+        if header.event_type_raw() == MARIADB_GTID_EVENT {
+            let (gtid, standalone) = Gtid::mariadb_event(header.server_id(), event.data())
+                .ok_or_else(|| MysqlError::Decode {
+                    address: address.clone(),
+                    reason: format!("at {at}: a GTID event too short to read"),
+                })?;
+            tx.gtid(gtid, standalone);
+            continue;
+        }
+        // MariaDB's other own events (annotations, checkpoints, GTID lists)
+        // come without a type the crate knows; none carries rows.
+        if header.event_type().is_err() {
+            continue;
+        }
         let Some(data) = event.read_data().map_err(decode_err)? else {
             continue;
         };
         let end = u64::from(header.log_pos());
         match data {
-            EventData::RotateEvent(rotate) if end != 0 => {
-                tx.rotate(rotate.name().into_owned(), rotate.position());
+            // `end` 0: the server's own note of the file it starts
+            // sending from, not a rotation in the binlog.
+            EventData::RotateEvent(rotate) => {
+                let name = if end == 0 {
+                    fake_rotate_name(&event, rotate.name())
+                } else {
+                    rotate.name().into_owned()
+                };
+                tx.rotate(name, rotate.position(), end != 0);
+            }
+            EventData::GtidEvent(gtid) => {
+                tx.gtid(Gtid::mysql(gtid.sid(), gtid.gno()), false);
             }
             EventData::TableMapEvent(tme) => tx.note_table(&tme),
             EventData::QueryEvent(query) => {
@@ -372,6 +441,50 @@ fn note_ack(channels: &SourceChannels, ack: &Json, acked: &mut Option<BinlogPosi
         channels.report(|p| p.acknowledged = Some(position.to_string()));
         *acked = Some(position);
     }
+}
+
+/// The file name in the server's first rotate event. It comes before the
+/// format description that says checksums are on, so the crate leaves the
+/// checksum on the end of the name: cut it off where it is one. (The event:
+/// position, 8 bytes, then the name.)
+fn fake_rotate_name(event: &Event, name: Cow<'_, str>) -> String {
+    let data = event.data();
+    let Some(split) = data.len().checked_sub(4).filter(|s| *s >= 8) else {
+        return name.into_owned();
+    };
+    let header = event.header();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header.timestamp().to_le_bytes());
+    hasher.update(&[header.event_type_raw()]);
+    hasher.update(&header.server_id().to_le_bytes());
+    hasher.update(&header.event_size().to_le_bytes());
+    hasher.update(&header.log_pos().to_le_bytes());
+    hasher.update(&header.flags_raw().to_le_bytes());
+    hasher.update(&data[..split]);
+    let sum = u32::from_le_bytes(data[split..].try_into().expect("four bytes"));
+    if hasher.finalize() == sum {
+        String::from_utf8_lossy(&data[8..split]).into_owned()
+    } else {
+        name.into_owned()
+    }
+}
+
+/// MariaDB's GTID event, which the crate does not know.
+const MARIADB_GTID_EVENT: u8 = 162;
+
+/// A MySQL GTID set as the crate sends it in `COM_BINLOG_DUMP_GTID`: one
+/// `Sid` per source uuid.
+fn mysql_sids(set: &GtidSet) -> std::io::Result<Vec<mysql_async::Sid<'static>>> {
+    let GtidSet::Mysql(sources) = set else {
+        return Ok(Vec::new());
+    };
+    sources
+        .iter()
+        .map(|(uuid, intervals)| {
+            let one = std::collections::BTreeMap::from([(uuid.clone(), intervals.clone())]);
+            GtidSet::Mysql(one).to_string().parse()
+        })
+        .collect()
 }
 
 /// A replication error, with the fix where the server said what is wrong.
@@ -529,16 +642,19 @@ struct Transaction {
     committed: BinlogPosition,
     /// Keys and labels by table id, from the table maps.
     tables: HashMap<u64, TableShape>,
+    /// The GTID state after the last commit, where the server has GTIDs.
+    gtids: Option<GtidSet>,
+    /// The open transaction's GTID.
+    pending_gtid: Option<Gtid>,
 }
 
 impl Transaction {
-    fn new(file: String) -> Self {
+    fn new(start: BinlogPosition, gtids: Option<GtidSet>) -> Self {
         Transaction {
-            committed: BinlogPosition {
-                file: file.clone(),
-                pos: 4,
-            },
-            file,
+            file: start.file.clone(),
+            committed: start,
+            gtids,
+            pending_gtid: None,
             in_transaction: false,
             open: Vec::new(),
             open_bytes: 0,
@@ -553,20 +669,32 @@ impl Transaction {
         self.tables.insert(tme.table_id(), TableShape::of(tme));
     }
 
-    fn rotate(&mut self, file: String, pos: u64) {
+    /// A rotation to `file` (`real`), or the server naming the file it
+    /// starts sending from.
+    fn rotate(&mut self, file: String, pos: u64, real: bool) {
         self.file = file;
+        if !real {
+            return;
+        }
         self.tables.clear();
         if self.open.is_empty() {
             // Nothing in between: a restart may start in the new file.
-            self.committed = BinlogPosition {
-                file: self.file.clone(),
-                pos,
-            };
+            self.committed.file = self.file.clone();
+            self.committed.pos = pos;
         }
     }
 
     fn begin(&mut self) {
         self.in_transaction = true;
+    }
+
+    /// The GTID of the transaction that follows; a standalone one (DDL)
+    /// has no `BEGIN` and no commit event, its statement is all of it.
+    fn gtid(&mut self, gtid: Gtid, standalone: bool) {
+        self.pending_gtid = Some(gtid);
+        if !standalone {
+            self.begin();
+        }
     }
 
     fn push(&mut self, event: ChangeEvent) {
@@ -588,9 +716,18 @@ impl Transaction {
         }
         self.ready_bytes += self.open_bytes;
         self.open_bytes = 0;
+        let gtid = self.pending_gtid.take();
+        if let (Some(set), Some(gtid)) = (&mut self.gtids, gtid) {
+            set.add(&gtid);
+        }
         self.committed = BinlogPosition {
             file: self.file.clone(),
             pos: end,
+            gtid: self
+                .gtids
+                .as_ref()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.to_string()),
         };
         self.ready_resume = Some(self.committed.clone());
     }

@@ -1,6 +1,8 @@
 //! The MySQL source against a real, throwaway MariaDB server.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
@@ -231,6 +233,51 @@ async fn a_restart_at_the_checkpoint_repeats_and_skips_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_by_gtid_wherever_the_files_are() {
+    let server = server(&[], "CREATE TABLE t (id BIGINT PRIMARY KEY);");
+    // A checkpoint from before positions carried GTIDs: file and offset.
+    let end = server.sql("SHOW MASTER STATUS").unwrap();
+    let mut fields = end.split_whitespace();
+    let (file, pos) = (fields.next().unwrap(), fields.next().unwrap());
+    let old = serde_json::json!({"file": file, "pos": pos.parse::<u64>().unwrap()});
+    server
+        .sql("INSERT INTO shop.t VALUES (1); INSERT INTO shop.t VALUES (2);")
+        .unwrap();
+    let mut source = start(settings(&server), old);
+    let events = source.collect(2).await;
+    let ids: Vec<i64> = events.iter().map(|e| int(e, "after", "id")).collect();
+    assert_eq!(ids, [1, 2], "a checkpoint without a GTID state resumes");
+    let resumes = source.stop().await;
+    let mut resume = resumes.last().unwrap().clone();
+    let state = server.sql("SELECT @@gtid_binlog_pos").unwrap();
+    assert_eq!(
+        resume["gtid"].as_str(),
+        Some(state.trim()),
+        "positions carry the GTID state from then on: {resume}"
+    );
+    server
+        .sql("INSERT INTO shop.t VALUES (3); FLUSH BINARY LOGS; INSERT INTO shop.t VALUES (4);")
+        .unwrap();
+    // As on another server after a failover: the checkpoint's file and
+    // offset mean nothing there, its GTID state does.
+    resume["file"] = "binlog.000042".into();
+    resume["pos"] = 123_456.into();
+    let mut source = start(settings(&server), resume);
+    let events = source.collect(2).await;
+    let ids: Vec<i64> = events.iter().map(|e| int(e, "after", "id")).collect();
+    assert_eq!(ids, [3, 4]);
+    assert!(events[1].source.position.starts_with("binlog.000002:"));
+    let resumes = source.stop().await;
+    let last = resumes.last().unwrap();
+    assert_eq!(
+        last["file"], "binlog.000002",
+        "the file learned from the stream"
+    );
+    let state = server.sql("SELECT @@gtid_binlog_pos").unwrap();
+    assert_eq!(last["gtid"].as_str(), Some(state.trim()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn common_types_arrive_typed() {
     let server = server(
         &[],
@@ -295,8 +342,10 @@ async fn common_types_arrive_typed() {
 
 /// The error a source stops with.
 async fn fails(settings: SourceSettings, resume: Json) -> MysqlError {
-    let task = start(settings, resume).task;
-    tokio::time::timeout(Duration::from_secs(30), task)
+    // Running, not stopping: some refusals come with the stream's first
+    // read (a GTID state the server's binlog does not hold).
+    let source = start(settings, resume);
+    tokio::time::timeout(Duration::from_secs(30), source.task)
         .await
         .expect("the source should have stopped with an error")
         .unwrap()
@@ -325,7 +374,7 @@ async fn a_misconfigured_server_is_refused_with_the_fix() {
         assert!(err.to_string().contains(needle), "{err}");
     }
 
-    let server = server(&[], "");
+    let server = server(&[], "CREATE TABLE t (id INT PRIMARY KEY);");
     let mut s = settings(&server);
     s.databases = vec!["nope".into()];
     let err = fails(s, Json::Null).await;
@@ -348,6 +397,16 @@ async fn a_misconfigured_server_is_refused_with_the_fix() {
     let err = fails(settings(&server), resume).await;
     assert_eq!(err.kind(), ErrorKind::Operator, "{err:?}");
     assert!(err.to_string().contains("no longer has"), "{err}");
+    // The same by GTID: the transaction after 0-1-1 (the setup's second)
+    // was in the purged file, and a state ahead of the server's (as after
+    // `RESET MASTER`) is not in its binlog either.
+    for gtid in ["0-1-1", "0-1-5000"] {
+        let resume = serde_json::json!({"file": "binlog.000001", "pos": 4, "gtid": gtid});
+        let err = fails(settings(&server), resume).await;
+        assert_eq!(err.kind(), ErrorKind::Operator, "{err:?}");
+        assert!(err.to_string().contains("no longer has"), "{err}");
+        assert!(err.to_string().contains(gtid), "{err}");
+    }
 
     // Nothing listens: retried.
     let mut s = settings(&server);
@@ -508,4 +567,99 @@ async fn snapshot_and_stream_give_a_composite_key_in_key_order() {
         ]
     );
     source.stop().await;
+}
+
+/// The column names of an image.
+fn names(image: Option<&Vec<weir_core::Column>>) -> Vec<String> {
+    image
+        .map(|row| row.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_after_an_alter_carry_the_new_shape_across_a_restart() {
+    let server = server(
+        &[],
+        "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(10));
+         CREATE TABLE busy (id INT AUTO_INCREMENT PRIMARY KEY, n INT);",
+    );
+    // Load on another table all along, from another client.
+    let (client, socket) = server.client_parts();
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop_load = Arc::clone(&stop_load);
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop_load.load(Ordering::Relaxed) {
+                let out = weir_throwaway::mariadb::client_command(&client, &socket)
+                    .args(["-e", "INSERT INTO shop.busy (n) VALUES (1), (2), (3)"])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                n += 3;
+            }
+            n
+        })
+    };
+    let inserts = |from: i32, columns: &str, values: &str| {
+        (from..from + 50)
+            .map(|i| format!("INSERT INTO t ({columns}) VALUES ({i}, {values});"))
+            .collect::<String>()
+    };
+    let mut settings = settings(&server);
+    settings.tables = vec!["shop.t".into()];
+    let mut source = start(settings.clone(), Json::Null);
+    wait_for_replica(&server, &mut source).await;
+    server
+        .sql(&format!(
+            "USE shop; {} ALTER TABLE t ADD COLUMN c INT DEFAULT 7; {}",
+            inserts(0, "id, a, b", "1, 'x'"),
+            inserts(100, "id, a, b, c", "1, 'x', 8"),
+        ))
+        .unwrap();
+    let mut events = source.collect(100).await;
+    // Stopped between two schema changes; the rest happens while it is down.
+    let resume = source.stop().await.last().unwrap().clone();
+    server
+        .sql(&format!(
+            "USE shop; ALTER TABLE t DROP COLUMN a; {} \
+             ALTER TABLE t RENAME COLUMN b TO bee; {} \
+             UPDATE t SET c = c + 1 WHERE id = 0; DELETE FROM t WHERE id = 100;",
+            inserts(200, "id, b, c", "'y', 9"),
+            inserts(300, "id, bee, c", "'z', 10"),
+        ))
+        .unwrap();
+    let mut source = start(settings, resume);
+    events.extend(source.collect(102).await);
+    source.stop().await;
+    stop_load.store(true, Ordering::Relaxed);
+    assert!(load.join().unwrap() > 0);
+
+    assert_eq!(events.len(), 202);
+    for e in &events[..200] {
+        let id = int(e, "after", "id");
+        let shape = match id {
+            0..100 => ["id", "a", "b"].as_slice(),
+            100..200 => &["id", "a", "b", "c"],
+            200..300 => &["id", "b", "c"],
+            _ => &["id", "bee", "c"],
+        };
+        assert_eq!(names(e.after.as_ref()), shape, "row {id}");
+        assert_eq!(e.op, Op::Create);
+        assert_eq!(e.source.table, "t", "only the captured table");
+    }
+    // Rows written before a change come back in the table's shape now.
+    let update = &events[200];
+    assert_eq!(update.op, Op::Update);
+    assert_eq!(names(update.before.as_ref()), ["id", "bee", "c"]);
+    assert_eq!(int(update, "before", "c"), 7, "the added column's default");
+    assert_eq!(int(update, "after", "c"), 8);
+    let delete = &events[201];
+    assert_eq!(delete.op, Op::Delete);
+    assert_eq!(names(delete.before.as_ref()), ["id", "bee", "c"]);
+    assert_eq!(delete.key[0].value, Value::Int(100));
 }
