@@ -1,4 +1,4 @@
-//! `weir demo`: a whole pipeline on a throwaway PostgreSQL.
+//! `weir demo`: a whole pipeline on a throwaway PostgreSQL or MariaDB.
 //!
 //! Starts a fresh server, creates a small shop schema with PII columns and
 //! some rows, then runs a pipeline (snapshot, then streaming) through the
@@ -11,12 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use clap::Args;
+use anyhow::bail;
+use clap::{Args, ValueEnum};
 use tokio::sync::watch;
-use tokio_postgres::NoTls;
+use weir_connect::Phase;
 use weir_pipeline::{PipelineConfig, Stats};
-use weir_throwaway::ThrowawayPostgres;
+use weir_throwaway::{ThrowawayMariadb, ThrowawayPostgres};
+
+mod mariadb;
+mod postgres;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -30,36 +33,76 @@ pub struct DemoArgs {
     /// Keep the output files in this directory instead of deleting them.
     #[arg(long)]
     keep: Option<PathBuf>,
+    /// The database the changes come from.
+    #[arg(long, value_enum, default_value_t = DemoSource::Postgres)]
+    source: DemoSource,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE customers (
-    id bigserial PRIMARY KEY,
-    name text NOT NULL,
-    email text NOT NULL,
-    phone text,
-    ssn text,
-    card text,
-    region text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE orders (
-    id bigserial PRIMARY KEY,
-    customer_id bigint NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
-    amount numeric(10,2) NOT NULL,
-    status text NOT NULL,
-    notes jsonb,
-    placed_at timestamptz NOT NULL DEFAULT now()
-);
-INSERT INTO customers (name, email, phone, ssn, card, region)
-SELECT 'Customer ' || i, 'customer' || i || '@example.com', '+1 415 555 ' || lpad((i % 10000)::text, 4, '0'),
-       lpad((i % 1000)::text, 3, '0') || '-45-' || lpad((i % 10000)::text, 4, '0'),
-       '4111 1111 1111 1111', (ARRAY['eu','us','apac'])[1 + i % 3]
-FROM generate_series(1, 2000) i;
-INSERT INTO orders (customer_id, amount, status, notes)
-SELECT 1 + i % 2000, (i % 500) + 0.99, 'placed', jsonb_build_object('gift', i % 7 = 0)
-FROM generate_series(1, 5000) i;
-";
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DemoSource {
+    Postgres,
+    Mariadb,
+}
+
+/// The throwaway server the changes come from.
+enum Server {
+    Postgres(ThrowawayPostgres),
+    Mariadb(ThrowawayMariadb),
+}
+
+impl Server {
+    fn start(source: DemoSource) -> anyhow::Result<Server> {
+        Ok(match source {
+            DemoSource::Postgres => Server::Postgres(postgres::start()?),
+            DemoSource::Mariadb => Server::Mariadb(mariadb::start()?),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Server::Postgres(_) => "PostgreSQL",
+            Server::Mariadb(_) => "MariaDB",
+        }
+    }
+
+    fn source_toml(&self) -> String {
+        match self {
+            Server::Postgres(s) => postgres::source_toml(s),
+            Server::Mariadb(s) => mariadb::source_toml(s),
+        }
+    }
+
+    /// The customers table as the router's `by_column` names it
+    /// (`schema.table`; MySQL's schema is its database).
+    fn customers(&self) -> &'static str {
+        match self {
+            Server::Postgres(_) => "public.customers",
+            Server::Mariadb(_) => "shop.customers",
+        }
+    }
+
+    async fn workload(&self) -> anyhow::Result<Workload> {
+        Ok(match self {
+            Server::Postgres(s) => Workload::Postgres(postgres::Workload::connect(s).await?),
+            Server::Mariadb(s) => Workload::Mariadb(mariadb::Workload::connect(s).await?),
+        })
+    }
+}
+
+enum Workload {
+    Postgres(postgres::Workload),
+    Mariadb(mariadb::Workload),
+}
+
+impl Workload {
+    /// One round of changes; returns how many rows changed.
+    async fn round(&mut self, n: u64) -> anyhow::Result<u64> {
+        match self {
+            Workload::Postgres(w) => w.round(n).await,
+            Workload::Mariadb(w) => w.round(n).await,
+        }
+    }
+}
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let plugins = std::path::absolute(&args.plugins)?;
@@ -75,11 +118,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             );
         }
     }
-    println!("==> Starting a throwaway PostgreSQL (initdb, wal_level=logical)");
-    let server = ThrowawayPostgres::start(&[]).context("starting PostgreSQL")?;
-    println!("    port {}, data in a temporary directory", server.port);
-    server.psql("postgres", "CREATE DATABASE shop")?;
-    server.psql("shop", SCHEMA)?;
+    let server = Server::start(args.source)?;
     println!(
         "==> Created database `shop`: 2000 customers (name, email, phone, SSN, card), 5000 orders"
     );
@@ -106,8 +145,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&work);
         println!("\nOutput kept in {}", out_dir.display());
     }
+    let name = server.name();
     drop(server);
-    println!("==> Stopped PostgreSQL and removed its files.");
+    println!("==> Stopped {name} and removed its files.");
     result
 }
 
@@ -120,7 +160,7 @@ fn tempdir() -> anyhow::Result<PathBuf> {
 
 /// The demo's pipeline config, with the example plugin configs inlined.
 fn pipeline_toml(
-    server: &ThrowawayPostgres,
+    server: &Server,
     work: &Path,
     out: &Path,
     mask: &Path,
@@ -128,21 +168,17 @@ fn pipeline_toml(
 ) -> anyhow::Result<String> {
     let mask_config: toml::Table =
         include_str!("../../../examples/plugins/pii-mask.toml").parse()?;
-    let router_config: toml::Table =
+    let mut router_config: toml::Table =
         include_str!("../../../examples/plugins/table-router.toml").parse()?;
+    if let Some(toml::Value::Table(by_column)) = router_config.get_mut("by_column") {
+        by_column.insert("tables".into(), vec![server.customers()].into());
+    }
     let mut doc: toml::Table = format!(
         r#"
 name = "demo"
 state_dir = "{state}"
 
-[source]
-kind = "postgres"
-host = "127.0.0.1"
-port = {port}
-user = "postgres"
-database = "shop"
-snapshot_chunk_rows = 1000
-
+{source}
 [[sinks]]
 name = "files"
 kind = "file"
@@ -153,7 +189,7 @@ dir = "{out}"
 allow_unsigned = true
 "#,
         state = work.join("state").display(),
-        port = server.port,
+        source = server.source_toml(),
         out = out.display(),
     )
     .parse()?;
@@ -176,11 +212,7 @@ allow_unsigned = true
 }
 
 /// Runs the pipeline beside the workload, printing live numbers.
-async fn drive(
-    server: &ThrowawayPostgres,
-    config: PipelineConfig,
-    seconds: u64,
-) -> anyhow::Result<()> {
+async fn drive(server: &Server, config: PipelineConfig, seconds: u64) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stats = Arc::new(Stats::default());
     let pipeline = {
@@ -189,32 +221,21 @@ async fn drive(
     };
     println!("==> Pipeline: snapshot + stream -> pii-mask -> table-router -> JSON-lines files\n");
 
-    let (client, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=postgres dbname=shop",
-            server.port
-        ),
-        NoTls,
-    )
-    .await?;
-    tokio::spawn(connection);
-    // Changes made before the slot exists belong to the snapshot, not the
-    // stream: start the workload once the pipeline has created its slot.
-    let wait = Instant::now() + Duration::from_secs(30);
-    while client
-        .query(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'weir_demo'",
-            &[],
-        )
-        .await?
-        .is_empty()
-    {
-        if pipeline.is_finished() || Instant::now() > wait {
-            let _ = stop_tx.send(true);
-            pipeline.await??;
-            bail!("the pipeline did not create its replication slot");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut workload = server.workload().await?;
+    // Changes made before the stream's start belong to the snapshot (and an
+    // update there would count once, not twice): start the workload once
+    // the source streams.
+    let mut progress = stats.source.subscribe();
+    let streaming = progress.wait_for(|p| p.phase == Phase::Streaming);
+    // (`is_ok_and` drops the borrow at once: holding it would block the
+    // source's progress reports.)
+    let streaming = tokio::time::timeout(Duration::from_secs(60), streaming)
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if !streaming {
+        let _ = stop_tx.send(true);
+        pipeline.await??;
+        bail!("the pipeline did not start streaming within a minute");
     }
     let expected_snapshot = 7000u64;
     let mut changes = 0u64;
@@ -226,29 +247,7 @@ async fn drive(
             break;
         }
         n += 1;
-        let id: i64 = client
-            .query_one(
-                "WITH c AS (INSERT INTO customers (name, email, phone, ssn, card, region) \
-                 VALUES ('New ' || $1::text, 'new' || $1::text || '@example.org', '+44 20 7946 0' || right($1::text, 3), \
-                 '123-45-6789', '5500 0000 0000 0004', (ARRAY['eu','us','apac'])[1 + ($2::int8 % 3)]) RETURNING id) \
-                 SELECT id FROM c",
-                &[&n.to_string(), &(n as i64)],
-            )
-            .await?
-            .get(0);
-        client
-            .batch_execute(&format!(
-                "BEGIN; \
-                 INSERT INTO orders (customer_id, amount, status) VALUES ({id}, 19.99, 'placed'), ({id}, 5.00, 'placed'); \
-                 UPDATE orders SET status = 'shipped' WHERE id = {}; \
-                 UPDATE customers SET phone = '+1 212 555 0{:03}' WHERE id = {}; \
-                 COMMIT",
-                1 + n % 5000,
-                n % 1000,
-                1 + n % 2000
-            ))
-            .await?;
-        changes += 5;
+        changes += workload.round(n).await?;
         if last_print.0.elapsed() >= Duration::from_secs(1) {
             print_live(&stats, &mut last_print, started);
         }

@@ -3,6 +3,7 @@
 //! the errors a user sees.
 
 mod bundles;
+mod demo;
 mod languages;
 mod mysql;
 mod pipeline;

@@ -1,0 +1,48 @@
+//! `weir demo` end to end, on each database it offers: the README's first
+//! command must work on a fresh machine.
+
+use std::path::Path;
+
+use weir_tests::components;
+
+use crate::{succeeds, weir};
+
+fn demo(source: &str) {
+    let plugins = Path::new(components::PII_MASK).parent().unwrap();
+    assert!(
+        plugins.join("table_router.wasm").is_file(),
+        "the build script puts the bundled plugins side by side"
+    );
+    let out = succeeds(
+        weir()
+            .args(["demo", "--seconds", "2", "--source", source, "--plugins"])
+            .arg(plugins),
+    );
+    let captured = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("all "))
+        .unwrap_or_else(|| panic!("no summary line:\n{out}"));
+    // "all N events captured (7000 snapshot rows + M changes)"
+    let numbers: Vec<u64> = captured
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert_eq!(numbers.len(), 3, "{captured}");
+    assert_eq!(numbers[0], numbers[1] + numbers[2], "{captured}");
+    assert!(numbers[2] > 0, "the workload made changes: {captured}");
+    assert!(out.contains("customers-eu"), "routed output:\n{out}");
+    assert!(
+        !out.contains("4111 1111 1111 1111"),
+        "the sample shows masked cards only"
+    );
+}
+
+#[test]
+fn demo_on_postgres() {
+    demo("postgres");
+}
+
+#[test]
+fn demo_on_mariadb() {
+    demo("mariadb");
+}
