@@ -45,6 +45,10 @@ pub struct MysqlSourceConfig {
     /// (MariaDB: a consistent snapshot without a global lock).
     #[serde(default)]
     pub snapshot: SnapshotMode,
+    /// Rows read per snapshot query, more than 0; each chunk ends with a
+    /// checkpoint, where an interrupted snapshot resumes.
+    #[serde(default = "default_snapshot_chunk_rows")]
+    pub snapshot_chunk_rows: u64,
     /// Seconds between the server's heartbeats on an idle binlog.
     #[serde(default = "default_heartbeat_secs")]
     pub heartbeat_secs: u64,
@@ -56,6 +60,10 @@ fn default_host() -> String {
 
 const fn default_port() -> u16 {
     3306
+}
+
+const fn default_snapshot_chunk_rows() -> u64 {
+    10_000
 }
 
 const fn default_heartbeat_secs() -> u64 {
@@ -102,6 +110,7 @@ impl MysqlSourceConfig {
                 .unwrap_or_else(|| derived_server_id(&cx.pipeline)),
             heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
             snapshot: self.snapshot == SnapshotMode::Initial,
+            snapshot_chunk_rows: usize::try_from(self.snapshot_chunk_rows).unwrap_or(usize::MAX),
             max_batch_events: cx.max_batch_events,
             max_batch_bytes: cx.max_batch_bytes,
         }
@@ -156,6 +165,9 @@ impl SourceComponent for MysqlSourceConfig {
                 "server_id",
                 "must be more than 0; leave it out for a default",
             );
+        }
+        if self.snapshot_chunk_rows == 0 {
+            c.err("snapshot_chunk_rows", "must be more than 0");
         }
         if self.heartbeat_secs == 0 || self.heartbeat_secs > 4_294_967 {
             c.err("heartbeat_secs", "must be from 1 to 4294967 seconds");

@@ -10,9 +10,10 @@ use serde_json::Value as Json;
 use weir_core::PositionOrder;
 
 use crate::gtid::GtidSet;
+use crate::snapshot::SnapshotState;
 
 /// A place in the binlog: the event starting at `pos` in `file`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BinlogPosition {
     pub file: String,
     pub pos: u64,
@@ -23,6 +24,10 @@ pub struct BinlogPosition {
     /// where file names and offsets differ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid: Option<String>,
+    /// How far the initial snapshot got, while it runs; the position is
+    /// then the snapshot's, where the stream will start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotState>,
 }
 
 impl BinlogPosition {
@@ -31,6 +36,7 @@ impl BinlogPosition {
             file: file.into(),
             pos,
             gtid: None,
+            snapshot: None,
         }
     }
 

@@ -5,31 +5,103 @@
 //! snapshot), and the stream then starts at that position: no gap, no
 //! duplicate.
 //!
-//! The whole snapshot is one unit for checkpoints: its batches carry no
-//! position until the last, which carries the snapshot's binlog position.
-//! A crash during the snapshot therefore leaves no checkpoint, the sinks
-//! cut back what they wrote, and the next start copies the tables again.
-//! (Resuming a MySQL snapshot chunk by chunk, as the PostgreSQL source
-//! does, is future work.)
+//! Tables are read in chunks of `snapshot_chunk_rows` rows in primary-key
+//! order (keyset pagination, each chunk an index range), and each chunk
+//! ends with a checkpoint that holds the snapshot's position and how far
+//! each table got. A snapshot interrupted by a crash or a stop resumes
+//! after the last checkpointed chunk, under a fresh consistent snapshot,
+//! and the stream still starts at the first snapshot's position
+//! (decision 0009, as for PostgreSQL: rows read late may already show
+//! changes the stream then replays). A table without a primary key has no
+//! order to resume in: it is one unit, copied again if interrupted.
+//!
+//! Chunks are read one after another on one connection: MariaDB cannot
+//! share a snapshot between connections, so parallel readers would need a
+//! global read lock to line up their snapshots.
 //!
 //! MySQL reports no position for a snapshot; there a global read lock is
 //! held while the transaction starts and the position is read (as
 //! Debezium does), then released before any row is read.
 
+use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::{Conn, Row, Value as MyValue};
+use serde::{Deserialize, Serialize};
 use tracing::info;
 use weir_connect::source::SnapshotProgress;
 use weir_connect::{Phase, SourceChannels};
 use weir_core::{ChangeBatch, ChangeEvent, Column as EventColumn, Op, SourceInfo};
 
-use crate::checks;
+use crate::checks::{self, ServerInfo};
 use crate::error::{ER_SPECIFIC_ACCESS_DENIED, MysqlError};
 use crate::position::BinlogPosition;
 use crate::source::SourceSettings;
 use crate::values;
+
+/// How far an initial snapshot got; part of each checkpoint taken during
+/// it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotState {
+    /// Progress by `database.table`; a table not here is not started.
+    pub tables: BTreeMap<String, TableProgress>,
+}
+
+/// How far one table's copy got.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableProgress {
+    pub done: bool,
+    pub rows: u64,
+    /// The primary key of the last row copied, in key order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_key: Option<Vec<KeyValue>>,
+}
+
+/// A key value as the server sent it, kept to be sent back as a query
+/// parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyValue {
+    Int(i64),
+    Uint(u64),
+    Float(f32),
+    Double(f64),
+    /// Hex.
+    Bytes(String),
+    /// Year, month, day, hour, minute, second, microsecond.
+    Date(u16, u8, u8, u8, u8, u8, u32),
+    /// Negative, days, hours, minutes, seconds, microseconds.
+    Time(bool, u32, u8, u8, u8, u32),
+}
+
+impl KeyValue {
+    /// `None` for NULL, which no primary key holds.
+    fn of(value: &MyValue) -> Option<KeyValue> {
+        Some(match value {
+            MyValue::NULL => return None,
+            MyValue::Int(i) => KeyValue::Int(*i),
+            MyValue::UInt(u) => KeyValue::Uint(*u),
+            MyValue::Float(f) => KeyValue::Float(*f),
+            MyValue::Double(d) => KeyValue::Double(*d),
+            MyValue::Bytes(b) => KeyValue::Bytes(hex::encode(b)),
+            MyValue::Date(y, mo, d, h, mi, s, us) => KeyValue::Date(*y, *mo, *d, *h, *mi, *s, *us),
+            MyValue::Time(neg, d, h, mi, s, us) => KeyValue::Time(*neg, *d, *h, *mi, *s, *us),
+        })
+    }
+
+    fn value(&self) -> Result<MyValue, String> {
+        Ok(match self {
+            KeyValue::Int(i) => MyValue::Int(*i),
+            KeyValue::Uint(u) => MyValue::UInt(*u),
+            KeyValue::Float(f) => MyValue::Float(*f),
+            KeyValue::Double(d) => MyValue::Double(*d),
+            KeyValue::Bytes(h) => MyValue::Bytes(hex::decode(h).map_err(|e| e.to_string())?),
+            KeyValue::Date(y, mo, d, h, mi, s, us) => MyValue::Date(*y, *mo, *d, *h, *mi, *s, *us),
+            KeyValue::Time(neg, d, h, mi, s, us) => MyValue::Time(*neg, *d, *h, *mi, *s, *us),
+        })
+    }
+}
 
 /// Starts a consistent-snapshot transaction on MariaDB without a lock: the
 /// server reports the binlog position of exactly that snapshot.
@@ -98,14 +170,15 @@ async fn mysql_snapshot(
     started
 }
 
-/// Copies `tables` as of one consistent point and returns that point's
-/// binlog position, or `None` if shutdown interrupted it.
+/// Copies `info`'s tables as of one consistent point, or goes on with the
+/// snapshot `resume` left, and returns the position where the stream
+/// starts, or `None` if shutdown interrupted it.
 pub async fn copy_tables(
     conn: &mut Conn,
     address: &str,
     settings: &SourceSettings,
-    tables: &[(String, String)],
-    mariadb: bool,
+    info: &ServerInfo,
+    resume: Option<BinlogPosition>,
     channels: &mut SourceChannels,
 ) -> Result<Option<BinlogPosition>, MysqlError> {
     let err = |context: &str| MysqlError::client(address, context.to_owned());
@@ -115,28 +188,51 @@ pub async fn copy_tables(
     )
     .await
     .map_err(err("preparing the snapshot session"))?;
-    let point = if mariadb {
-        mariadb_snapshot(conn, address).await?
-    } else {
-        mysql_snapshot(conn, address, &settings.connect.user).await?
+    let (mut point, mut state) = match resume {
+        Some(mut point) => {
+            // A fresh snapshot for what is left; the stream starts where
+            // the first one was taken.
+            conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                .await
+                .map_err(err("starting the snapshot"))?;
+            let state = point.snapshot.take().unwrap_or_default();
+            (point, state)
+        }
+        None if info.mariadb => (
+            mariadb_snapshot(conn, address).await?,
+            SnapshotState::default(),
+        ),
+        None => (
+            mysql_snapshot(conn, address, &settings.connect.user).await?,
+            SnapshotState::default(),
+        ),
     };
-    info!(tables = tables.len(), at = %point, "Snapshot started.");
+    if info.mariadb && point.gtid.is_none() {
+        point.gtid = checks::mariadb_gtid_at(conn, address, &point).await?;
+    }
+    let tables = &info.tables;
+    let resumed = state.tables.values().filter(|t| t.done).count();
+    info!(tables = tables.len(), done = resumed, at = %point, "Snapshot started.");
     let started = Instant::now();
     let commit_time_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-    let mut progress = SnapshotProgress {
-        tables_done: 0,
+    let progress = |state: &SnapshotState| SnapshotProgress {
+        tables_done: state.tables.values().filter(|t| t.done).count(),
         tables_total: tables.len(),
-        rows: 0,
+        rows: state.tables.values().map(|t| t.rows).sum(),
     };
     channels.report(|p| {
         p.phase = Phase::Snapshot;
-        p.snapshot = Some(progress.clone());
+        p.snapshot = Some(progress(&state));
     });
-    let mut batch = Vec::new();
-    let mut bytes = 0;
+    let mut out = Chunker::default();
     for (database, table) in tables {
+        let name = format!("{database}.{table}");
+        let mut table_state = state.tables.get(&name).cloned().unwrap_or_default();
+        if table_state.done {
+            continue;
+        }
         let key: Vec<String> = conn
             .exec(
                 "SELECT column_name FROM information_schema.key_column_usage \
@@ -146,6 +242,10 @@ pub async fn copy_tables(
             )
             .await
             .map_err(err("reading a primary key"))?;
+        if key.is_empty() {
+            // No order to resume in: the table is one unit.
+            table_state = TableProgress::default();
+        }
         let source = SourceInfo {
             connector: "mysql".into(),
             database: database.clone(),
@@ -157,99 +257,215 @@ pub async fn copy_tables(
             origin: None,
             plugins: None,
         };
-        let sql = format!(
-            "SELECT * FROM `{}`.`{}`",
-            database.replace('`', "``"),
-            table.replace('`', "``")
-        );
-        // The binary protocol: typed values, as the binlog gives them.
-        let mut rows = conn
-            .exec_iter(sql, ())
-            .await
-            .map_err(err("reading a table for the snapshot"))?;
-        // The key's columns in key order, as the stream's events have them.
-        let key_columns: Vec<usize> = key
-            .iter()
-            .filter_map(|k| rows.columns_ref().iter().position(|c| c.name_str() == *k))
-            .collect();
-        while let Some(row) = rows
-            .next()
-            .await
-            .map_err(err("reading a table for the snapshot"))?
-        {
-            let after: Vec<EventColumn> = row
-                .columns_ref()
-                .iter()
-                .enumerate()
-                .map(|(i, column)| {
-                    let name = column.name_str().into_owned();
-                    let value = match row.as_ref(i) {
-                        Some(v) => {
-                            values::decode_value(column, v).map_err(|e| MysqlError::Decode {
-                                address: address.to_owned(),
-                                reason: format!("{database}.{table}.{name} in the snapshot: {e}"),
-                            })?
-                        }
-                        None => weir_core::Value::Null,
-                    };
-                    Ok(EventColumn::new(name, value))
-                })
-                .collect::<Result<_, MysqlError>>()?;
-            let key = if key_columns.is_empty() {
-                after.clone()
+        let quote = |n: &str| format!("`{}`", n.replace('`', "``"));
+        let from = format!("{}.{}", quote(database), quote(table));
+        let order = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+        loop {
+            // Keyset pagination: the rows after the last key copied, in
+            // key order; a table without a key in one read.
+            let (sql, params) = if key.is_empty() {
+                (format!("SELECT * FROM {from}"), Vec::new())
             } else {
-                key_columns.iter().map(|i| after[*i].clone()).collect()
-            };
-            let event = ChangeEvent {
-                op: Op::Read,
-                source: source.clone(),
-                key,
-                before: None,
-                after: Some(after),
-            };
-            bytes += event.approx_bytes();
-            batch.push(event);
-            progress.rows += 1;
-            if batch.len() >= settings.max_batch_events || bytes >= settings.max_batch_bytes {
-                let events = std::mem::take(&mut batch);
-                let chunk = ChangeBatch {
-                    events,
-                    resume: None,
-                    bytes: std::mem::take(&mut bytes),
+                let after = match &table_state.after_key {
+                    Some(after) => after
+                        .iter()
+                        .map(KeyValue::value)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| {
+                            MysqlError::Setup(format!(
+                                "the checkpoint's snapshot key for {name} does not read ({e}); remove the pipeline's state directory to start over"
+                            ))
+                        })?,
+                    None => Vec::new(),
                 };
-                tokio::select! {
-                    sent = channels.out.send(chunk) => {
-                        sent.map_err(|_| MysqlError::Setup("the pipeline stopped".into()))?;
-                    }
-                    _ = channels.shutdown.changed() => return Ok(None),
+                let (filter, params) = after_filter(&key, after);
+                (
+                    format!(
+                        "SELECT * FROM {from} {filter} ORDER BY {order} LIMIT {}",
+                        settings.snapshot_chunk_rows
+                    ),
+                    params,
+                )
+            };
+            // The binary protocol: typed values, as the binlog gives them.
+            let mut rows = conn
+                .exec_iter(sql, params)
+                .await
+                .map_err(err("reading a table for the snapshot"))?;
+            // The key's columns in key order, as the stream's events have them.
+            let key_columns: Vec<usize> = key
+                .iter()
+                .filter_map(|k| rows.columns_ref().iter().position(|c| c.name_str() == *k))
+                .collect();
+            let mut read = 0;
+            let mut last_key = None;
+            while let Some(row) = rows
+                .next()
+                .await
+                .map_err(err("reading a table for the snapshot"))?
+            {
+                read += 1;
+                let event = snapshot_event(&row, &source, &key_columns, address)?;
+                if !key_columns.is_empty() {
+                    last_key = Some(
+                        key_columns
+                            .iter()
+                            .map(|i| row.as_ref(*i).and_then(KeyValue::of))
+                            .collect::<Option<Vec<_>>>(),
+                    );
                 }
-                channels.report(|p| p.snapshot = Some(progress.clone()));
+                table_state.rows += 1;
+                if let Some(full) = out.push(event, settings)
+                    && !send(channels, full).await?
+                {
+                    return Ok(None);
+                }
+            }
+            drop(rows);
+            if let Some(last) = last_key {
+                let last = last.ok_or_else(|| MysqlError::Decode {
+                    address: address.to_owned(),
+                    reason: format!("{name}: a NULL in the primary key"),
+                })?;
+                table_state.after_key = Some(last);
+            }
+            let more = !key.is_empty() && read == settings.snapshot_chunk_rows;
+            table_state.done = !more;
+            if table_state.done {
+                table_state.after_key = None;
+            }
+            // Each chunk ends with a checkpoint (the last one is the
+            // stream's start, below).
+            state.tables.insert(name.clone(), table_state.clone());
+            let last_table = tables.last() == Some(&(database.clone(), table.clone()));
+            if !(table_state.done && last_table) {
+                let mut resume = point.clone();
+                resume.snapshot = Some(state.clone());
+                if !send(channels, out.take(Some(resume))).await? {
+                    return Ok(None);
+                }
+                channels.report(|p| p.snapshot = Some(progress(&state)));
+            }
+            if !more {
+                break;
             }
         }
-        drop(rows);
-        progress.tables_done += 1;
-        channels.report(|p| p.snapshot = Some(progress.clone()));
-        info!(table = %format!("{database}.{table}"), rows = progress.rows, "Table copied.");
+        info!(table = %name, rows = table_state.rows, "Table copied.");
     }
     conn.query_drop("COMMIT")
         .await
         .map_err(err("ending the snapshot"))?;
     // The snapshot's last batch carries the position where the stream
-    // starts: the first checkpoint.
-    let last = ChangeBatch {
-        events: batch,
-        resume: Some(point.to_json()),
-        bytes,
-    };
-    channels
-        .out
-        .send(last)
-        .await
-        .map_err(|_| MysqlError::Setup("the pipeline stopped".into()))?;
+    // starts: the first checkpoint without snapshot progress.
+    if !send(channels, out.take(Some(point.clone()))).await? {
+        return Ok(None);
+    }
+    let progress = progress(&state);
+    channels.report(|p| p.snapshot = Some(progress.clone()));
     info!(
         rows = progress.rows,
         seconds = started.elapsed().as_secs_f64(),
         "Snapshot complete."
     );
     Ok(Some(point))
+}
+
+/// The `WHERE` clause for the rows after `after` in the order of `key`
+/// (`a > ? OR (a = ? AND b > ?)`, which the server reads as an index
+/// range), and its parameters; empty for the first chunk.
+fn after_filter(key: &[String], after: Vec<MyValue>) -> (String, Vec<MyValue>) {
+    if after.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let quote = |n: &str| format!("`{}`", n.replace('`', "``"));
+    let mut terms = Vec::new();
+    let mut params = Vec::new();
+    for i in 0..key.len() {
+        let mut term: Vec<String> = key[..i]
+            .iter()
+            .map(|k| format!("{} = ?", quote(k)))
+            .collect();
+        term.push(format!("{} > ?", quote(&key[i])));
+        params.extend(after[..=i].iter().cloned());
+        terms.push(format!("({})", term.join(" AND ")));
+    }
+    (format!("WHERE {}", terms.join(" OR ")), params)
+}
+
+/// One snapshot row as an `r` event.
+fn snapshot_event(
+    row: &Row,
+    source: &SourceInfo,
+    key_columns: &[usize],
+    address: &str,
+) -> Result<ChangeEvent, MysqlError> {
+    let after: Vec<EventColumn> = row
+        .columns_ref()
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let name = column.name_str().into_owned();
+            let value = match row.as_ref(i) {
+                Some(v) => values::decode_value(column, v).map_err(|e| MysqlError::Decode {
+                    address: address.to_owned(),
+                    reason: format!(
+                        "{}.{}.{name} in the snapshot: {e}",
+                        source.database, source.table
+                    ),
+                })?,
+                None => weir_core::Value::Null,
+            };
+            Ok(EventColumn::new(name, value))
+        })
+        .collect::<Result<_, MysqlError>>()?;
+    let key = if key_columns.is_empty() {
+        after.clone()
+    } else {
+        key_columns.iter().map(|i| after[*i].clone()).collect()
+    };
+    Ok(ChangeEvent {
+        op: Op::Read,
+        source: source.clone(),
+        key,
+        before: None,
+        after: Some(after),
+    })
+}
+
+/// Snapshot events gathered into batches.
+#[derive(Default)]
+struct Chunker {
+    events: Vec<ChangeEvent>,
+    bytes: usize,
+}
+
+impl Chunker {
+    /// Adds an event; returns a full batch (without a position) to hand on.
+    fn push(&mut self, event: ChangeEvent, settings: &SourceSettings) -> Option<ChangeBatch> {
+        self.bytes += event.approx_bytes();
+        self.events.push(event);
+        (self.events.len() >= settings.max_batch_events || self.bytes >= settings.max_batch_bytes)
+            .then(|| self.take(None))
+    }
+
+    /// What is gathered, as a batch ending at `resume`.
+    fn take(&mut self, resume: Option<BinlogPosition>) -> ChangeBatch {
+        ChangeBatch {
+            events: std::mem::take(&mut self.events),
+            resume: resume.map(|r| r.to_json()),
+            bytes: std::mem::take(&mut self.bytes),
+        }
+    }
+}
+
+/// Hands a batch on; `false` if shutdown came first (the batch is dropped:
+/// nothing after the last checkpoint counts).
+async fn send(channels: &mut SourceChannels, batch: ChangeBatch) -> Result<bool, MysqlError> {
+    tokio::select! {
+        sent = channels.out.send(batch) => {
+            sent.map_err(|_| MysqlError::Setup("the pipeline stopped".into()))?;
+            Ok(true)
+        }
+        _ = channels.shutdown.changed() => Ok(false),
+    }
 }

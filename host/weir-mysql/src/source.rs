@@ -77,6 +77,8 @@ pub struct SourceSettings {
     pub heartbeat: Duration,
     /// Copy the captured tables before streaming, on a first start.
     pub snapshot: bool,
+    /// Rows per snapshot chunk (one query, one checkpoint).
+    pub snapshot_chunk_rows: usize,
     /// A batch is handed on once it holds this many events or
     /// `max_batch_bytes`, even in the middle of a transaction.
     pub max_batch_events: usize,
@@ -146,33 +148,47 @@ pub async fn run(
         .await
         .map_err(MysqlError::client(&address, "connecting"))?;
     let info = checks::check_server(&mut conn, &address, settings).await?;
-    let mut start = match resume {
-        Some(position) => {
-            if position.gtid_set().is_none() {
-                checks::check_resume(&mut conn, &address, &position).await?;
-            }
-            position
-        }
-        None if settings.snapshot => {
-            match snapshot::copy_tables(
-                &mut conn,
-                &address,
-                settings,
-                &info.tables,
-                info.mariadb,
-                &mut channels,
-            )
-            .await?
-            {
+    if let Some(position) = &resume
+        && position.gtid_set().is_none()
+    {
+        checks::check_resume(&mut conn, &address, position).await?;
+    }
+    let snapshot_from = match resume {
+        // A snapshot interrupted: it goes on where it stopped.
+        Some(position) if position.snapshot.is_some() => Some(Some(position)),
+        Some(position) => return stream(conn, settings, &info, position, channels).await,
+        None if settings.snapshot => Some(None),
+        None => None,
+    };
+    let start = match snapshot_from {
+        Some(resume) => {
+            let copied =
+                snapshot::copy_tables(&mut conn, &address, settings, &info, resume, &mut channels)
+                    .await?;
+            match copied {
                 Some(point) => point,
                 None => {
-                    info!("Shutdown requested during the snapshot; it starts over next time.");
+                    info!(
+                        "Shutdown requested during the snapshot; it goes on from its last checkpoint next time."
+                    );
                     return finish(channels, None).await;
                 }
             }
         }
         None => info.end.clone(),
     };
+    stream(conn, settings, &info, start, channels).await
+}
+
+/// Streams the binlog from `start` until shutdown or an error.
+async fn stream(
+    mut conn: Conn,
+    settings: &SourceSettings,
+    info: &checks::ServerInfo,
+    mut start: BinlogPosition,
+    mut channels: SourceChannels,
+) -> Result<(), MysqlError> {
+    let address = settings.connect.address();
     // MariaDB always logs GTIDs: learn the state at a position from before
     // they were kept, so that every later position carries it.
     if info.mariadb && start.gtid.is_none() {
@@ -728,6 +744,7 @@ impl Transaction {
                 .as_ref()
                 .filter(|s| !s.is_empty())
                 .map(|s| s.to_string()),
+            snapshot: None,
         };
         self.ready_resume = Some(self.committed.clone());
     }

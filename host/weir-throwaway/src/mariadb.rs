@@ -203,8 +203,9 @@ pub fn client_command(binary: &Path, socket: &Path) -> Command {
     cmd
 }
 
-/// `program` on PATH, or in `/usr/sbin` (where Debian puts `mariadbd`).
-fn find(program: &str) -> Option<PathBuf> {
+/// A MariaDB program (`mariadb-binlog`, say) on PATH, or in `/usr/sbin`
+/// (where Debian puts `mariadbd`).
+pub fn find(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
