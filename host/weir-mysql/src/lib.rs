@@ -5,6 +5,7 @@
 //!   naming the statement that fixes it.
 //! - [`position`]: binlog file and position (and GTID state), and their order.
 //! - [`gtid`]: MariaDB and MySQL GTIDs and the state a pipeline has read.
+//! - [`rows`]: row images read against a layout built once per table map.
 //! - [`values`]: binlog row values to typed [`weir_core::Value`]s.
 //! - [`snapshot`]: the initial, consistent, lock-free snapshot (MariaDB).
 //! - [`source`]: all of it together: the binlog stream as
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod gtid;
 pub mod position;
+pub mod rows;
 pub mod snapshot;
 pub mod source;
 pub mod values;

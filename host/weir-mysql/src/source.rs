@@ -18,7 +18,6 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use mysql_async::binlog::BinlogChecksumAlg;
 use mysql_async::binlog::events::{Event, EventData, OptionalMetadataField, TableMapEvent};
-use mysql_async::binlog::row::BinlogRow;
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, OptsBuilder};
@@ -34,6 +33,7 @@ use crate::checks;
 use crate::error::{ER_MASTER_FATAL_ERROR_READING_BINLOG, ER_SPECIFIC_ACCESS_DENIED, MysqlError};
 use crate::gtid::{Gtid, GtidSet};
 use crate::position::{BinlogOrder, BinlogPosition};
+use crate::rows::Layout;
 use crate::snapshot;
 use crate::values;
 
@@ -337,7 +337,12 @@ async fn stream(
             EventData::GtidEvent(gtid) => {
                 tx.gtid(Gtid::mysql(gtid.sid(), gtid.gno()), false);
             }
-            EventData::TableMapEvent(tme) => tx.note_table(&tme),
+            EventData::TableMapEvent(tme) => {
+                tx.note_table(&tme).map_err(|reason| MysqlError::Decode {
+                    address: address.clone(),
+                    reason: format!("at {at}: {reason}"),
+                })?;
+            }
             EventData::QueryEvent(query) => {
                 let sql = query.query();
                 let sql = sql.trim();
@@ -370,7 +375,12 @@ async fn stream(
                 if !settings.captures(&database, &table) {
                     continue;
                 }
-                let shape = tx.tables.get(&rows.table_id()).cloned().unwrap_or_default();
+                let Some(shape) = tx.tables.get(&rows.table_id()).map(Arc::clone) else {
+                    return Err(MysqlError::Decode {
+                        address: address.clone(),
+                        reason: format!("at {at}: table id {} was not described", rows.table_id()),
+                    });
+                };
                 let source = SourceInfo {
                     connector: "mysql".into(),
                     database: database.clone(),
@@ -382,8 +392,14 @@ async fn stream(
                     origin: None,
                     plugins: None,
                 };
-                for row in rows.rows(tme) {
-                    let (before, after) = row.map_err(decode_err)?;
+                let images = shape
+                    .layout
+                    .rows(&rows)
+                    .map_err(|reason| MysqlError::Decode {
+                        address: address.clone(),
+                        reason: format!("at {}: {reason}", source.position),
+                    })?;
+                for (before, after) in images {
                     let event = change_event(&source, &shape, before, after).map_err(|reason| {
                         MysqlError::Decode {
                             address: address.clone(),
@@ -528,25 +544,26 @@ fn stream_error(
 fn change_event(
     source: &SourceInfo,
     shape: &TableShape,
-    before: Option<BinlogRow>,
-    after: Option<BinlogRow>,
+    before: Option<Vec<EventColumn>>,
+    after: Option<Vec<EventColumn>>,
 ) -> Result<ChangeEvent, String> {
-    let key = &shape.key;
     let op = match (&before, &after) {
         (None, Some(_)) => Op::Create,
         (Some(_), Some(_)) => Op::Update,
         (Some(_), None) => Op::Delete,
         (None, None) => return Err("a row with neither image".to_owned()),
     };
-    let before = before.map(|r| image(&r, shape)).transpose()?;
-    let after = after.map(|r| image(&r, shape)).transpose()?;
     // The key from the image that identifies the row as it was (delete,
-    // update) or is (insert); without a primary key, the whole row.
+    // update) or is (insert); without a primary key, the whole row. The
+    // images are full (`binlog_row_image = FULL`): column `i` of the image
+    // is column `i` of the table.
     let identity = before.as_ref().or(after.as_ref()).expect("checked above");
-    let key = if key.is_empty() {
+    let key = if shape.key.is_empty() {
         identity.clone()
     } else {
-        key.iter()
+        shape
+            .key
+            .iter()
             .filter_map(|i| identity.get(*i).cloned())
             .collect()
     };
@@ -559,83 +576,51 @@ fn change_event(
     })
 }
 
-/// A row image as named, typed columns. The image is full
-/// (`binlog_row_image = FULL`), so column `i` of the row is column `i` of
-/// the table.
-fn image(row: &BinlogRow, shape: &TableShape) -> Result<Vec<EventColumn>, String> {
-    row.columns_ref()
-        .iter()
-        .enumerate()
-        .map(|(i, column)| {
-            let name = column.name_str().into_owned();
-            let value = match row.as_ref(i) {
-                Some(v) => {
-                    values::decode(column, v).map_err(|e| format!("column `{name}`: {e}"))?
-                }
-                None => weir_core::Value::Null,
-            };
-            let value = match shape.labels.get(&i) {
-                Some(labels) => {
-                    values::label(labels, value).map_err(|e| format!("column `{name}`: {e}"))?
-                }
-                None => value,
-            };
-            Ok(EventColumn::new(name, value))
-        })
-        .collect()
-}
-
-/// What the table map tells about a table beyond its columns.
+/// What the table map tells about a table: its columns and its key.
 #[derive(Debug, Clone, Default)]
 struct TableShape {
     /// The primary key's column indexes, in key order.
     key: Vec<usize>,
-    /// ENUM and SET columns by index, with their labels.
-    labels: HashMap<usize, values::Labels>,
+    /// How to read its row images.
+    layout: Layout,
 }
 
 impl TableShape {
-    fn of(tme: &TableMapEvent<'_>) -> TableShape {
+    fn of(tme: &TableMapEvent<'_>) -> Result<TableShape, String> {
+        let mut labels: HashMap<usize, values::Labels> = HashMap::new();
         let columns_of = |ty: ColumnType| -> Vec<usize> {
             (0..tme.columns_count() as usize)
                 .filter(|i| matches!(tme.get_column_type(*i), Ok(Some(t)) if t == ty))
                 .collect()
         };
-        let mut shape = TableShape::default();
+        let mut key = Vec::new();
         for field in tme.iter_optional_meta().flatten() {
             match field {
                 OptionalMetadataField::SimplePrimaryKey(k) => {
-                    shape
-                        .key
-                        .extend(k.iter_indexes().flatten().map(|i| i as usize));
+                    key.extend(k.iter_indexes().flatten().map(|i| i as usize));
                 }
                 OptionalMetadataField::PrimaryKeyWithPrefix(k) => {
-                    shape
-                        .key
-                        .extend(k.iter_keys().flatten().map(|k| k.column_index() as usize));
+                    key.extend(k.iter_keys().flatten().map(|k| k.column_index() as usize));
                 }
                 OptionalMetadataField::EnumStrValue(v) => {
                     let columns = columns_of(ColumnType::MYSQL_TYPE_ENUM);
-                    for (i, values) in columns.into_iter().zip(v.iter_values().flatten()) {
-                        let labels = values.values().iter().map(|l| l.value().into_owned());
-                        shape
-                            .labels
-                            .insert(i, values::Labels::Enum(labels.collect()));
+                    for (i, names) in columns.into_iter().zip(v.iter_values().flatten()) {
+                        let values = names.values().iter().map(|l| l.value().into_owned());
+                        labels.insert(i, values::Labels::Enum(values.collect()));
                     }
                 }
                 OptionalMetadataField::SetStrValue(v) => {
                     let columns = columns_of(ColumnType::MYSQL_TYPE_SET);
-                    for (i, values) in columns.into_iter().zip(v.iter_values().flatten()) {
-                        let labels = values.values().iter().map(|l| l.value().into_owned());
-                        shape
-                            .labels
-                            .insert(i, values::Labels::Set(labels.collect()));
+                    for (i, names) in columns.into_iter().zip(v.iter_values().flatten()) {
+                        let values = names.values().iter().map(|l| l.value().into_owned());
+                        labels.insert(i, values::Labels::Set(values.collect()));
                     }
                 }
                 _ => {}
             }
         }
-        shape
+        let layout = Layout::of(tme, |i| labels.remove(&i))?;
+        Ok(TableShape { key, layout })
     }
 }
 
@@ -656,8 +641,8 @@ struct Transaction {
     ready_resume: Option<BinlogPosition>,
     /// The position after the last commit seen.
     committed: BinlogPosition,
-    /// Keys and labels by table id, from the table maps.
-    tables: HashMap<u64, TableShape>,
+    /// Keys and layouts by table id, from the table maps.
+    tables: HashMap<u64, Arc<TableShape>>,
     /// The GTID state after the last commit, where the server has GTIDs.
     gtids: Option<GtidSet>,
     /// The open transaction's GTID.
@@ -681,8 +666,10 @@ impl Transaction {
         }
     }
 
-    fn note_table(&mut self, tme: &TableMapEvent<'_>) {
-        self.tables.insert(tme.table_id(), TableShape::of(tme));
+    fn note_table(&mut self, tme: &TableMapEvent<'_>) -> Result<(), String> {
+        self.tables
+            .insert(tme.table_id(), Arc::new(TableShape::of(tme)?));
+        Ok(())
     }
 
     /// A rotation to `file` (`real`), or the server naming the file it

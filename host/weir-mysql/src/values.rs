@@ -7,13 +7,11 @@ use mysql_async::Column;
 use mysql_async::Value as MyValue;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_common::collations::{Collation, CollationId};
 use weir_core::Value;
 
 /// The `binary` character set: bytes, not text.
 const BINARY_CHARSET: u16 = 63;
-
-/// The collation ids of the `latin1` character set.
-const LATIN1_COLLATIONS: [u16; 8] = [5, 8, 15, 31, 47, 48, 49, 94];
 
 /// Days from 1970-01-01 to 0001-01-01's Julian day.
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
@@ -113,17 +111,76 @@ fn bytes(column: &Column, ty: ColumnType, b: &[u8]) -> Result<Value, String> {
         {
             Value::Bytes(b.to_vec())
         }
-        _ if LATIN1_COLLATIONS.contains(&column.character_set()) => {
-            // MySQL's latin1 is Windows-1252.
-            let (text, _) = encoding_rs::WINDOWS_1252.decode_without_bom_handling(b);
-            Value::Text(text.into_owned())
-        }
-        _ => match std::str::from_utf8(b) {
-            Ok(s) => Value::Text(s.to_owned()),
-            // Another character set: keep the bytes rather than guess.
-            Err(_) => Value::Bytes(b.to_vec()),
+        _ => match charset_encoding(column.character_set()) {
+            Charset::Utf8 => match std::str::from_utf8(b) {
+                Ok(s) => Value::Text(s.to_owned()),
+                // Not what the column says it holds: the bytes, unchanged,
+                // rather than a guess or a stopped pipeline.
+                Err(_) => Value::Bytes(b.to_vec()),
+            },
+            Charset::Other(encoding) => {
+                let (text, _) = encoding.decode_without_bom_handling(b);
+                Value::Text(text.into_owned())
+            }
+            Charset::Utf32 => Value::Text(
+                b.chunks(4)
+                    .map(|c| {
+                        let code = u32::from_be_bytes(c.try_into().unwrap_or([0, 0, 0xff, 0xfd]));
+                        char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)
+                    })
+                    .collect(),
+            ),
+            // A character set no decoder here knows: the bytes, unchanged.
+            Charset::Unknown => Value::Bytes(b.to_vec()),
         },
     })
+}
+
+/// How a column's text is encoded.
+enum Charset {
+    /// `utf8mb4`, `utf8mb3` and their subset `ascii`.
+    Utf8,
+    Utf32,
+    Other(&'static encoding_rs::Encoding),
+    Unknown,
+}
+
+/// The encoding of a collation's character set. MySQL names some sets
+/// after what they were meant to be rather than what they are (`latin1`
+/// is Windows-1252, `latin5` is Windows-1254 as WHATWG maps ISO-8859-9).
+fn charset_encoding(collation: u16) -> Charset {
+    use encoding_rs::*;
+    let collation = Collation::from(CollationId::from(collation));
+    let encoding = match collation.charset() {
+        // 0 (unknown) too: the server always names a text column's set.
+        "utf8mb4" | "utf8mb3" | "utf8" | "ascii" | "" => return Charset::Utf8,
+        "utf32" => return Charset::Utf32,
+        "latin1" => WINDOWS_1252,
+        "latin2" => ISO_8859_2,
+        "latin5" => WINDOWS_1254,
+        "latin7" => ISO_8859_13,
+        "greek" => ISO_8859_7,
+        "hebrew" => ISO_8859_8,
+        "cp1250" => WINDOWS_1250,
+        "cp1251" => WINDOWS_1251,
+        "cp1256" => WINDOWS_1256,
+        "cp1257" => WINDOWS_1257,
+        "cp866" => IBM866,
+        "koi8r" => KOI8_R,
+        "koi8u" => KOI8_U,
+        "macroman" => MACINTOSH,
+        "tis620" => WINDOWS_874,
+        "gbk" | "gb2312" => GBK,
+        "gb18030" => GB18030,
+        "big5" => BIG5,
+        "sjis" | "cp932" => SHIFT_JIS,
+        "ujis" | "eucjpms" => EUC_JP,
+        "euckr" => EUC_KR,
+        "ucs2" | "utf16" => UTF_16BE,
+        "utf16le" => UTF_16LE,
+        _ => return Charset::Unknown,
+    };
+    Charset::Other(encoding)
 }
 
 /// The labels of an ENUM or SET column, from the table map's metadata.

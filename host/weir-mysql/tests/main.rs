@@ -341,6 +341,57 @@ async fn common_types_arrive_typed() {
     source.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_in_every_common_character_set_arrives_as_utf8() {
+    let sets = [
+        ("latin1", "café €"),
+        ("latin2", "Żółć"),
+        ("cp1251", "Привет"),
+        ("koi8r", "Привет"),
+        ("greek", "Καλημέρα"),
+        ("gbk", "你好世界"),
+        ("big5", "中文字"),
+        ("sjis", "こんにちは"),
+        ("ujis", "こんにちは"),
+        ("euckr", "안녕하세요"),
+        ("ucs2", "Ωmega"),
+        ("utf16", "z😀"),
+        ("utf32", "z😀"),
+        ("ascii", "plain"),
+    ];
+    let columns: Vec<String> = sets
+        .iter()
+        .map(|(set, _)| format!("c_{set} VARCHAR(20) CHARACTER SET {set}"))
+        .collect();
+    let server = server(
+        &[],
+        &format!(
+            "CREATE TABLE t (id INT PRIMARY KEY, {});",
+            columns.join(", ")
+        ),
+    );
+    let mut source = start(settings(&server), Json::Null);
+    wait_for_replica(&server, &mut source).await;
+    let values: Vec<String> = sets.iter().map(|(_, text)| format!("'{text}'")).collect();
+    server
+        .sql(&format!(
+            "SET NAMES utf8mb4; INSERT INTO shop.t VALUES (1, {})",
+            values.join(", ")
+        ))
+        .unwrap();
+    let events = source.collect(1).await;
+    let after = events[0].after.as_ref().unwrap();
+    for (set, text) in sets {
+        let value = &after
+            .iter()
+            .find(|c| c.name == format!("c_{set}"))
+            .unwrap()
+            .value;
+        assert_eq!(value, &Value::Text(text.into()), "{set}");
+    }
+    source.stop().await;
+}
+
 /// The error a source stops with.
 async fn fails(settings: SourceSettings, resume: Json) -> MysqlError {
     // Running, not stopping: some refusals come with the stream's first

@@ -29,6 +29,10 @@ use weir_pipeline::checkpoint::SqliteCheckpointStore;
 use weir_pipeline::{PipelineConfig, Stats};
 use weir_throwaway::ThrowawayMariadb;
 
+// The allocator `weir` runs with (decision 0017).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The python-mysql-replication release measured, and its driver.
 const PYTHON_PACKAGES: [&str; 2] = ["mysql-replication==1.0.17", "PyMySQL==1.2.4"];
 

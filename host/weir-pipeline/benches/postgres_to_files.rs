@@ -23,6 +23,10 @@ use tokio::sync::watch;
 use weir_pipeline::{PipelineConfig, Stats};
 use weir_tests::ThrowawayPostgres;
 
+// The allocator `weir` runs with (decision 0017).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TABLE: &str = "CREATE TABLE bench (
     id bigint PRIMARY KEY, customer text, email text, phone text,
     amount numeric(12,2), placed_at timestamptz, paid boolean, note text

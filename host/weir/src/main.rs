@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Events are allocated by the source's thread and freed by the writer's;
+// mimalloc handles that far better than glibc's malloc (decision 0017).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Weir: change-data-capture with sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about)]
