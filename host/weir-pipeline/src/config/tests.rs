@@ -768,12 +768,19 @@ fn a_mysql_source_is_read_by_its_kind_or_alias_and_checked() {
     assert!(!format!("{c:?}").contains("hunter2"));
 
     let errors = fx.errors(&mysql(
-        "kind = \"mysql\"\nuser = \"weir\"\ndatabases = []\ntables = [\"other.t\", \"bare\"]",
+        "kind = \"mysql\"\nuser = \"weir\"\ndatabases = []\ntables = [\"other.t\", \"bare\"]\n\
+         snapshot_chunk_rows = 0\nheartbeat_secs = 0",
     ));
     let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         paths,
-        ["source.databases", "source.tables[0]", "source.tables[1]"],
+        [
+            "source.databases",
+            "source.tables[0]",
+            "source.tables[1]",
+            "source.snapshot_chunk_rows",
+            "source.heartbeat_secs"
+        ],
         "{errors:?}"
     );
 }
