@@ -87,6 +87,19 @@ impl Running {
         events
     }
 
+    /// Takes the next batch if one comes within half a second: its events
+    /// into `events`, its position acknowledged and returned.
+    async fn poll_into(&mut self, events: &mut Vec<ChangeEvent>) -> Option<Json> {
+        let wait = Duration::from_millis(500);
+        let batch = tokio::time::timeout(wait, self.batches.recv())
+            .await
+            .ok()??;
+        events.extend(batch.events);
+        let resume = batch.resume?;
+        let _ = self.acks.send(resume.clone());
+        Some(resume)
+    }
+
     /// Stops the source the way the pipeline does and checks it stops
     /// cleanly.
     async fn stop(mut self) -> Vec<Json> {
@@ -567,14 +580,7 @@ async fn snapshot_and_stream_together_hold_every_row_once_under_writes() {
             Instant::now() < deadline,
             "the snapshot and the stream do not add up to the table"
         );
-        if let Ok(Some(batch)) =
-            tokio::time::timeout(Duration::from_millis(500), source.batches.recv()).await
-        {
-            events.extend(batch.events);
-            if let Some(resume) = batch.resume {
-                let _ = source.acks.send(resume);
-            }
-        }
+        source.poll_into(&mut events).await;
     }
     assert!(reads >= 19_960, "{reads} snapshot rows");
     // No change was delivered twice: each (op, id, v) once.
@@ -802,14 +808,8 @@ async fn an_interrupted_snapshot_goes_on_after_its_last_chunk() {
             Instant::now() < deadline,
             "the snapshot never added up to the table"
         );
-        if let Ok(Some(batch)) =
-            tokio::time::timeout(Duration::from_millis(500), source.batches.recv()).await
-        {
-            events.extend(batch.events);
-            if let Some(resume) = batch.resume {
-                let _ = source.acks.send(resume.clone());
-                last = resume;
-            }
+        if let Some(resume) = source.poll_into(&mut events).await {
+            last = resume;
         }
     }
     // Rows copied before the stop are not copied again.

@@ -18,20 +18,16 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::{Row, child_run, plugins_toml, print_table, weir_in_child};
 use serde_json::json;
-use tokio::sync::watch;
 use weir_core::{Checkpoint, CheckpointStore};
+use weir_pipeline::PipelineConfig;
 use weir_pipeline::checkpoint::SqliteCheckpointStore;
-use weir_pipeline::{PipelineConfig, Stats};
 use weir_throwaway::ThrowawayMariadb;
 
-// The allocator `weir` runs with (decision 0017).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod common;
 
 /// The python-mysql-replication release measured, and its driver.
 const PYTHON_PACKAGES: [&str; 2] = ["mysql-replication==1.0.17", "PyMySQL==1.2.4"];
@@ -66,14 +62,6 @@ for event in stream:
 stream.close()
 print(n)
 "#;
-
-struct Row {
-    shape: &'static str,
-    contender: &'static str,
-    secs: f64,
-    rows: u64,
-    peak_rss_mb: Option<f64>,
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -169,25 +157,14 @@ fn main() {
         for (contender, plugin, server_id) in
             [("weir", "none", "7001"), ("weir + pii-mask", mask, "7002")]
         {
-            let out = Command::new(std::env::current_exe().unwrap())
-                .args(["--child", &server.port.to_string(), &file])
-                .args([&start.to_string(), plugin, &rows.to_string(), server_id])
-                .output()
-                .expect("the bench re-runs itself");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "{contender} failed: {stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let mut fields = stdout.split_whitespace().map(|f| f.parse::<f64>().unwrap());
-            results.push(Row {
+            let port = server.port.to_string();
+            let (start, rows_arg) = (start.to_string(), rows.to_string());
+            results.push(weir_in_child(
                 shape,
                 contender,
-                secs: fields.next().unwrap(),
                 rows,
-                peak_rss_mb: fields.next(),
-            });
+                &[&port, &file, &start, plugin, &rows_arg, server_id],
+            ));
         }
         let started = Instant::now();
         let out = Command::new(&python)
@@ -214,7 +191,7 @@ fn main() {
         // The baseline again, last: neither side gets the colder cache.
         results.push(baseline("mariadb-binlog -v"));
     }
-    print_table(&results);
+    print_table(&results, "mariadb-binlog");
 }
 
 /// The binlog file and offset `SHOW MASTER STATUS` reports.
@@ -268,23 +245,12 @@ fn child(args: &[String]) {
     drop(store);
     let plugin = (plugin != "none").then_some(plugin.as_str());
     let config = config(port.parse().unwrap(), &dir, plugin, server_id);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let secs = runtime.block_on(drain(config, rows.parse().unwrap()));
+    child_run(config, rows.parse().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
-    println!("{secs} {}", peak_rss_mb().unwrap_or(0.0));
 }
 
 fn config(port: u16, dir: &Path, plugin: Option<&str>, server_id: &str) -> PipelineConfig {
-    let plugins = plugin
-        .map(|p| {
-            format!(
-                "[[plugins]]\nname = \"pii-mask\"\npath = \"{p}\"\n[trust]\nallow_unsigned = true\n"
-            )
-        })
-        .unwrap_or_default();
+    let plugins = plugins_toml(plugin);
     let text = format!(
         r#"
 name = "bench"
@@ -309,67 +275,4 @@ dir = "out"
     );
     PipelineConfig::from_str(&text, dir, &|name| std::env::var(name).ok())
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs a pipeline until `rows` events are written; returns the seconds.
-async fn drain(config: PipelineConfig, rows: u64) -> f64 {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stats = Arc::new(Stats::default());
-    let started = Instant::now();
-    let task = {
-        let stats = Arc::clone(&stats);
-        tokio::spawn(async move { weir_pipeline::run(&config, stop_rx, stats).await })
-    };
-    while stats.events_out.load(Ordering::Relaxed) < rows {
-        assert!(
-            !task.is_finished(),
-            "the pipeline stopped early: {:?}",
-            task.await
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let _ = stop_tx.send(true);
-    task.await.unwrap().unwrap();
-    assert_eq!(
-        stats.events_out.load(Ordering::Relaxed),
-        rows,
-        "no more rows than loaded"
-    );
-    secs
-}
-
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn print_table(results: &[Row]) {
-    println!(
-        "\n| load shape | contender | rows | seconds | rows/s | vs mariadb-binlog | peak RSS |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for r in results {
-        // The baseline is the faster of the two mariadb-binlog runs.
-        let baseline = results
-            .iter()
-            .filter(|b| b.shape == r.shape && b.contender.starts_with("mariadb-binlog"))
-            .min_by(|a, b| a.secs.total_cmp(&b.secs))
-            .expect("baseline");
-        let rate = r.rows as f64 / r.secs;
-        let base_rate = baseline.rows as f64 / baseline.secs;
-        println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {:.2}x | {} |",
-            r.shape,
-            r.contender,
-            r.rows,
-            r.secs,
-            rate,
-            rate / base_rate,
-            r.peak_rss_mb
-                .map_or("-".to_owned(), |mb| format!("{mb:.0} MB")),
-        );
-    }
 }

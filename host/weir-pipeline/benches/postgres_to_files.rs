@@ -15,30 +15,18 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tokio::sync::watch;
-use weir_pipeline::{PipelineConfig, Stats};
+use common::{Row, child_run, plugins_toml, print_table, weir_in_child};
+use weir_pipeline::PipelineConfig;
 use weir_tests::ThrowawayPostgres;
 
-// The allocator `weir` runs with (decision 0017).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod common;
 
 const TABLE: &str = "CREATE TABLE bench (
     id bigint PRIMARY KEY, customer text, email text, phone text,
     amount numeric(12,2), placed_at timestamptz, paid boolean, note text
 )";
-
-struct Row {
-    shape: &'static str,
-    contender: &'static str,
-    secs: f64,
-    rows: u64,
-    peak_rss_mb: Option<f64>,
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -102,41 +90,19 @@ fn main() {
             ("weir", format!("plain_{n}"), "none"),
             ("weir + pii-mask", format!("mask_{n}"), mask),
         ] {
-            let out = Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--child",
-                    &server.port.to_string(),
-                    &slot,
-                    plugin,
-                    &rows.to_string(),
-                ])
-                .output()
-                .expect("the bench re-runs itself");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            if std::env::var_os("WEIR_BENCH_TRACE").is_some() {
-                eprintln!(
-                    "--- {contender} ({shape})\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            assert!(
-                out.status.success(),
-                "{contender} failed: {stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let mut fields = stdout.split_whitespace().map(|f| f.parse::<f64>().unwrap());
-            results.push(Row {
+            let port = server.port.to_string();
+            let rows_arg = rows.to_string();
+            results.push(weir_in_child(
                 shape,
                 contender,
-                secs: fields.next().unwrap(),
                 rows,
-                peak_rss_mb: fields.next(),
-            });
+                &[&port, &slot, plugin, &rows_arg],
+            ));
         }
         // pg_recvlogical again, last: neither side gets the colder cache.
         results.push(recv(&format!("recv2_{n}")));
     }
-    print_table(&results);
+    print_table(&results, "pg_recvlogical");
 }
 
 /// Times `pg_recvlogical` draining `slot` up to `end`.
@@ -183,23 +149,12 @@ fn child(args: &[String]) {
     std::fs::create_dir_all(&dir).unwrap();
     let plugin = (plugin != "none").then_some(plugin.as_str());
     let config = config(port.parse().unwrap(), &dir, slot, plugin);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let secs = runtime.block_on(drain(config, rows.parse().unwrap()));
+    child_run(config, rows.parse().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
-    println!("{secs} {}", peak_rss_mb().unwrap_or(0.0));
 }
 
 fn config(port: u16, dir: &Path, slot: &str, plugin: Option<&str>) -> PipelineConfig {
-    let plugins = plugin
-        .map(|p| {
-            format!(
-                "[[plugins]]\nname = \"pii-mask\"\npath = \"{p}\"\n[trust]\nallow_unsigned = true\n"
-            )
-        })
-        .unwrap_or_default();
+    let plugins = plugins_toml(plugin);
     let text = format!(
         r#"
 name = "bench"
@@ -222,71 +177,4 @@ dir = "out"
     );
     PipelineConfig::from_str(&text, dir, &|name| std::env::var(name).ok())
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Runs a pipeline until `rows` events are written; returns the seconds.
-async fn drain(config: PipelineConfig, rows: u64) -> f64 {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stats = Arc::new(Stats::default());
-    let started = Instant::now();
-    let task = {
-        let stats = Arc::clone(&stats);
-        tokio::spawn(async move { weir_pipeline::run(&config, stop_rx, stats).await })
-    };
-    while stats.events_out.load(Ordering::Relaxed) < rows {
-        assert!(
-            !task.is_finished(),
-            "the pipeline stopped early: {:?}",
-            task.await
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        if std::env::var_os("WEIR_BENCH_TRACE").is_some() {
-            eprintln!(
-                "{:>6.3}s in {} out {} checkpoints {}",
-                started.elapsed().as_secs_f64(),
-                stats.events_in.load(Ordering::Relaxed),
-                stats.events_out.load(Ordering::Relaxed),
-                stats.checkpoints.load(Ordering::Relaxed)
-            );
-        }
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let _ = stop_tx.send(true);
-    task.await.unwrap().unwrap();
-    secs
-}
-
-fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn print_table(results: &[Row]) {
-    println!(
-        "\n| load shape | contender | rows | seconds | rows/s | vs pg_recvlogical | peak RSS |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for r in results {
-        // The baseline is the faster of the two pg_recvlogical runs.
-        let baseline = results
-            .iter()
-            .filter(|b| b.shape == r.shape && b.contender == "pg_recvlogical")
-            .min_by(|a, b| a.secs.total_cmp(&b.secs))
-            .expect("baseline");
-        let rate = r.rows as f64 / r.secs;
-        let base_rate = baseline.rows as f64 / baseline.secs;
-        println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {:.2}x | {} |",
-            r.shape,
-            r.contender,
-            r.rows,
-            r.secs,
-            rate,
-            rate / base_rate,
-            r.peak_rss_mb
-                .map_or("-".to_owned(), |mb| format!("{mb:.0} MB")),
-        );
-    }
 }

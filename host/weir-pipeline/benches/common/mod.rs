@@ -1,0 +1,151 @@
+//! What the end-to-end benches share: a weir run in a child process (so
+//! that its peak resident memory is its own), draining a pipeline until a
+//! number of events is written, and the table of results.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use weir_pipeline::{PipelineConfig, Stats};
+
+// The allocator `weir` runs with (decision 0017).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// One contender's run.
+pub struct Row {
+    pub shape: &'static str,
+    pub contender: &'static str,
+    pub secs: f64,
+    pub rows: u64,
+    pub peak_rss_mb: Option<f64>,
+}
+
+/// The `[[plugins]]` section for the bundled pii-mask at `path`, if any.
+pub fn plugins_toml(path: Option<&str>) -> String {
+    path.map(|p| {
+        format!(
+            "[[plugins]]\nname = \"pii-mask\"\npath = \"{p}\"\n[trust]\nallow_unsigned = true\n"
+        )
+    })
+    .unwrap_or_default()
+}
+
+/// Runs this bench again as `--child ARGS…` and reads the seconds and
+/// peak memory it printed.
+pub fn weir_in_child(
+    shape: &'static str,
+    contender: &'static str,
+    rows: u64,
+    args: &[&str],
+) -> Row {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .arg("--child")
+        .args(args)
+        .output()
+        .expect("the bench re-runs itself");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if std::env::var_os("WEIR_BENCH_TRACE").is_some() {
+        eprintln!(
+            "--- {contender} ({shape})\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        out.status.success(),
+        "{contender} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut fields = stdout.split_whitespace().map(|f| f.parse::<f64>().unwrap());
+    Row {
+        shape,
+        contender,
+        secs: fields.next().unwrap(),
+        rows,
+        peak_rss_mb: fields.next(),
+    }
+}
+
+/// The child's side: runs `config` until `rows` events are written and
+/// prints the seconds and the peak resident memory in MB.
+pub fn child_run(config: PipelineConfig, rows: u64) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let secs = runtime.block_on(drain(config, rows));
+    println!("{secs} {}", peak_rss_mb().unwrap_or(0.0));
+}
+
+/// Runs a pipeline until `rows` events are written; returns the seconds.
+async fn drain(config: PipelineConfig, rows: u64) -> f64 {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stats = Arc::new(Stats::default());
+    let started = Instant::now();
+    let task = {
+        let stats = Arc::clone(&stats);
+        tokio::spawn(async move { weir_pipeline::run(&config, stop_rx, stats).await })
+    };
+    while stats.events_out.load(Ordering::Relaxed) < rows {
+        assert!(
+            !task.is_finished(),
+            "the pipeline stopped early: {:?}",
+            task.await
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if std::env::var_os("WEIR_BENCH_TRACE").is_some() {
+            eprintln!(
+                "{:>6.3}s in {} out {} checkpoints {}",
+                started.elapsed().as_secs_f64(),
+                stats.events_in.load(Ordering::Relaxed),
+                stats.events_out.load(Ordering::Relaxed),
+                stats.checkpoints.load(Ordering::Relaxed)
+            );
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    task.await.unwrap().unwrap();
+    assert_eq!(
+        stats.events_out.load(Ordering::Relaxed),
+        rows,
+        "no more events than rows loaded"
+    );
+    secs
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Prints the results as a Markdown table; the baseline of a shape is the
+/// faster of its runs whose contender starts with `baseline`.
+pub fn print_table(results: &[Row], baseline: &str) {
+    println!("\n| load shape | contender | rows | seconds | rows/s | vs {baseline} | peak RSS |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for r in results {
+        let base = results
+            .iter()
+            .filter(|b| b.shape == r.shape && b.contender.starts_with(baseline))
+            .min_by(|a, b| a.secs.total_cmp(&b.secs))
+            .expect("baseline");
+        let rate = r.rows as f64 / r.secs;
+        let base_rate = base.rows as f64 / base.secs;
+        println!(
+            "| {} | {} | {} | {:.2} | {:.0} | {:.2}x | {} |",
+            r.shape,
+            r.contender,
+            r.rows,
+            r.secs,
+            rate,
+            rate / base_rate,
+            r.peak_rss_mb
+                .map_or("-".to_owned(), |mb| format!("{mb:.0} MB")),
+        );
+    }
+}
