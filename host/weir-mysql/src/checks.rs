@@ -100,7 +100,7 @@ pub async fn check_server(
         }
     };
     let mariadb = version.contains("MariaDB");
-    let Some(mut end) = status.as_ref().and_then(master_status) else {
+    let Some(end) = status.as_ref().and_then(master_status) else {
         return Err(MysqlError::Setup(format!(
             "MySQL at {address} reports no binlog position (SHOW MASTER STATUS is empty): binary logging is off; start the server with `log_bin`"
         )));
@@ -151,9 +151,6 @@ pub async fn check_server(
             warn!(table = %format!("{db}.{name}"),
                 "The table has no primary key; its updates and deletes carry the whole row as key.");
         }
-    }
-    if mariadb {
-        end.gtid = mariadb_gtid_at(conn, address, &end).await?;
     }
     Ok(ServerInfo {
         version,

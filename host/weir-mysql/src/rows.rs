@@ -20,7 +20,7 @@ use weir_core::{Column as EventColumn, Value};
 use crate::values;
 
 /// A table's columns as a table map describes them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Layout {
     columns: Vec<ColumnLayout>,
 }
@@ -102,24 +102,35 @@ impl Layout {
         }
         let before = event.columns_before_image();
         let after = event.columns_after_image();
+        // Which columns each image holds, and how many: the same for
+        // every row of the event.
+        let width = self.columns.len();
+        let before = before.map(|b| present(b, width));
+        let after = after.map(|a| present(a, width));
         let mut buf = ParseBuf(event.rows_data());
         let mut rows = Vec::new();
         while !buf.is_empty() {
-            let before = before.map(|b| self.image(b, &mut buf)).transpose()?;
-            let after = after.map(|a| self.image(a, &mut buf)).transpose()?;
+            let before = before
+                .as_ref()
+                .map(|(b, n)| self.image(b, *n, &mut buf))
+                .transpose()?;
+            let after = after
+                .as_ref()
+                .map(|(a, n)| self.image(a, *n, &mut buf))
+                .transpose()?;
             rows.push((before, after));
         }
         Ok(rows)
     }
 
-    /// One row image: a null bitmap over the columns present, then their
-    /// values.
+    /// One row image: a null bitmap over the `count` columns present, then
+    /// their values.
     fn image(
         &self,
-        present: &(impl std::ops::Index<usize, Output = bool> + ?Sized),
+        present: &[bool],
+        count: usize,
         buf: &mut ParseBuf<'_>,
     ) -> Result<Vec<EventColumn>, String> {
-        let count = (0..self.columns.len()).filter(|i| present[*i]).count();
         let nulls: &[u8] = buf
             .parse(count.div_ceil(8))
             .map_err(|e| format!("a row image cut short: {e}"))?;
@@ -154,6 +165,16 @@ impl Layout {
         }
         Ok(image)
     }
+}
+
+/// Which of `width` columns an image bitmap marks present, and how many.
+fn present(
+    image: &(impl std::ops::Index<usize, Output = bool> + ?Sized),
+    width: usize,
+) -> (Vec<bool>, usize) {
+    let columns: Vec<bool> = (0..width).map(|i| image[i]).collect();
+    let count = columns.iter().filter(|c| **c).count();
+    (columns, count)
 }
 
 /// A row's before and after images, as the event has them.

@@ -216,7 +216,7 @@ async fn stream(
             .map_err(MysqlError::client(&address, "asking for GTID events"))?;
     }
     let mut request = BinlogStreamRequest::new(settings.server_id);
-    match start.gtid_set() {
+    match gtids.as_ref().filter(|set| !set.is_empty()) {
         // By GTID where there is a state: the server finds where it ends,
         // in whichever file that is on this server.
         Some(set @ GtidSet::Mariadb(_)) => {
@@ -232,7 +232,7 @@ async fn stream(
             request = request.with_pos(4);
         }
         Some(set @ GtidSet::Mysql(_)) => {
-            let sids = mysql_sids(&set).map_err(|e| {
+            let sids = mysql_sids(set).map_err(|e| {
                 MysqlError::Setup(format!(
                     "the checkpoint's GTID set {set} does not read: {e}"
                 ))
@@ -577,7 +577,7 @@ fn change_event(
 }
 
 /// What the table map tells about a table: its columns and its key.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct TableShape {
     /// The primary key's column indexes, in key order.
     key: Vec<usize>,
