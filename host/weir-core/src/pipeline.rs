@@ -234,6 +234,24 @@ pub struct DeadLetter {
 ///   again with the events after it.
 /// - **Threads.** A sink is called from one thread at a time (the writer
 ///   stage), never concurrently.
+/// - **Sinks that keep their own position.** A sink whose target can commit
+///   output and a record of the source position in one transaction (Kafka,
+///   a SQL database) writes the position `flush` is given in the same commit
+///   as the output. Its target may then hold one commit more than the
+///   checkpoint: the process stopped after the sink's commit and before the
+///   checkpoint was saved. [`Sink::recover`] finds that out (its own
+///   position in the checkpoint is behind what the target holds), and the
+///   pipeline replays from the checkpoint: the same source positions through
+///   the same plugins, so the deliveries of that commit arrive again, in the
+///   same order (batch boundaries may differ). The sink counts them off
+///   against its target's record and writes only what follows, so the
+///   target never holds a change twice. Events it refused the first time
+///   (an event's fault) must be refused again, not counted off silently, so
+///   that the replayed dead letters are complete. The target is never more
+///   than one commit ahead: the writer saves the checkpoint after every
+///   flush before it writes again, and a sink that finds itself further
+///   ahead (the local state was lost) or behind (the target lost data)
+///   stops with an [`ErrorKind::Operator`] error.
 pub trait Sink: Send {
     /// The sink's name from the pipeline config.
     fn name(&self) -> &str;
@@ -252,8 +270,10 @@ pub trait Sink: Send {
         )))
     }
     /// Makes every write so far durable and returns the position to record
-    /// in the checkpoint.
-    fn flush(&mut self) -> Result<Json, StageError>;
+    /// in the checkpoint. `source` is the source position the checkpoint
+    /// will record: a sink that keeps its own position commits it with the
+    /// output; others ignore it.
+    fn flush(&mut self, source: &Json) -> Result<Json, StageError>;
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -269,7 +289,7 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<(), StageError> {
         (**self).write_dead_letters(letters)
     }
-    fn flush(&mut self) -> Result<Json, StageError> {
-        (**self).flush()
+    fn flush(&mut self, source: &Json) -> Result<Json, StageError> {
+        (**self).flush(source)
     }
 }

@@ -177,7 +177,7 @@ impl Sink for DeadLetterFile {
         Ok(self.append(letters)?)
     }
 
-    fn flush(&mut self) -> Result<Json, StageError> {
+    fn flush(&mut self, _source: &Json) -> Result<Json, StageError> {
         if self.synced != self.len {
             let io = self.io("sync");
             let Some(file) = &mut self.file else {
@@ -212,9 +212,9 @@ mod tests {
         let mut dl = DeadLetterFile::new(tmp.path());
         dl.recover(None).unwrap();
         dl.write_dead_letters(&[letter(1)]).unwrap();
-        let position = dl.flush().unwrap();
+        let position = dl.flush(&Json::Null).unwrap();
         dl.write_dead_letters(&[letter(2)]).unwrap();
-        dl.flush().unwrap();
+        dl.flush(&Json::Null).unwrap();
         drop(dl);
 
         let mut dl = DeadLetterFile::new(tmp.path());
@@ -255,6 +255,6 @@ mod tests {
         // Moved away: a new file starts.
         std::fs::remove_file(&file).unwrap();
         dl.recover(Some(&json!({"len": 100}))).unwrap();
-        assert_eq!(dl.flush().unwrap(), json!({"len": 0}));
+        assert_eq!(dl.flush(&Json::Null).unwrap(), json!({"len": 0}));
     }
 }

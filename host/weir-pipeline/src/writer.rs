@@ -159,14 +159,9 @@ impl Writer {
                 self.flush(resume)?;
             }
         }
-        for slot in &mut self.sinks {
-            // Output after the last checkpoint (part of a transaction) is cut
-            // off on the next start; flushing it here is harmless.
-            let name = slot.sink.name().to_owned();
-            slot.sink
-                .flush()
-                .map_err(|error| PipelineError::Sink { name, error })?;
-        }
+        // Output after the last checkpoint (part of a transaction) is not
+        // flushed: it has no position to commit with, and the next start cuts
+        // it off (files) or never sees it (an aborted Kafka transaction).
         info!(
             events = self.stats.events_out.load(Ordering::Relaxed),
             "Writer stopped after the last checkpoint."
@@ -240,15 +235,18 @@ impl Writer {
     fn flush(&mut self, resume: Json) -> Result<(), PipelineError> {
         for slot in &mut self.sinks {
             let name = slot.sink.name().to_owned();
-            let position = slot.sink.flush().map_err(|error| PipelineError::Sink {
-                name: name.clone(),
-                error,
-            })?;
+            let position = slot
+                .sink
+                .flush(&resume)
+                .map_err(|error| PipelineError::Sink {
+                    name: name.clone(),
+                    error,
+                })?;
             self.checkpoint.sinks.insert(name, position);
         }
         let position = self
             .dead_letters
-            .flush()
+            .flush(&resume)
             .map_err(PipelineError::DeadLetter)?;
         self.checkpoint
             .sinks

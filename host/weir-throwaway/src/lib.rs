@@ -9,10 +9,13 @@
 //!
 //! - [`postgres`]: PostgreSQL with `wal_level = logical`.
 //! - [`mariadb`]: MariaDB with a row-based binlog.
+//! - [`kafka`]: a Kafka-protocol broker (Tansu), in memory.
 
+pub mod kafka;
 pub mod mariadb;
 pub mod postgres;
 
+pub use kafka::ThrowawayKafka;
 pub use mariadb::ThrowawayMariadb;
 pub use postgres::ThrowawayPostgres;
 

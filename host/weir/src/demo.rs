@@ -18,6 +18,7 @@ use weir_connect::Phase;
 use weir_pipeline::{PipelineConfig, Stats};
 use weir_throwaway::{ThrowawayMariadb, ThrowawayPostgres};
 
+mod kafka;
 mod mariadb;
 mod postgres;
 
@@ -36,6 +37,16 @@ pub struct DemoArgs {
     /// The database the changes come from.
     #[arg(long, value_enum, default_value_t = DemoSource::Postgres)]
     source: DemoSource,
+    /// Where the changes go: JSON-lines files, or topics on a throwaway
+    /// Kafka-protocol broker (exactly-once, read back at the end).
+    #[arg(long, value_enum, default_value_t = DemoSink::Files)]
+    sink: DemoSink,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DemoSink {
+    Files,
+    Kafka,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,6 +130,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     let server = Server::start(args.source)?;
+    let broker = match args.sink {
+        DemoSink::Files => None,
+        DemoSink::Kafka => Some(kafka::start()?),
+    };
     println!(
         "==> Created database `shop`: 2000 customers (name, email, phone, SSN, card), 5000 orders"
     );
@@ -128,16 +143,29 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config_path = work.join("pipeline.toml");
     std::fs::write(
         &config_path,
-        pipeline_toml(&server, &work, &out_dir, &mask, &router)?,
+        pipeline_toml(
+            &server,
+            &work,
+            &sink_toml(broker.as_ref(), &out_dir),
+            &mask,
+            &router,
+        )?,
     )?;
     let config = PipelineConfig::from_file(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(drive(&server, config, args.seconds));
+    let sink = match args.sink {
+        DemoSink::Files => "JSON-lines files",
+        DemoSink::Kafka => "Kafka topics (exactly-once)",
+    };
+    let result = runtime.block_on(drive(&server, config, sink, args.seconds));
     if result.is_ok() {
-        show_sample(&out_dir)?;
+        match &broker {
+            None => show_sample(&out_dir)?,
+            Some(broker) => kafka::show_sample(broker)?,
+        }
     }
     if args.keep.is_none() {
         let _ = std::fs::remove_dir_all(&work);
@@ -148,6 +176,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let name = server.name();
     drop(server);
     println!("==> Stopped {name} and removed its files.");
+    if let Some(broker) = broker {
+        drop(broker);
+        println!("==> Stopped the Kafka-protocol broker.");
+    }
     result
 }
 
@@ -158,11 +190,22 @@ fn tempdir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The demo's sink: files in `out`, or the throwaway broker.
+fn sink_toml(broker: Option<&weir_throwaway::ThrowawayKafka>, out: &Path) -> String {
+    match broker {
+        None => format!(
+            "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"{}\"\n",
+            out.display()
+        ),
+        Some(broker) => kafka::sink_toml(broker),
+    }
+}
+
 /// The demo's pipeline config, with the example plugin configs inlined.
 fn pipeline_toml(
     server: &Server,
     work: &Path,
-    out: &Path,
+    sink: &str,
     mask: &Path,
     router: &Path,
 ) -> anyhow::Result<String> {
@@ -179,18 +222,13 @@ name = "demo"
 state_dir = "{state}"
 
 {source}
-[[sinks]]
-name = "files"
-kind = "file"
-dir = "{out}"
-
+{sink}
 # The demo's plugins are built from source here, not signed bundles.
 [trust]
 allow_unsigned = true
 "#,
         state = work.join("state").display(),
         source = server.source_toml(),
-        out = out.display(),
     )
     .parse()?;
     let mut plugin = toml::Table::new();
@@ -212,14 +250,19 @@ allow_unsigned = true
 }
 
 /// Runs the pipeline beside the workload, printing live numbers.
-async fn drive(server: &Server, config: PipelineConfig, seconds: u64) -> anyhow::Result<()> {
+async fn drive(
+    server: &Server,
+    config: PipelineConfig,
+    sink: &str,
+    seconds: u64,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stats = Arc::new(Stats::default());
     let pipeline = {
         let stats = Arc::clone(&stats);
         tokio::spawn(async move { weir_pipeline::run(&config, stop_rx, stats).await })
     };
-    println!("==> Pipeline: snapshot + stream -> pii-mask -> table-router -> JSON-lines files\n");
+    println!("==> Pipeline: snapshot + stream -> pii-mask -> table-router -> {sink}\n");
 
     let mut workload = server.workload().await?;
     // Changes made before the stream's start belong to the snapshot (and an

@@ -1,5 +1,5 @@
-//! `weir demo` end to end, on each database it offers: the README's first
-//! command must work on a fresh machine.
+//! `weir demo` end to end, on each database and sink it offers: the
+//! README's first command must work on a fresh machine.
 
 use std::path::Path;
 
@@ -7,7 +7,7 @@ use weir_tests::components;
 
 use crate::{succeeds, weir};
 
-fn demo(source: &str) {
+fn demo(source: &str, sink: &str) -> String {
     let plugins = Path::new(components::PII_MASK).parent().unwrap();
     assert!(
         plugins.join("table_router.wasm").is_file(),
@@ -15,7 +15,8 @@ fn demo(source: &str) {
     );
     let out = succeeds(
         weir()
-            .args(["demo", "--seconds", "2", "--source", source, "--plugins"])
+            .args(["demo", "--seconds", "2", "--source", source, "--sink", sink])
+            .arg("--plugins")
             .arg(plugins),
     );
     let captured = out
@@ -35,14 +36,23 @@ fn demo(source: &str) {
         !out.contains("4111 1111 1111 1111"),
         "the sample shows masked cards only"
     );
+    out
 }
 
 #[test]
 fn demo_on_postgres() {
-    demo("postgres");
+    demo("postgres", "files");
+}
+
+#[test]
+fn demo_into_kafka() {
+    let out = demo("postgres", "kafka");
+    assert!(out.contains("demo.customers-eu"), "{out}");
+    assert!(out.contains("key={\"id\":"), "records read back:\n{out}");
+    assert!(out.contains("Stopped the Kafka-protocol broker"), "{out}");
 }
 
 #[test]
 fn demo_on_mariadb() {
-    demo("mariadb");
+    demo("mariadb", "files");
 }

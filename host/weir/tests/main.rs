@@ -4,6 +4,7 @@
 
 mod bundles;
 mod demo;
+mod kafka;
 mod languages;
 mod mysql;
 mod pipeline;

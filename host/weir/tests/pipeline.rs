@@ -16,13 +16,13 @@ use crate::weir;
 use weir_tests::components;
 
 /// A throwaway server with database `db`, and a scratch directory.
-struct Setup {
-    server: ThrowawayPostgres,
-    dir: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) server: ThrowawayPostgres,
+    pub(crate) dir: PathBuf,
 }
 
 impl Setup {
-    fn new(schema: &str) -> Setup {
+    pub(crate) fn new(schema: &str) -> Setup {
         let server = ThrowawayPostgres::start(&[]).unwrap_or_else(|e| panic!("{e}"));
         server.psql("postgres", "CREATE DATABASE db").unwrap();
         server.psql("db", schema).unwrap();
@@ -69,7 +69,7 @@ max_file_bytes = 200000
         self.dir.join("out")
     }
 
-    fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         self.server
             .psql("db", sql)
             .unwrap_or_else(|e| panic!("{e}"))
@@ -100,7 +100,7 @@ max_file_bytes = 200000
         (child, stop, made, load)
     }
 
-    fn start(&self, config: &Path) -> Child {
+    pub(crate) fn start(&self, config: &Path) -> Child {
         weir()
             .args(["run", "--config"])
             .arg(config)
@@ -125,7 +125,7 @@ max_file_bytes = 200000
         );
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("weir.log")).unwrap_or_default()
     }
 }
@@ -198,7 +198,7 @@ pub(crate) fn apply(events: &[Json]) -> BTreeMap<i64, i64> {
     rows
 }
 
-fn table_rows(setup: &Setup, table: &str) -> BTreeMap<i64, i64> {
+pub(crate) fn table_rows(setup: &Setup, table: &str) -> BTreeMap<i64, i64> {
     setup
         .sql(&format!("SELECT id, v FROM {table} ORDER BY id"))
         .lines()
@@ -209,7 +209,12 @@ fn table_rows(setup: &Setup, table: &str) -> BTreeMap<i64, i64> {
         .collect()
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool, setup: &Setup) {
+pub(crate) fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+    setup: &Setup,
+) {
     let deadline = Instant::now() + timeout;
     while !done() {
         assert!(
@@ -221,7 +226,7 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool, set
     }
 }
 
-fn terminate(mut child: Child, setup: &Setup) {
+pub(crate) fn terminate(mut child: Child, setup: &Setup) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -331,7 +336,7 @@ pub(crate) fn workload_transaction(n: u64, next_id: &mut i64) -> String {
 /// Changes rows of `items` in small transactions until told to stop,
 /// counting the row changes of committed transactions. Ids are never
 /// reused and every update bumps `v`, so each change is a distinct event.
-fn workload(
+pub(crate) fn workload(
     setup: &Setup,
     stop: Arc<AtomicBool>,
     made: Arc<AtomicU64>,

@@ -67,5 +67,7 @@ component_kinds! {
         File(FileSinkConfig) = "file";
         /// JSON lines on standard output, at-least-once.
         Stdout(StdoutSinkConfig) = "stdout";
+        /// Kafka topics, one per destination, exactly-once.
+        Kafka(weir_kafka::KafkaSinkConfig) = "kafka";
     }
 }

@@ -418,7 +418,7 @@ impl Sink for FileSink {
         })
     }
 
-    fn flush(&mut self) -> Result<Json, StageError> {
+    fn flush(&mut self, _source: &Json) -> Result<Json, StageError> {
         self.guarded(FileSink::flush_files)
     }
 }

@@ -89,7 +89,7 @@ impl Sink for StdoutSink {
         })
     }
 
-    fn flush(&mut self) -> Result<Json, StageError> {
+    fn flush(&mut self, _source: &Json) -> Result<Json, StageError> {
         self.out.flush().map_err(|e| {
             StageError::operator(format!(
                 "stdout sink `{}`: cannot flush standard output: {e}",
@@ -137,7 +137,7 @@ mod tests {
             })
             .collect();
         sink.write(&deliveries).unwrap();
-        assert_eq!(sink.flush().unwrap(), json!({}));
+        assert_eq!(sink.flush(&Json::Null).unwrap(), json!({}));
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<Json> = text
             .lines()

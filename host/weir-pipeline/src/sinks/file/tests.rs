@@ -54,7 +54,7 @@ fn writes_envelope_lines_per_destination_and_reports_position() {
     let orders = vec![test_event(10, "orders")];
     sink.write_to("public.customers", &customers).unwrap();
     sink.write_to("shop/orders v2", &orders).unwrap();
-    let position = sink.flush().unwrap();
+    let position = sink.flush(&Json::Null).unwrap();
 
     assert_eq!(
         files(&dir),
@@ -81,7 +81,7 @@ fn writes_envelope_lines_per_destination_and_reports_position() {
     );
 
     // Flushing again without writes reports the same position.
-    assert_eq!(sink.flush().unwrap(), position);
+    assert_eq!(sink.flush(&Json::Null).unwrap(), position);
 }
 
 #[test]
@@ -94,7 +94,7 @@ fn rotates_to_next_segment_once_size_is_reached() {
     sink.recover(None).unwrap();
     sink.write_to("t", &evs[..3]).unwrap();
     sink.write_to("t", &evs[3..]).unwrap();
-    let position = sink.flush().unwrap();
+    let position = sink.flush(&Json::Null).unwrap();
 
     assert_eq!(
         files(tmp.path()),
@@ -119,7 +119,7 @@ fn recover_cuts_output_back_to_the_checkpoint() {
     let mut sink = FileSink::new("files", tmp.path(), max);
     sink.recover(None).unwrap();
     sink.write_to("t", &evs[..2]).unwrap();
-    let checkpointed = sink.flush().unwrap();
+    let checkpointed = sink.flush(&Json::Null).unwrap();
     // Written but never flushed: the rest of segment 1, all of segment 2,
     // and a destination the checkpoint does not know.
     sink.write_to("t", &evs[2..5]).unwrap();
@@ -135,11 +135,11 @@ fn recover_cuts_output_back_to_the_checkpoint() {
     sink.recover(Some(&checkpointed)).unwrap();
     assert_eq!(files(tmp.path()), ["notes.txt", "t.000001.jsonl"]);
     assert_eq!(read(tmp.path(), "t.000001.jsonl"), lines(&evs[..2]));
-    assert_eq!(sink.flush().unwrap(), checkpointed);
+    assert_eq!(sink.flush(&Json::Null).unwrap(), checkpointed);
 
     // Writing continues where the checkpoint left off.
     sink.write_to("t", &evs[2..4]).unwrap();
-    let position = sink.flush().unwrap();
+    let position = sink.flush(&Json::Null).unwrap();
     assert_eq!(read(tmp.path(), "t.000001.jsonl"), lines(&evs[..3]));
     assert_eq!(read(tmp.path(), "t.000002.jsonl"), lines(&evs[3..4]));
     assert_eq!(
@@ -156,13 +156,13 @@ fn recover_keeps_earlier_segments_and_deletes_later_ones() {
     let mut sink = FileSink::new("files", tmp.path(), one);
     sink.recover(None).unwrap();
     sink.write_to("t", &evs[..2]).unwrap();
-    let checkpointed = sink.flush().unwrap();
+    let checkpointed = sink.flush(&Json::Null).unwrap();
     assert_eq!(
         checkpointed,
         json!({"files": {"t": {"segment": 2, "len": one}}})
     );
     sink.write_to("t", &evs[2..4]).unwrap();
-    sink.flush().unwrap();
+    sink.flush(&Json::Null).unwrap();
     drop(sink);
 
     let mut sink = FileSink::new("files", tmp.path(), one);
@@ -178,7 +178,7 @@ fn recover_without_checkpoint_deletes_every_segment() {
     sink.recover(None).unwrap();
     sink.write_to("a", &events(1..3)).unwrap();
     sink.write_to("public.b", &events(1..2)).unwrap();
-    sink.flush().unwrap();
+    sink.flush(&Json::Null).unwrap();
     drop(sink);
     for other in ["readme.txt", "notes.jsonl", "x.1.jsonl", "y.00000a.jsonl"] {
         std::fs::write(tmp.path().join(other), "not ours").unwrap();
@@ -190,9 +190,9 @@ fn recover_without_checkpoint_deletes_every_segment() {
         files(tmp.path()),
         ["notes.jsonl", "readme.txt", "x.1.jsonl", "y.00000a.jsonl"]
     );
-    assert_eq!(sink.flush().unwrap(), json!({"files": {}}));
+    assert_eq!(sink.flush(&Json::Null).unwrap(), json!({"files": {}}));
     sink.write_to("a", &events(5..6)).unwrap();
-    sink.flush().unwrap();
+    sink.flush(&Json::Null).unwrap();
     assert_eq!(read(tmp.path(), "a.000001.jsonl"), lines(&events(5..6)));
 }
 
@@ -202,7 +202,7 @@ fn recover_refuses_a_file_shorter_than_the_checkpoint() {
     let mut sink = FileSink::new("files", tmp.path(), 1 << 20);
     sink.recover(None).unwrap();
     sink.write_to("t", &events(1..3)).unwrap();
-    let checkpointed = sink.flush().unwrap();
+    let checkpointed = sink.flush(&Json::Null).unwrap();
     drop(sink);
     let file = tmp.path().join("t.000001.jsonl");
     std::fs::write(&file, "{}\n").unwrap();
@@ -221,7 +221,7 @@ fn recover_refuses_a_file_shorter_than_the_checkpoint() {
     std::fs::rename(&file, tmp.path().join("t.000001.jsonl.bak")).unwrap();
     sink.recover(Some(&checkpointed)).unwrap();
     sink.write_to("t", &events(3..4)).unwrap();
-    let position = sink.flush().unwrap();
+    let position = sink.flush(&Json::Null).unwrap();
     assert_eq!(read(tmp.path(), "t.000002.jsonl"), lines(&events(3..4)));
     assert_eq!(position["files"]["t"]["segment"], json!(2));
 }
