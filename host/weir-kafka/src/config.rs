@@ -189,6 +189,7 @@ pub(crate) const OWNED_PROPERTIES: &[&str] = &[
     "message.max.bytes",
     "queue.buffering.max.kbytes",
     "transaction.timeout.ms",
+    "message.timeout.ms",
     "isolation.level",
     "enable.auto.commit",
     "group.id",

@@ -142,6 +142,12 @@ impl KafkaSink {
                 (u64::from(config.timeout_secs) * 2000)
                     .max(10_000)
                     .to_string(),
+            )
+            // A record not delivered in time fails the commit (and the
+            // pipeline restarts) instead of waiting librdkafka's 5 minutes.
+            .set(
+                "message.timeout.ms",
+                (u64::from(config.timeout_secs) * 1000).to_string(),
             );
         let prefix = config.prefix(pipeline).to_owned();
         Ok(KafkaSink {

@@ -12,8 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
@@ -104,6 +105,20 @@ pub(crate) fn reconcile(
     }
 }
 
+/// The state reader's client: reaching a partition's end is how it knows
+/// it is done, not an error worth a log line.
+struct Reader;
+
+impl ClientContext for Reader {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::error!(error = %error, reason, "Kafka client error while reading the state topic.");
+        }
+    }
+}
+
+impl ConsumerContext for Reader {}
+
 /// Reads the last committed record with `key` from `topic`
 /// (`read_committed`), or `None` when there is none or the topic does not
 /// exist.
@@ -114,13 +129,13 @@ pub(crate) fn read_last(
     timeout: Duration,
 ) -> Result<Option<StateRecord>, StageError> {
     let what = || format!("cannot read state topic `{topic}`");
-    let consumer: BaseConsumer = client
+    let consumer: BaseConsumer<Reader> = client
         .clone()
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("group.id", "weir-state-reader")
-        .create()
+        .create_with_context(Reader)
         .map_err(|e| classify(e, &what()))?;
     let metadata = consumer
         .fetch_metadata(Some(topic), timeout)

@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 use weir_throwaway::ThrowawayKafka;
 
 use crate::pipeline::{
-    Setup, apply, assert_no_duplicates, table_rows, terminate, wait_until, workload,
+    Setup, apply, assert_no_duplicates, paced_workload, table_rows, terminate, wait_until, workload,
 };
 use crate::weir;
 
@@ -325,6 +325,39 @@ fn kafka_exactly_once_across_restarts_and_a_crash_after_a_commit() {
         .expect("a state record");
     assert_eq!(last["pipeline"], "test");
     assert!(last["source"].is_object(), "{last}");
+}
+
+#[test]
+fn a_broker_outage_is_waited_out_and_nothing_is_lost_or_doubled() {
+    let kafka = ThrowawayKafka::start().unwrap_or_else(|e| panic!("{e}"));
+    let setup = Setup::new(ITEMS);
+    let config = kafka_config(&setup, &kafka, "", "[pipeline]\nmax_batch_events = 50");
+    let child = setup.start(&config);
+    wait_for_events(&setup, &kafka, 201, Duration::from_secs(60));
+    let stop = Arc::new(AtomicBool::new(false));
+    let made = Arc::new(AtomicU64::new(0));
+    let load = paced_workload(
+        &setup,
+        Arc::clone(&stop),
+        Arc::clone(&made),
+        Duration::from_millis(5),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    kafka.pause().unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+    kafka.resume().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let expected = 201 + made.load(Ordering::Relaxed) as usize;
+    wait_for_events(&setup, &kafka, expected, Duration::from_secs(180));
+    terminate(child, &setup);
+    assert_exactly_once(&setup, &kafka, expected);
+    let log = setup.log();
+    assert!(
+        log.contains("restarting from the last checkpoint"),
+        "the outage was noticed and retried: {log}"
+    );
 }
 
 #[test]

@@ -341,6 +341,16 @@ pub(crate) fn workload(
     stop: Arc<AtomicBool>,
     made: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<()> {
+    paced_workload(setup, stop, made, Duration::ZERO)
+}
+
+/// [`workload`] with a pause after each transaction.
+pub(crate) fn paced_workload(
+    setup: &Setup,
+    stop: Arc<AtomicBool>,
+    made: Arc<AtomicU64>,
+    pause: Duration,
+) -> std::thread::JoinHandle<()> {
     let port = setup.server.port;
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -362,6 +372,9 @@ pub(crate) fn workload(
                 let sql = workload_transaction(n, &mut next_id);
                 client.batch_execute(&sql).await.unwrap();
                 made.fetch_add(WORKLOAD_CHANGES, Ordering::Relaxed);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
             }
         });
     })
@@ -744,8 +757,8 @@ fn stamps_one_per_transaction(events: &[Json]) -> HashSet<String> {
             "output from the rolled-back version: {e}"
         );
         stamps.insert(stamp.clone());
-        if let Some(tx) = e["source"]["txId"].as_str() {
-            by_tx.entry(tx.to_owned()).or_default().insert(stamp);
+        if let Some(tx) = e["source"]["txId"].as_u64() {
+            by_tx.entry(tx.to_string()).or_default().insert(stamp);
         }
     }
     for (tx, versions) in &by_tx {

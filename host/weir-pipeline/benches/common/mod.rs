@@ -2,6 +2,9 @@
 //! that its peak resident memory is its own), draining a pipeline until a
 //! number of events is written, and the table of results.
 
+// Each bench compiles this module on its own and uses part of it.
+#![allow(dead_code)]
+
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
