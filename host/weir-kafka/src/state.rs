@@ -134,6 +134,9 @@ pub(crate) fn read_last(
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        // The end of a partition shows only when a fetch returns; do not
+        // let the broker hold an empty fetch for its default half second.
+        .set("fetch.wait.max.ms", "10")
         .set("group.id", "weir-state-reader")
         .create_with_context(Reader)
         .map_err(|e| classify(e, &what()))?;

@@ -1,21 +1,22 @@
 //! End-to-end throughput into Kafka: PostgreSQL -> weir -> Kafka
 //! (exactly-once, `json`), beside PostgreSQL -> weir -> files from an
-//! identical slot, and `kcat -P` producing the same envelopes (already
-//! encoded) to the same broker: the producer-side ceiling.
+//! identical slot, and a plain librdkafka producer sending the same
+//! envelopes (already encoded) to the same broker: the producer-side
+//! ceiling.
 //!
 //! `cargo bench -p weir-pipeline --bench postgres_to_kafka [-- ROWS]`
-//! (needs `kcat`: `apt-get install kafkacat`; the broker comes from
-//! `scripts/test`'s tools, see `weir_throwaway::kafka`).
+//! (the broker comes from `scripts/test`'s tools, see
+//! `weir_throwaway::kafka`).
+//! `WEIR_BENCH_KAFKA='compression = "lz4"'` adds settings to the Kafka
+//! sink's section.
 //!
 //! For each load shape it creates one slot per weir contender, loads ROWS
 //! 8-column rows once, and times each contender from the same starting
-//! point: weir into files (the baseline), weir into Kafka, then `kcat`
-//! with the envelopes the file run wrote. It prints rows/s, the ratio to
+//! point: weir into files (the baseline), weir into Kafka, then the plain
+//! producer with the envelopes the file run wrote. It prints rows/s, the ratio to
 //! the file sink and weir's peak resident memory.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::{Row, child_run, print_table, weir_in_child};
@@ -40,10 +41,6 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(200_000);
-    let kcat = ["kcat", "kafkacat"]
-        .into_iter()
-        .find(|k| Command::new(k).arg("-V").output().is_ok())
-        .expect("kcat is missing: apt-get install kafkacat");
     let server = ThrowawayPostgres::start(&[("max_wal_size", "8GB"), ("checkpoint_timeout", "1h")])
         .unwrap_or_else(|e| panic!("{e}"));
     let broker = ThrowawayKafka::start().unwrap_or_else(|e| panic!("{e}"));
@@ -105,25 +102,46 @@ fn main() {
                 &[&port, &slot, sink, &rows_arg, &bootstrap, &out_arg, &prefix],
             ));
         }
-        results.push(kcat_run(kcat, &bootstrap, &out, n, rows, shape));
+        results.push(producer_run(&broker, &out, n, rows, shape));
     }
     let _ = std::fs::remove_dir_all(&work);
     print_table(&results, "weir -> files");
 }
 
-/// Times `kcat -P` producing the envelopes the file run wrote (key, tab,
-/// value per line) to a fresh topic.
-fn kcat_run(
-    kcat: &str,
-    bootstrap: &str,
+/// Times a plain librdkafka producer (the library weir uses; idempotent,
+/// not transactional, the same linger and batch size) sending the
+/// envelopes the file run wrote, already encoded, keyed like weir's, to a
+/// fresh topic, until every record is acknowledged. Debian's `kcat` would
+/// be the usual tool, but its librdkafka (2.0) cannot read the test
+/// broker's ApiVersions answer.
+fn producer_run(
+    broker: &ThrowawayKafka,
     files: &Path,
     n: usize,
     rows: u64,
     shape: &'static str,
 ) -> Row {
-    let input = files.with_extension("kcat");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
-    let mut count = 0u64;
+    use rdkafka::ClientConfig;
+    use rdkafka::client::ClientContext;
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    use rdkafka::producer::{
+        BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+    };
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Counts acknowledged records.
+    struct Acks(AtomicU64);
+    impl ClientContext for Acks {}
+    impl ProducerContext for Acks {
+        type DeliveryOpaque = ();
+        fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+            if result.is_ok() {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    let mut records: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(rows as usize);
     let mut paths: Vec<_> = std::fs::read_dir(files)
         .unwrap()
         .flatten()
@@ -133,33 +151,48 @@ fn kcat_run(
     for path in paths {
         for line in std::fs::read_to_string(&path).unwrap().lines() {
             let doc: serde_json::Value = serde_json::from_str(line).unwrap();
-            writeln!(w, "{}\t{line}", doc["key"]).unwrap();
-            count += 1;
+            records.push((
+                doc["key"].to_string().into_bytes(),
+                line.as_bytes().to_vec(),
+            ));
         }
     }
-    w.flush().unwrap();
-    drop(w);
-    assert_eq!(count, rows, "the file run wrote every row");
+    assert_eq!(records.len() as u64, rows, "the file run wrote every row");
+    let producer: ThreadedProducer<Acks> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .set("batch.size", "1048576")
+        .set("queue.buffering.max.kbytes", "65536")
+        .create_with_context(Acks(AtomicU64::new(0)))
+        .unwrap();
+    let topic = format!("plain{n}");
     let started = Instant::now();
-    let status = Command::new(kcat)
-        .args(["-P", "-b", bootstrap, "-t", &format!("kcat{n}"), "-K", "\t"])
-        .args([
-            "-X",
-            "linger.ms=5",
-            "-X",
-            "batch.size=1048576",
-            "-X",
-            "enable.idempotence=true",
-        ])
-        .stdin(std::fs::File::open(&input).unwrap())
-        .stdout(Stdio::null())
-        .status()
-        .expect("kcat runs");
-    assert!(status.success(), "kcat failed");
+    for (key, value) in &records {
+        let mut record = BaseRecord::to(&topic).key(key).payload(value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                Err((e, _)) => panic!("producing: {e}"),
+            }
+        }
+    }
+    producer.flush(std::time::Duration::from_secs(120)).unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(
+        producer.context().0.load(Ordering::Relaxed),
+        rows,
+        "the broker acknowledged every record"
+    );
     Row {
         shape,
-        contender: "kcat -P (pre-encoded)",
-        secs: started.elapsed().as_secs_f64(),
+        contender: "librdkafka producer (pre-encoded)",
+        secs,
         rows,
         peak_rss_mb: None,
     }
@@ -178,7 +211,8 @@ fn child(args: &[String]) {
         "files" => format!("kind = \"file\"\ndir = \"{out}\""),
         _ => format!(
             "kind = \"kafka\"\nbrokers = [\"{broker}\"]\ntopic_prefix = \"{prefix}\"\n\
-             state_topic = \"{prefix}-state\""
+             state_topic = \"{prefix}-state\"\n{}",
+            std::env::var("WEIR_BENCH_KAFKA").unwrap_or_default()
         ),
     };
     let text = format!(
