@@ -64,15 +64,10 @@ print(n)
 "#;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--child") {
-        return child(&args[i + 1..]);
-    }
-    let rows: u64 = args
-        .iter()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    let rows = match common::invocation() {
+        common::Invocation::Child(args) => return child(&args),
+        common::Invocation::Bench { rows } => rows,
+    };
     let python = python_venv();
     let binlog = weir_throwaway::mariadb::find("mariadb-binlog")
         .expect("mariadb-binlog (Debian package mariadb-client) is missing");

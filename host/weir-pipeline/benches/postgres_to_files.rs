@@ -23,51 +23,21 @@ use weir_tests::ThrowawayPostgres;
 
 mod common;
 
-const TABLE: &str = "CREATE TABLE bench (
-    id bigint PRIMARY KEY, customer text, email text, phone text,
-    amount numeric(12,2), placed_at timestamptz, paid boolean, note text
-)";
-
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--child") {
-        return child(&args[i + 1..]);
-    }
-    let rows: u64 = args
-        .iter()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    let rows = match common::invocation() {
+        common::Invocation::Child(args) => return child(&args),
+        common::Invocation::Bench { rows } => rows,
+    };
     let server = ThrowawayPostgres::start(&[("max_wal_size", "8GB"), ("checkpoint_timeout", "1h")])
         .unwrap_or_else(|e| panic!("{e}"));
     server.psql("postgres", "CREATE DATABASE db").unwrap();
-    server.psql("db", TABLE).unwrap();
+    server.psql("db", common::PG_TABLE).unwrap();
     server
         .psql("db", "CREATE PUBLICATION bench FOR TABLE bench")
         .unwrap();
     let mask = weir_tests::components::bundled("pii-mask");
 
-    let shapes: [(&str, String); 2] = [
-        (
-            "one transaction",
-            format!(
-                "INSERT INTO bench SELECT i, 'Customer ' || i, 'user' || i || '@example.com', \
-                 '+1 415 555 ' || lpad((i % 10000)::text, 4, '0'), (i % 1000) + 0.5, \
-                 now(), i % 2 = 0, 'note ' || i FROM generate_series(1, {rows}) i"
-            ),
-        ),
-        (
-            "10 rows/transaction",
-            format!(
-                "DO $$ BEGIN FOR t IN 0..{} LOOP \
-                 INSERT INTO bench SELECT i, 'Customer ' || i, 'user' || i || '@example.com', \
-                 '+1 415 555 ' || lpad((i % 10000)::text, 4, '0'), (i % 1000) + 0.5, \
-                 now(), i % 2 = 0, 'note ' || i FROM generate_series(t * 10 + 1, t * 10 + 10) i; \
-                 COMMIT; END LOOP; END $$",
-                rows / 10 - 1
-            ),
-        ),
-    ];
+    let shapes = common::pg_load_shapes(rows);
     let mut results = Vec::new();
     for (n, (shape, load)) in shapes.iter().enumerate() {
         server.psql("db", "TRUNCATE bench").unwrap();
@@ -154,27 +124,9 @@ fn child(args: &[String]) {
 }
 
 fn config(port: u16, dir: &Path, slot: &str, plugin: Option<&str>) -> PipelineConfig {
-    let plugins = plugins_toml(plugin);
-    let text = format!(
-        r#"
-name = "bench"
-state_dir = "state"
-[source]
-kind = "postgres"
-host = "127.0.0.1"
-port = {port}
-user = "postgres"
-database = "db"
-publication = "bench"
-slot = "{slot}"
-snapshot = "never"
-{plugins}
-[[sinks]]
-name = "files"
-kind = "file"
-dir = "out"
-"#,
+    let rest = format!(
+        "{}\n[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"\n",
+        plugins_toml(plugin)
     );
-    PipelineConfig::from_str(&text, dir, &|name| std::env::var(name).ok())
-        .unwrap_or_else(|e| panic!("{e}"))
+    common::pg_pipeline(port, slot, &rest, dir)
 }

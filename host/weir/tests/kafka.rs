@@ -158,36 +158,11 @@ fn murmur2(data: &[u8]) -> i32 {
 /// A pipeline config: PostgreSQL `db` into a Kafka sink; `sink_extra` goes
 /// into the sink's table, `extra` at the end.
 fn kafka_config(setup: &Setup, kafka: &ThrowawayKafka, sink_extra: &str, extra: &str) -> PathBuf {
-    let path = setup.dir.join("pipeline.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "test"
-state_dir = "state"
-
-[source]
-kind = "postgres"
-host = "127.0.0.1"
-port = {port}
-user = "postgres"
-database = "db"
-
-[[sinks]]
-name = "kafka"
-kind = "kafka"
-brokers = ["{bootstrap}"]
-timeout_secs = 5
-{sink_extra}
-
-{extra}
-"#,
-            port = setup.server.port,
-            bootstrap = kafka.bootstrap(),
-        ),
-    )
-    .unwrap();
-    path
+    let sink = format!(
+        "[[sinks]]\nname = \"kafka\"\nkind = \"kafka\"\nbrokers = [\"{}\"]\ntimeout_secs = 5\n{sink_extra}",
+        kafka.bootstrap()
+    );
+    setup.config_with_sink("", &sink, extra)
 }
 
 /// Starts the workload on `items`: its stop flag, the count of changes

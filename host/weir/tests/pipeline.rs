@@ -32,8 +32,19 @@ impl Setup {
         }
     }
 
-    /// Writes the pipeline config; `extra` is appended verbatim.
+    /// Writes the pipeline config with a file sink into `out`; `extra` is
+    /// appended verbatim.
     fn config(&self, source_extra: &str, extra: &str) -> PathBuf {
+        self.config_with_sink(
+            source_extra,
+            "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"\nmax_file_bytes = 200000",
+            extra,
+        )
+    }
+
+    /// Writes the pipeline config: PostgreSQL `db` (plus `source_extra`)
+    /// into the `sinks` sections, then `extra` verbatim.
+    pub(crate) fn config_with_sink(&self, source_extra: &str, sinks: &str, extra: &str) -> PathBuf {
         let path = self.dir.join("pipeline.toml");
         std::fs::write(
             &path,
@@ -50,11 +61,7 @@ user = "postgres"
 database = "db"
 {source_extra}
 
-[[sinks]]
-name = "files"
-kind = "file"
-dir = "out"
-max_file_bytes = 200000
+{sinks}
 
 {extra}
 "#,

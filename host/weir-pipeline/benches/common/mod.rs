@@ -17,6 +17,81 @@ use weir_pipeline::{PipelineConfig, Stats};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What a bench binary was asked to do: a run of one contender in this
+/// process (`--child ARGS…`), or the whole bench over ROWS rows.
+pub enum Invocation {
+    Child(Vec<String>),
+    Bench { rows: u64 },
+}
+
+/// Reads the command line: `--child ARGS…`, or an optional ROWS
+/// (default 200,000).
+pub fn invocation() -> Invocation {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        return Invocation::Child(args[i + 1..].to_vec());
+    }
+    let rows = args
+        .iter()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    Invocation::Bench { rows }
+}
+
+/// The PostgreSQL benches' table: 8 columns, some of them PII.
+pub const PG_TABLE: &str = "CREATE TABLE bench (
+    id bigint PRIMARY KEY, customer text, email text, phone text,
+    amount numeric(12,2), placed_at timestamptz, paid boolean, note text
+)";
+
+/// The PostgreSQL benches' load shapes over `rows` rows of [`PG_TABLE`]:
+/// one transaction, and transactions of 10 rows.
+pub fn pg_load_shapes(rows: u64) -> [(&'static str, String); 2] {
+    let select = "SELECT i, 'Customer ' || i, 'user' || i || '@example.com', \
+                  '+1 415 555 ' || lpad((i % 10000)::text, 4, '0'), (i % 1000) + 0.5, \
+                  now(), i % 2 = 0, 'note ' || i";
+    [
+        (
+            "one transaction",
+            format!("INSERT INTO bench {select} FROM generate_series(1, {rows}) i"),
+        ),
+        (
+            "10 rows/transaction",
+            format!(
+                "DO $$ BEGIN FOR t IN 0..{} LOOP \
+                 INSERT INTO bench {select} FROM generate_series(t * 10 + 1, t * 10 + 10) i; \
+                 COMMIT; END LOOP; END $$",
+                rows / 10 - 1
+            ),
+        ),
+    ]
+}
+
+/// A bench pipeline: the `bench` publication through `slot` of the
+/// throwaway PostgreSQL on `port` (no snapshot), then `rest` (plugins and
+/// sinks) verbatim; relative paths resolve against `dir`.
+pub fn pg_pipeline(port: u16, slot: &str, rest: &str, dir: &std::path::Path) -> PipelineConfig {
+    let text = format!(
+        r#"
+name = "bench"
+state_dir = "state"
+[source]
+kind = "postgres"
+host = "127.0.0.1"
+port = {port}
+user = "postgres"
+database = "db"
+publication = "bench"
+slot = "{slot}"
+snapshot = "never"
+{rest}
+"#,
+    );
+    PipelineConfig::from_str(&text, dir, &|name| std::env::var(name).ok())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// One contender's run.
 pub struct Row {
     pub shape: &'static str,
