@@ -377,10 +377,16 @@ impl Sink for KafkaSink {
             let topic = &self.topics[d.destination];
             let producer = self.producer.as_ref().expect("recovered");
             let (key, value) = self.encoder.record();
-            let headers = headers(d.event);
-            let mut sent = send(producer, self.timeout, topic, key, Some(value), &headers);
+            let mut sent = send(
+                producer,
+                self.timeout,
+                topic,
+                key,
+                Some(value),
+                Some(d.event),
+            );
             if sent.is_ok() && d.event.op == Op::Delete && self.tombstones {
-                sent = send(producer, self.timeout, topic, key, None, &headers);
+                sent = send(producer, self.timeout, topic, key, None, Some(d.event));
             }
             if let Err(error) = sent {
                 if error.rdkafka_error_code() == Some(Code::MessageSizeTooLarge) {
@@ -419,7 +425,7 @@ impl Sink for KafkaSink {
                 &self.state_topic,
                 self.transactional_id.as_bytes(),
                 Some(&value),
-                &OwnedHeaders::new(),
+                None,
             );
             let committed = sent.and_then(|()| producer.commit_transaction(self.timeout));
             let failure = producer.context().take_failure();
@@ -462,7 +468,8 @@ fn headers(event: &ChangeEvent) -> OwnedHeaders {
     headers
 }
 
-/// Sends one record, waiting while the producer's queue is full: that is
+/// Sends one record (with `event`'s headers, if given), waiting while the
+/// producer's queue is full: that is
 /// the sink's memory bound, and the wait holds the writer and so, through
 /// the pipeline's bounded channels, the source.
 fn send(
@@ -471,9 +478,12 @@ fn send(
     topic: &str,
     key: &[u8],
     value: Option<&[u8]>,
-    headers: &OwnedHeaders,
+    event: Option<&ChangeEvent>,
 ) -> Result<(), KafkaError> {
-    let mut record = BaseRecord::to(topic).key(key).headers(headers.clone());
+    let mut record = BaseRecord::to(topic).key(key);
+    if let Some(event) = event {
+        record = record.headers(headers(event));
+    }
     if let Some(value) = value {
         record = record.payload(value);
     }

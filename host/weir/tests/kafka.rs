@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 use weir_throwaway::ThrowawayKafka;
 
 use crate::pipeline::{
-    Setup, apply, assert_no_duplicates, paced_workload, table_rows, terminate, wait_until, workload,
+    Setup, apply, assert_no_duplicates, paced_workload, table_rows, terminate, wait_until,
 };
 use crate::weir;
 
@@ -165,12 +165,17 @@ fn kafka_config(setup: &Setup, kafka: &ThrowawayKafka, sink_extra: &str, extra: 
     setup.config_with_sink("", &sink, extra)
 }
 
-/// Starts the workload on `items`: its stop flag, the count of changes
-/// made, and its thread.
-fn start_workload(setup: &Setup) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
+/// Starts the workload on `items`, pausing `pause` after each
+/// transaction (each look at a topic reads all of it, so the tests keep the
+/// volume moderate): its stop flag, the count of changes made, and its
+/// thread.
+fn start_workload(
+    setup: &Setup,
+    pause: Duration,
+) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
     let stop = Arc::new(AtomicBool::new(false));
     let made = Arc::new(AtomicU64::new(0));
-    let load = workload(setup, Arc::clone(&stop), Arc::clone(&made));
+    let load = paced_workload(setup, Arc::clone(&stop), Arc::clone(&made), pause);
     (stop, made, load)
 }
 
@@ -221,7 +226,7 @@ fn kafka_exactly_once_across_restarts_and_a_crash_after_a_commit() {
     );
     let child = setup.start(&config);
     wait_for_events(&setup, &kafka, 201, Duration::from_secs(60));
-    let (stop, made, load) = start_workload(&setup);
+    let (stop, made, load) = start_workload(&setup, Duration::from_millis(1));
     // Stopped and started again under load.
     std::thread::sleep(Duration::from_millis(800));
     terminate(child, &setup);
@@ -309,14 +314,7 @@ fn a_broker_outage_is_waited_out_and_nothing_is_lost_or_doubled() {
     let config = kafka_config(&setup, &kafka, "", "[pipeline]\nmax_batch_events = 50");
     let child = setup.start(&config);
     wait_for_events(&setup, &kafka, 201, Duration::from_secs(60));
-    let stop = Arc::new(AtomicBool::new(false));
-    let made = Arc::new(AtomicU64::new(0));
-    let load = paced_workload(
-        &setup,
-        Arc::clone(&stop),
-        Arc::clone(&made),
-        Duration::from_millis(5),
-    );
+    let (stop, made, load) = start_workload(&setup, Duration::from_millis(5));
     std::thread::sleep(Duration::from_secs(1));
     kafka.pause().unwrap();
     std::thread::sleep(Duration::from_secs(30));
