@@ -235,6 +235,10 @@ async fn restart_from_a_checkpoint_skips_what_was_delivered() {
     sql(&server, "INSERT INTO t VALUES (2);");
     source.collect(1, WAIT).await;
     source.stop().await;
+    assert!(
+        wait_for_active_slots(&server, 0).await,
+        "the slot was never released"
+    );
     sql(&server, "INSERT INTO t VALUES (3);");
 
     // The checkpoint holds only the first transaction: the server replays
@@ -245,6 +249,10 @@ async fn restart_from_a_checkpoint_skips_what_was_delivered() {
     let ids: Vec<&Value> = events.iter().map(|e| after(e, "id")).collect();
     assert_eq!(ids, vec![&Value::Int(2), &Value::Int(3)]);
     again.stop().await;
+    assert!(
+        wait_for_active_slots(&server, 0).await,
+        "the slot was never released"
+    );
 
     // Without a checkpoint but with the slot acknowledged up to the third
     // transaction: only new changes.
@@ -369,19 +377,26 @@ fn dummy_channels() -> weir_connect::SourceChannels {
 }
 
 async fn wait_for_slot(server: &weir_throwaway::ThrowawayPostgres) {
+    if !wait_for_active_slots(server, 1).await {
+        panic!("the source never started streaming from its slot");
+    }
+}
+
+/// Waits until the server counts `n` active slots: a stopped source's
+/// walsender may outlive its connection for a moment, and the slot stays
+/// taken until it exits. Whether it happened within 15 s.
+async fn wait_for_active_slots(server: &weir_throwaway::ThrowawayPostgres, n: usize) -> bool {
     for _ in 0..300 {
-        if sql(
+        let active = sql(
             server,
             "SELECT count(*) FROM pg_replication_slots WHERE active",
-        )
-        .trim()
-            == "1"
-        {
-            return;
+        );
+        if active.trim() == n.to_string() {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the source never started streaming from its slot");
+    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
