@@ -218,7 +218,9 @@ impl KafkaSink {
             })?;
         } else if !self.topic_exists(&topic)? {
             return Err(StageError::operator(format!(
-                "topic `{topic}` (destination `{destination}`) does not exist, and sink `{}` does                  not create topics (`topics.create = false`); create it, or route the destination                  elsewhere",
+                "topic `{topic}` (destination `{destination}`) does not exist, and sink `{}` does \
+                 not create topics (`topics.create = false`); create it, or route the \
+                 destination elsewhere",
                 self.name
             )));
         }
