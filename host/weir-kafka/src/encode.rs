@@ -74,10 +74,6 @@ impl Encoder {
         }
     }
 
-    pub(crate) fn format(&self) -> KafkaFormat {
-        self.format
-    }
-
     /// The last record encoded: key and value.
     pub(crate) fn record(&self) -> (&[u8], &[u8]) {
         (&self.key, &self.value)

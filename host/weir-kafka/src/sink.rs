@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 use tracing::{info, warn};
 use weir_core::{ChangeEvent, Delivery, Op, Sink, StageError};
 
-use crate::config::{KafkaFormat, KafkaSinkConfig, TopicSettings};
+use crate::config::{KafkaSinkConfig, TopicSettings};
 use crate::encode::Encoder;
 use crate::error::{classify, is_fenced, kind_of};
 use crate::state::{self, Recovery, StateRecord};
@@ -78,6 +78,8 @@ pub struct KafkaSink {
     client: ClientConfig,
     producer_config: ClientConfig,
     producer: Option<ThreadedProducer<Context>>,
+    /// Creates missing topics; `None` when the sink does not create them
+    /// (or before `recover`).
     maker: Option<TopicMaker>,
     topics_settings: TopicSettings,
     prefix: String,
@@ -174,22 +176,10 @@ impl KafkaSink {
         })
     }
 
-    /// The record format.
-    pub fn format(&self) -> KafkaFormat {
-        self.encoder.format()
-    }
-
     fn producer(&self) -> &ThreadedProducer<Context> {
         self.producer
             .as_ref()
             .expect("the writer calls recover before anything else")
-    }
-
-    fn maker(&mut self) -> Result<&TopicMaker, StageError> {
-        if self.maker.is_none() {
-            self.maker = Some(TopicMaker::new(&self.client, self.timeout)?);
-        }
-        Ok(self.maker.as_ref().expect("just set"))
     }
 
     /// Makes sure the topic of `destination` exists and is in `topics`:
@@ -200,8 +190,8 @@ impl KafkaSink {
             return Ok(());
         }
         let topic = topic_name(&self.prefix, destination);
-        let settings = self.topics_settings.clone();
-        if settings.create {
+        let settings = &self.topics_settings;
+        if let Some(maker) = &self.maker {
             let mut config: Vec<(&str, &str)> = settings
                 .config
                 .iter()
@@ -210,7 +200,7 @@ impl KafkaSink {
             if settings.compact {
                 config.push(("cleanup.policy", "compact"));
             }
-            self.maker()?.create(&TopicSpec {
+            maker.create(&TopicSpec {
                 name: &topic,
                 partitions: settings.partitions,
                 replication_factor: settings.replication_factor,
@@ -321,15 +311,15 @@ impl Sink for KafkaSink {
             .init_transactions(self.timeout)
             .map_err(|e| self.kafka_error(e, "cannot start the transactional producer"))?;
         self.producer = Some(producer);
-        let settings = self.topics_settings.clone();
-        if settings.create {
-            let state_topic = self.state_topic.clone();
-            self.maker()?.create(&TopicSpec {
-                name: &state_topic,
+        if self.topics_settings.create {
+            let maker = TopicMaker::new(&self.client, self.timeout)?;
+            maker.create(&TopicSpec {
+                name: &self.state_topic,
                 partitions: 1,
-                replication_factor: settings.replication_factor,
+                replication_factor: self.topics_settings.replication_factor,
                 config: vec![("cleanup.policy", "compact")],
             })?;
+            self.maker = Some(maker);
         }
         let held = state::read_last(
             &self.client,
@@ -372,12 +362,11 @@ impl Sink for KafkaSink {
                 continue;
             }
             self.ensure_topic(d.destination)?;
+            self.begin()?;
             let topic = &self.topics[d.destination];
             self.encoder.encode(d.event, topic);
             self.check_size(i, d)?;
-            self.begin()?;
-            let topic = &self.topics[d.destination];
-            let producer = self.producer.as_ref().expect("recovered");
+            let producer = self.producer();
             let (key, value) = self.encoder.record();
             let mut sent = send(
                 producer,
@@ -420,7 +409,7 @@ impl Sink for KafkaSink {
                 sink: self.name.clone(),
             };
             let value = serde_json::to_vec(&record).expect("a state record serializes");
-            let producer = self.producer.as_ref().expect("recovered");
+            let producer = self.producer();
             let sent = send(
                 producer,
                 self.timeout,
