@@ -165,18 +165,29 @@ fn kafka_config(setup: &Setup, kafka: &ThrowawayKafka, sink_extra: &str, extra: 
     setup.config_with_sink("", &sink, extra)
 }
 
-/// Starts the workload on `items`, pausing `pause` after each
-/// transaction (each look at a topic reads all of it, so the tests keep the
-/// volume moderate): its stop flag, the count of changes made, and its
-/// thread.
-fn start_workload(
-    setup: &Setup,
-    pause: Duration,
-) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let made = Arc::new(AtomicU64::new(0));
-    let load = paced_workload(setup, Arc::clone(&stop), Arc::clone(&made), pause);
-    (stop, made, load)
+/// The workload on `items`, running on its own thread.
+struct Workload {
+    stop: Arc<AtomicBool>,
+    made: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Workload {
+    /// Starts it, pausing `pause` after each transaction (each look at a
+    /// topic reads all of it, so the tests keep the volume moderate).
+    fn start(setup: &Setup, pause: Duration) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let made = Arc::new(AtomicU64::new(0));
+        let thread = paced_workload(setup, Arc::clone(&stop), Arc::clone(&made), pause);
+        Workload { stop, made, thread }
+    }
+
+    /// Stops it; the row changes its committed transactions made.
+    fn finish(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        self.made.load(Ordering::Relaxed) as usize
+    }
 }
 
 /// Waits until `topic` holds `n` change events.
@@ -226,7 +237,7 @@ fn kafka_exactly_once_across_restarts_and_a_crash_after_a_commit() {
     );
     let child = setup.start(&config);
     wait_for_events(&setup, &kafka, 201, Duration::from_secs(60));
-    let (stop, made, load) = start_workload(&setup, Duration::from_millis(1));
+    let load = Workload::start(&setup, Duration::from_millis(1));
     // Stopped and started again under load.
     std::thread::sleep(Duration::from_millis(800));
     terminate(child, &setup);
@@ -253,9 +264,7 @@ fn kafka_exactly_once_across_restarts_and_a_crash_after_a_commit() {
     );
     let child = setup.start(&config);
     std::thread::sleep(Duration::from_millis(800));
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    let expected = 201 + made.load(Ordering::Relaxed) as usize;
+    let expected = 201 + load.finish();
     wait_for_events(&setup, &kafka, expected, Duration::from_secs(120));
     terminate(child, &setup);
     assert!(
@@ -314,15 +323,13 @@ fn a_broker_outage_is_waited_out_and_nothing_is_lost_or_doubled() {
     let config = kafka_config(&setup, &kafka, "", "[pipeline]\nmax_batch_events = 50");
     let child = setup.start(&config);
     wait_for_events(&setup, &kafka, 201, Duration::from_secs(60));
-    let (stop, made, load) = start_workload(&setup, Duration::from_millis(5));
+    let load = Workload::start(&setup, Duration::from_millis(5));
     std::thread::sleep(Duration::from_secs(1));
     kafka.pause().unwrap();
     std::thread::sleep(Duration::from_secs(30));
     kafka.resume().unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    let expected = 201 + made.load(Ordering::Relaxed) as usize;
+    let expected = 201 + load.finish();
     wait_for_events(&setup, &kafka, expected, Duration::from_secs(180));
     terminate(child, &setup);
     assert_exactly_once(&setup, &kafka, expected);
