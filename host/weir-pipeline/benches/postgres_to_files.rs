@@ -28,29 +28,20 @@ fn main() {
         common::Invocation::Child(args) => return child(&args),
         common::Invocation::Bench { rows } => rows,
     };
-    let server = ThrowawayPostgres::start(&[("max_wal_size", "8GB"), ("checkpoint_timeout", "1h")])
-        .unwrap_or_else(|e| panic!("{e}"));
-    server.psql("postgres", "CREATE DATABASE db").unwrap();
-    server.psql("db", common::PG_TABLE).unwrap();
-    server
-        .psql("db", "CREATE PUBLICATION bench FOR TABLE bench")
-        .unwrap();
+    let server = common::pg_bench_server();
     let mask = weir_tests::components::bundled("pii-mask");
 
     let shapes = common::pg_load_shapes(rows);
     let mut results = Vec::new();
     for (n, (shape, load)) in shapes.iter().enumerate() {
-        server.psql("db", "TRUNCATE bench").unwrap();
-        for slot in ["recv", "plain", "mask", "recv2"] {
-            server
-                .psql(
-                    "db",
-                    &format!("SELECT pg_create_logical_replication_slot('{slot}_{n}', 'pgoutput')"),
-                )
-                .unwrap();
-        }
-        eprintln!("loading {rows} rows ({shape})...");
-        server.psql("db", load).unwrap();
+        common::pg_load(
+            &server,
+            n,
+            &["recv", "plain", "mask", "recv2"],
+            shape,
+            load,
+            rows,
+        );
         let end = server.psql("db", "SELECT pg_current_wal_lsn()").unwrap();
         let end = end.trim();
 

@@ -20,7 +20,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use common::{Row, child_run, print_table, weir_in_child};
-use weir_tests::ThrowawayPostgres;
 use weir_throwaway::ThrowawayKafka;
 
 mod common;
@@ -30,14 +29,8 @@ fn main() {
         common::Invocation::Child(args) => return child(&args),
         common::Invocation::Bench { rows } => rows,
     };
-    let server = ThrowawayPostgres::start(&[("max_wal_size", "8GB"), ("checkpoint_timeout", "1h")])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let server = common::pg_bench_server();
     let broker = ThrowawayKafka::start().unwrap_or_else(|e| panic!("{e}"));
-    server.psql("postgres", "CREATE DATABASE db").unwrap();
-    server.psql("db", common::PG_TABLE).unwrap();
-    server
-        .psql("db", "CREATE PUBLICATION bench FOR TABLE bench")
-        .unwrap();
     let work = std::env::temp_dir().join(format!("weir-bench-kafka-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
@@ -45,17 +38,7 @@ fn main() {
     let shapes = common::pg_load_shapes(rows);
     let mut results = Vec::new();
     for (n, (shape, load)) in shapes.iter().enumerate() {
-        server.psql("db", "TRUNCATE bench").unwrap();
-        for slot in ["files", "kafka"] {
-            server
-                .psql(
-                    "db",
-                    &format!("SELECT pg_create_logical_replication_slot('{slot}_{n}', 'pgoutput')"),
-                )
-                .unwrap();
-        }
-        eprintln!("loading {rows} rows ({shape})...");
-        server.psql("db", load).unwrap();
+        common::pg_load(&server, n, &["files", "kafka"], shape, load, rows);
         let port = server.port.to_string();
         let rows_arg = rows.to_string();
         let out = work.join(format!("files-{n}"));

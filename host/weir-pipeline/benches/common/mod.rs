@@ -45,6 +45,45 @@ pub const PG_TABLE: &str = "CREATE TABLE bench (
     amount numeric(12,2), placed_at timestamptz, paid boolean, note text
 )";
 
+/// A throwaway PostgreSQL for the benches: database `db` with
+/// [`PG_TABLE`] and publication `bench`, WAL kept for large loads.
+pub fn pg_bench_server() -> weir_tests::ThrowawayPostgres {
+    let server = weir_tests::ThrowawayPostgres::start(&[
+        ("max_wal_size", "8GB"),
+        ("checkpoint_timeout", "1h"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    server.psql("postgres", "CREATE DATABASE db").unwrap();
+    server.psql("db", PG_TABLE).unwrap();
+    server
+        .psql("db", "CREATE PUBLICATION bench FOR TABLE bench")
+        .unwrap();
+    server
+}
+
+/// Empties the table, creates a pgoutput slot `<name>_<n>` for each of
+/// `slots` (so each contender reads from the same point), then runs `load`.
+pub fn pg_load(
+    server: &weir_tests::ThrowawayPostgres,
+    n: usize,
+    slots: &[&str],
+    shape: &str,
+    load: &str,
+    rows: u64,
+) {
+    server.psql("db", "TRUNCATE bench").unwrap();
+    for slot in slots {
+        server
+            .psql(
+                "db",
+                &format!("SELECT pg_create_logical_replication_slot('{slot}_{n}', 'pgoutput')"),
+            )
+            .unwrap();
+    }
+    eprintln!("loading {rows} rows ({shape})...");
+    server.psql("db", load).unwrap();
+}
+
 /// The PostgreSQL benches' load shapes over `rows` rows of [`PG_TABLE`]:
 /// one transaction, and transactions of 10 rows.
 pub fn pg_load_shapes(rows: u64) -> [(&'static str, String); 2] {
