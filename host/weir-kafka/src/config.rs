@@ -150,7 +150,7 @@ const fn default_true() -> bool {
     true
 }
 fn default_state_topic() -> String {
-    "weir-checkpoints".to_owned()
+    KafkaSinkConfig::DEFAULT_STATE_TOPIC.to_owned()
 }
 const fn default_linger_ms() -> u32 {
     5
@@ -196,6 +196,9 @@ pub(crate) const OWNED_PROPERTIES: &[&str] = &[
 ];
 
 impl KafkaSinkConfig {
+    /// The state topic unless `state_topic` says otherwise.
+    pub const DEFAULT_STATE_TOPIC: &'static str = "weir-checkpoints";
+
     /// The topic prefix in effect for `pipeline`.
     pub fn prefix<'a>(&'a self, pipeline: &'a str) -> &'a str {
         self.topic_prefix.as_deref().unwrap_or(pipeline)
@@ -209,22 +212,27 @@ impl KafkaSinkConfig {
     }
 }
 
+/// Checks a `brokers` list: at least one, each `host:port`.
+pub(crate) fn check_brokers(brokers: &[String], c: &mut Checker) {
+    if brokers.is_empty() {
+        c.err("brokers", "name at least one broker, as `host:port`");
+    }
+    for (i, b) in brokers.iter().enumerate() {
+        let ok = b
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !ok {
+            c.err(
+                &format!("brokers[{i}]"),
+                format!("`{b}` is not `host:port` (for example `kafka-1:9092`)"),
+            );
+        }
+    }
+}
+
 impl SinkComponent for KafkaSinkConfig {
     fn validate(&self, c: &mut Checker) {
-        if self.brokers.is_empty() {
-            c.err("brokers", "name at least one broker, as `host:port`");
-        }
-        for (i, b) in self.brokers.iter().enumerate() {
-            let ok = b
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !ok {
-                c.err(
-                    &format!("brokers[{i}]"),
-                    format!("`{b}` is not `host:port` (for example `kafka-1:9092`)"),
-                );
-            }
-        }
+        check_brokers(&self.brokers, c);
         if let Some(prefix) = &self.topic_prefix
             && !prefix.is_empty()
             && !valid_topic_name(prefix)

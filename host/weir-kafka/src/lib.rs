@@ -8,8 +8,16 @@
 //! The sink runs on the pipeline's writer thread and uses librdkafka's
 //! blocking calls (`docs/decisions/0008-sync-writer-stage.md`).
 //!
+//! `weir worker` reads change topics with [`Input`] and writes its results
+//! through the same [`Output`], committing the input offsets inside the
+//! output transaction (`docs/decisions/0019-worker-rounds.md`).
+//!
 //! - [`config`]: the `[[sinks]]` section.
-//! - [`sink`]: the producer, transactions and recovery.
+//! - [`input`]: the consumer of `weir worker` and the decoding of change
+//!   records.
+//! - [`output`]: the transactional producer, topics and records, shared
+//!   with `weir worker`.
+//! - [`sink`]: the sink's transactions and recovery.
 //! - [`state`]: the state record and how it is reconciled with the
 //!   pipeline checkpoint.
 //! - `encode`: keys and values (`json`, `json-schema`).
@@ -18,10 +26,15 @@
 pub mod config;
 mod encode;
 mod error;
+pub mod input;
+pub mod output;
 pub mod sink;
 pub mod state;
 mod topics;
 
 pub use config::{Compression, KafkaFormat, KafkaSinkConfig, TopicSettings};
-pub use sink::{HEADER_PLUGINS, HEADER_TXID, KafkaSink};
+pub use input::{Input, InputRecord, KafkaInputConfig, StartAt};
+pub use output::{HEADER_PLUGINS, HEADER_TXID, Output, Owner};
+pub use sink::{KafkaSink, crash_point};
 pub use state::StateRecord;
+pub use topics::valid_topic_name;

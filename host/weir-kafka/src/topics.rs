@@ -14,7 +14,7 @@ use crate::error::classify;
 const MAX_TOPIC_LEN: usize = 249;
 
 /// Whether Kafka accepts `name` as a topic name.
-pub(crate) fn valid_topic_name(name: &str) -> bool {
+pub fn valid_topic_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_TOPIC_LEN
         && name != "."

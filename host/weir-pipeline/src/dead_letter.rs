@@ -139,20 +139,27 @@ impl DeadLetterFile {
         };
         let mut buf = Vec::new();
         for letter in letters {
-            let mut record = match &letter.failed_at {
-                FailedAt::Plugin(name) => json!({ "plugin": name }),
-                FailedAt::Sink(name) => json!({ "sink": name }),
-            };
-            record["kind"] = json!(letter.kind);
-            record["reason"] = json!(letter.reason);
-            record["event"] = weir_core::envelope::to_envelope(&letter.event);
-            serde_json::to_writer(&mut buf, &record).expect("JSON values serialize");
+            serde_json::to_writer(&mut buf, &dead_letter_json(letter))
+                .expect("JSON values serialize");
             buf.push(b'\n');
         }
         file.write_all(&buf).map_err(io)?;
         self.len += buf.len() as u64;
         Ok(())
     }
+}
+
+/// A dead letter as written to the file (and by `weir worker` to its
+/// dead-letter topic): see the module docs.
+pub fn dead_letter_json(letter: &DeadLetter) -> Json {
+    let mut record = match &letter.failed_at {
+        FailedAt::Plugin(name) => json!({ "plugin": name }),
+        FailedAt::Sink(name) => json!({ "sink": name }),
+    };
+    record["kind"] = json!(letter.kind);
+    record["reason"] = json!(letter.reason);
+    record["event"] = weir_core::envelope::to_envelope(&letter.event);
+    record
 }
 
 impl Sink for DeadLetterFile {

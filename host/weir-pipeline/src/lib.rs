@@ -7,21 +7,27 @@
 //! - [`sinks`]: the file and stdout sinks, and the destination globs that
 //!   choose what each takes.
 //! - [`checkpoint`]: the embedded SQLite checkpoint store.
+//! - [`processor`]: the plugin stage (chain, router, reloading), shared by
+//!   pipelines and workers.
 //! - [`reload`]: hot reload — watching, swapping at transaction boundaries, probation.
 //! - [`admission`]: the trust policy applied to each plugin before it loads.
 //! - [`dead_letter`]: the dead-letter file, a sink for events a plugin or a
 //!   sink failed on.
 //! - [`router`]: the built-in template router.
+//! - [`worker`]: `weir worker`, the plugin stage scaled out on Kafka
+//!   consumer groups.
 
 pub mod admission;
 pub mod checkpoint;
 pub mod config;
 pub mod dead_letter;
+pub mod processor;
 pub mod reload;
 pub mod router;
 pub mod runner;
 pub mod sinks;
+pub mod worker;
 pub mod writer;
 
-pub use config::PipelineConfig;
+pub use config::{PipelineConfig, WorkerConfig};
 pub use runner::{PipelineError, Stats, run};

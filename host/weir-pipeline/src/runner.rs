@@ -22,20 +22,18 @@
 //! the last checkpoint is saved; the source reports the final position.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
 use weir_connect::{Backoff, Directive, SourceChannels, SourceProgress};
-use weir_core::{ChangeBatch, ChangeEvent, DeadLetter, ErrorKind, FailedAt, StageError};
-use weir_plugin::{EngineOptions, EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
+use weir_core::{ChangeBatch, ErrorKind, StageError};
+use weir_plugin::{EngineOptions, PluginEngine};
 
-use crate::admission::admit;
 use crate::checkpoint::SqliteCheckpointStore;
 use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetterFile;
-use crate::reload::{Chain, ReloadRequest, Reloader, Role, Swap, serve_admin};
-use crate::router::Template;
+use crate::processor::{PluginSetup, Processor, Stamping};
 use crate::sinks::Inputs;
 use crate::writer::{RoutedBatch, SinkSlot, Writer};
 
@@ -193,65 +191,17 @@ async fn run_once(
         Arc::clone(&stats),
     )?;
 
-    let mut chain = Chain::new(
-        config.pipeline.canary_events,
-        config.pipeline.canary_failure_ratio,
-    );
-    for p in &config.plugins {
-        let admitted = admit(engine, p, &config.trust, &config.state_dir)?;
-        let plugin = TransformerPlugin::load(engine, &admitted.spec).map_err(|source| {
-            PipelineError::Plugin {
-                name: p.name.clone(),
-                source,
-            }
-        })?;
-        chain.push(p.name.clone(), plugin, admitted.version);
-    }
-    let router = match (&config.router.plugin, &config.router.template) {
-        (Some(p), _) => {
-            let admitted = admit(engine, p, &config.trust, &config.state_dir)?;
-            let plugin = RouterPlugin::load(engine, &admitted.spec).map_err(|source| {
-                PipelineError::Plugin {
-                    name: p.name.clone(),
-                    source,
-                }
-            })?;
-            chain.set_router(p.name.clone(), plugin, admitted.version);
-            Router::Plugin
-        }
-        (None, template) => Router::Template(
-            Template::parse(template.as_deref().unwrap_or(Template::DEFAULT))
-                .map_err(|problems| PipelineError::Router(problems.join("; ")))?,
-        ),
-    };
-    // Hot reload: a watcher thread prepares new versions; the admin socket
-    // asks it to look now.
-    let (swap_tx, swap_rx) = std::sync::mpsc::channel::<Swap>();
-    let (request_tx, request_rx) = std::sync::mpsc::channel::<ReloadRequest>();
-    let stop_reload = Arc::new(AtomicBool::new(false));
-    // In the order of `chain.versions()`: the transformers, then the router.
-    let watched = (config.plugins.iter().cloned().enumerate())
-        .map(|(i, p)| (p, Role::Transformer(i)))
-        .chain(config.router.plugin.clone().map(|p| (p, Role::Router)))
-        .collect();
-    let reloader = Reloader {
-        engine: engine.clone(),
-        plugins: watched,
-        trust: config.trust.clone(),
-        state_dir: config.state_dir.clone(),
-        versions: chain.versions(),
-        swaps: swap_tx,
-        requests: request_rx,
-        watch: config.pipeline.watch_plugins,
-        stop: Arc::clone(&stop_reload),
-    };
-    let reloader = std::thread::Builder::new()
-        .name("weir-reloader".into())
-        .spawn(move || reloader.run())
-        .map_err(|_| PipelineError::Stage("reloader"))?;
-    std::fs::create_dir_all(&config.state_dir).map_err(PipelineError::Admin)?;
-    let admin = serve_admin(&config.state_dir, request_tx, Arc::clone(&stop_reload))
-        .map_err(PipelineError::Admin)?;
+    let (processor, reloading) = Processor::start(
+        engine,
+        PluginSetup {
+            plugins: &config.plugins,
+            router: &config.router,
+            trust: &config.trust,
+            settings: &config.pipeline,
+            state_dir: &config.state_dir,
+        },
+        Stamping::Replace,
+    )?;
     let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<RoutedBatch>(capacity);
 
     let processor = {
@@ -259,7 +209,7 @@ async fn run_once(
         let batches = ends.batches;
         std::thread::Builder::new()
             .name("weir-processor".into())
-            .spawn(move || process(batches, routed_tx, chain, swap_rx, router, &stats))
+            .spawn(move || process(batches, routed_tx, processor, &stats))
             .map_err(|_| PipelineError::Stage("processor"))?
     };
     let writer = std::thread::Builder::new()
@@ -270,11 +220,10 @@ async fn run_once(
     let source_result = source.run(resume, channels).await;
     // The source dropped its sender: the processor and the writer drain and
     // stop. Wait for them off the async threads.
-    stop_reload.store(true, Ordering::Relaxed);
+    reloading.signal();
     let (processor, writer) = tokio::task::spawn_blocking(move || {
         let joined = (processor.join(), writer.join());
-        let _ = reloader.join();
-        let _ = admin.join();
+        reloading.stop();
         joined
     })
     .await
@@ -288,29 +237,11 @@ async fn run_once(
     Ok(())
 }
 
-enum Router {
-    Template(Template),
-    /// The router plugin, which lives in the [`Chain`] (it is hot-reloaded
-    /// and stamped like the transformers).
-    Plugin,
-}
-
-/// Records which plugin versions processed the events.
-fn stamp(events: &mut [ChangeEvent], stamp: Option<String>) {
-    if let Some(stamp) = stamp {
-        for e in events {
-            e.source.plugins = Some(stamp.clone());
-        }
-    }
-}
-
 /// The processor stage: plugins and router.
 fn process(
     mut input: mpsc::Receiver<ChangeBatch>,
     output: std::sync::mpsc::SyncSender<RoutedBatch>,
-    mut chain: Chain,
-    swaps: std::sync::mpsc::Receiver<Swap>,
-    router: Router,
+    mut processor: Processor,
     stats: &Stats,
 ) {
     // Whether the last batch ended at a transaction boundary: only there
@@ -335,61 +266,13 @@ fn process(
         stats
             .events_in
             .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
-        if at_boundary {
-            // Transformers and the router plugin alike.
-            while let Ok(swap) = swaps.try_recv() {
-                chain.swap(swap);
-            }
-        }
-        at_boundary = batch.resume.is_some();
-        let keep = chain.on_probation().then(|| batch.events.clone());
-        let (mut events, mut dead, rolled_back) = chain.run(batch.events);
-        if rolled_back && let Some(input) = keep {
-            // The batch is processed again, whole, by the restored version.
-            (events, dead, _) = chain.run(input);
-        }
-        stamp(&mut events, chain.stamp());
         let mut routed = RoutedBatch::new(batch.resume);
-        routed.dead = dead.into_iter().map(dead_letter).collect();
-        match &router {
-            Router::Template(t) => {
-                for event in events {
-                    let destination = t.render(&event);
-                    routed.push(&destination, event);
-                }
-            }
-            Router::Plugin if !events.is_empty() => {
-                let routes = chain.route(&mut events, stamp);
-                for (event, route) in events.into_iter().zip(routes) {
-                    match route {
-                        Ok(destinations) => {
-                            // Fanned out in the order the router named them.
-                            if let Some((last, rest)) = destinations.split_last() {
-                                for d in rest {
-                                    routed.push(d, event.clone());
-                                }
-                                routed.push(last, event);
-                            }
-                        }
-                        Err(failure) => routed.dead.push(dead_letter(failure)),
-                    }
-                }
-            }
-            Router::Plugin => {}
-        }
+        let starts_at_boundary = at_boundary;
+        at_boundary = routed.resume.is_some();
+        processor.run(batch.events, starts_at_boundary, &mut routed);
         if output.send(routed).is_err() {
             // The writer failed; it reports why.
             return;
         }
-    }
-}
-
-/// A plugin's failure as a dead letter.
-fn dead_letter(failure: EventFailure) -> DeadLetter {
-    DeadLetter {
-        failed_at: FailedAt::Plugin(failure.plugin),
-        kind: failure.kind.label().to_owned(),
-        reason: failure.message,
-        event: *failure.event,
     }
 }

@@ -65,6 +65,23 @@ impl RoutedBatch {
         };
         self.events.push((i, event));
     }
+
+    /// The events in commit order, each with its destination.
+    pub fn deliveries(&self) -> impl Iterator<Item = Delivery<'_>> {
+        self.events.iter().map(|(d, event)| Delivery {
+            destination: &self.destinations[*d as usize],
+            event,
+        })
+    }
+
+    /// How many events the batch holds (not counting dead letters).
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
 }
 
 /// A sink with the destinations it takes.

@@ -6,6 +6,7 @@ mod demo;
 mod new_cmd;
 mod plugin_cmd;
 mod run_cmd;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,17 @@ enum Command {
         #[arg(long, short)]
         config: std::path::PathBuf,
     },
+    /// Run one instance of a worker group: read change topics from Kafka,
+    /// run the plugins, write the results back, exactly once.
+    Worker {
+        /// The worker's TOML file (every instance of the group runs the same).
+        #[arg(long, short)]
+        config: std::path::PathBuf,
+        /// This instance's name, unique within the group (default: the host
+        /// name); its transactional id is `weir-<worker>-<instance>`.
+        #[arg(long)]
+        instance: Option<String>,
+    },
     /// Check a pipeline's TOML file and its plugins; every error is listed
     /// with its field path.
     Validate {
@@ -52,7 +64,7 @@ fn main() -> ExitCode {
     // `weir run` reports progress at info; the other commands print their
     // own output and log only problems.
     let default_filter = match cli.command {
-        Command::Run { .. } => "info,wasmtime=warn,cranelift=warn",
+        Command::Run { .. } | Command::Worker { .. } => "info,wasmtime=warn,cranelift=warn",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -61,10 +73,13 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
+        // No colour codes in redirected logs.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Plugin(cmd) => plugin_cmd::run(cmd),
         Command::Run { config } => run_cmd::run(&config),
+        Command::Worker { config, instance } => worker_cmd::run(&config, instance.as_deref()),
         Command::Validate { file } => run_cmd::validate(&file),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),

@@ -68,9 +68,12 @@ pub enum PluginCommand {
     /// Ask a running pipeline to check its plugin files now and swap in new
     /// versions (through the admin socket in its state directory).
     Reload {
-        /// The running pipeline's TOML file.
+        /// The running pipeline's (or worker's) TOML file.
         #[arg(long, short)]
         config: PathBuf,
+        /// For a worker: the instance to reload (default: the host name).
+        #[arg(long)]
+        instance: Option<String>,
     },
     /// Build a plugin project into a component: a Rust crate (cargo,
     /// wasm32-wasip2), a Python project (componentize-py), a JavaScript
@@ -120,7 +123,7 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Inspect { file, json } => inspect(&file, json),
         PluginCommand::Test(args) => test(args),
         PluginCommand::Build { dir, debug } => build(&dir, !debug),
-        PluginCommand::Reload { config } => reload(&config),
+        PluginCommand::Reload { config, instance } => reload(&config, instance.as_deref()),
         PluginCommand::New { dir, lang } => crate::new_cmd::new(&dir, &lang),
         PluginCommand::Keygen { prefix } => crate::bundle_cmd::keygen(&prefix),
         PluginCommand::Pack(args) => crate::bundle_cmd::pack(&engine()?, args),
@@ -375,16 +378,33 @@ fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `weir plugin reload --config FILE`.
-fn reload(config: &Path) -> anyhow::Result<ExitCode> {
+/// `weir plugin reload --config FILE [--instance NAME]`: a pipeline's file,
+/// or a worker's (then the instance on this machine).
+fn reload(config: &Path, instance: Option<&str>) -> anyhow::Result<ExitCode> {
     use std::io::{BufRead, Write};
-    let config =
-        weir_pipeline::PipelineConfig::from_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let socket = weir_pipeline::reload::admin_socket(&config.state_dir);
+    let (what, socket) = match weir_pipeline::PipelineConfig::from_file(config) {
+        Ok(config) => (
+            format!("pipeline `{}`", config.name),
+            weir_pipeline::reload::admin_socket(&config.state_dir),
+        ),
+        Err(errors) => match weir_pipeline::WorkerConfig::from_file(config) {
+            Ok(worker) => {
+                let instance = crate::worker_cmd::instance_name(instance)?;
+                (
+                    format!("worker `{}` instance `{instance}`", worker.name),
+                    weir_pipeline::reload::admin_socket(&worker.instance_dir(&instance)),
+                )
+            }
+            // A file without `[source]` is probably a worker's.
+            Err(worker) if errors.errors.iter().any(|e| e.path == "source") => {
+                bail!("{worker}")
+            }
+            Err(_) => bail!("{errors}"),
+        },
+    };
     let stream = std::os::unix::net::UnixStream::connect(&socket).with_context(|| {
         format!(
-            "cannot reach pipeline `{}` at {}; is it running?",
-            config.name,
+            "cannot reach {what} at {}; is it running?",
             socket.display()
         )
     })?;

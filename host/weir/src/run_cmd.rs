@@ -25,29 +25,65 @@ fn load(path: &Path) -> Option<PipelineConfig> {
     }
 }
 
-/// `weir validate FILE`: the config parses, every field is valid, and every
-/// plugin is a component of the right world. Exit 0, or 1 with each error.
+/// `weir validate FILE`: the config (a pipeline's, or a worker's) parses,
+/// every field is valid, and every plugin is a component of the right
+/// world. Exit 0, or 1 with each error.
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
-    let Some(config) = load(path) else {
-        return Ok(ExitCode::from(1));
+    let (plugins, router, trust, summary, warnings) = match PipelineConfig::from_file(path) {
+        Ok(config) => (
+            config.plugins.clone(),
+            config.router.clone(),
+            config.trust.clone(),
+            format!(
+                "pipeline `{}` is valid: {}, {} plugin(s), {} sink(s)",
+                config.name,
+                config.source.component().describe(),
+                config.plugins.len(),
+                config.sinks.len()
+            ),
+            config.warnings(),
+        ),
+        // A file without `[source]` may be a worker's.
+        Err(errors)
+            if errors.errors.iter().any(|e| e.path == "source") && looks_like_worker(path) =>
+        {
+            let Some(config) = crate::worker_cmd::load(path) else {
+                return Ok(ExitCode::from(1));
+            };
+            (
+                config.plugins.clone(),
+                config.router.clone(),
+                config.trust.clone(),
+                format!(
+                    "worker `{}` is valid: reads {}, {} plugin(s), writes topics `{}.*`",
+                    config.name,
+                    config.input.topics.join(", "),
+                    config.plugins.len(),
+                    config.output.prefix(&config.name)
+                ),
+                Vec::new(),
+            )
+        }
+        Err(_) => {
+            load(path);
+            return Ok(ExitCode::from(1));
+        }
     };
     let engine = PluginEngine::new(EngineOptions::default()).map_err(anyhow::Error::msg)?;
     let mut errors = Vec::new();
-    let plugins = config
-        .plugins
+    let plugins = plugins
         .iter()
         .enumerate()
         .map(|(i, p)| (format!("plugins[{i}]"), p, World::Transformer))
         .chain(
-            config
-                .router
+            router
                 .plugin
                 .iter()
                 .map(|p| ("router.plugin".to_owned(), p, World::Router)),
         );
     let scratch = std::env::temp_dir().join(format!("weir-validate-{}", std::process::id()));
     for (field, plugin, world) in plugins {
-        let spec = match weir_pipeline::admission::admit(&engine, plugin, &config.trust, &scratch) {
+        let spec = match weir_pipeline::admission::admit(&engine, plugin, &trust, &scratch) {
             Ok(admitted) => admitted.spec,
             Err(e) => {
                 errors.push(format!("{field}.path: {e}"));
@@ -73,18 +109,19 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(1));
     }
-    for warning in config.warnings() {
+    for warning in warnings {
         eprintln!("warning: {warning}");
     }
-    println!(
-        "{}: pipeline `{}` is valid: {}, {} plugin(s), {} sink(s)",
-        path.display(),
-        config.name,
-        config.source.component().describe(),
-        config.plugins.len(),
-        config.sinks.len()
-    );
+    println!("{}: {summary}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether the file has an `[input]` table and no `[source]`: a worker's.
+fn looks_like_worker(path: &Path) -> bool {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|t| t.contains_key("input") && !t.contains_key("source"))
 }
 
 /// `weir run --config FILE`: runs until SIGINT or SIGTERM, then finishes the
@@ -128,7 +165,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -34,16 +34,16 @@ const ITEMS_TOPIC: &str = "test.public.items";
 
 /// One record as a `read_committed` consumer sees it.
 #[derive(Debug, Clone)]
-struct Record {
-    partition: i32,
-    key: Option<Vec<u8>>,
-    value: Option<Json>,
-    headers: HashMap<String, String>,
+pub(crate) struct Record {
+    pub partition: i32,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Json>,
+    pub headers: HashMap<String, String>,
 }
 
 /// Every committed record of `topic`, partition by partition in offset
 /// order (empty when the topic does not exist yet).
-fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
+pub(crate) fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "weir-test-reader")
@@ -127,7 +127,7 @@ fn events(bootstrap: &str, topic: &str) -> Vec<Json> {
 
 /// The Java client's murmur2 (`org.apache.kafka.common.utils.Utils`), which
 /// its default partitioner applies to the key bytes.
-fn murmur2(data: &[u8]) -> i32 {
+pub(crate) fn murmur2(data: &[u8]) -> i32 {
     const M: u32 = 0x5bd1_e995;
     let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
     let chunks = data.chunks_exact(4);
@@ -259,7 +259,7 @@ fn kafka_exactly_once_across_restarts_and_a_crash_after_a_commit() {
     let status = crashing.wait().unwrap();
     let crash_text = std::fs::read_to_string(&crash_log).unwrap();
     assert!(
-        !status.success() && crash_text.contains("aborting after the Kafka commit"),
+        !status.success() && crash_text.contains("WEIR_KAFKA_CRASH_AFTER: aborting"),
         "{status}: {crash_text}"
     );
     let child = setup.start(&config);

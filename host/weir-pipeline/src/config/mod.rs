@@ -31,6 +31,7 @@ mod kinds;
 mod plugins;
 mod sinks;
 mod source;
+mod worker;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub use self::plugins::{PluginConfig, RouterConfig, TrustConfig};
 use self::sinks::SinkCommon;
 pub use self::sinks::{SinkConfig, SinkKind};
 pub use self::source::SourceConfig;
+pub use self::worker::WorkerConfig;
 use crate::router::Template;
 use crate::sinks::Inputs;
 
@@ -247,53 +249,7 @@ impl PipelineConfig {
         }
         validate_source(&self.source, &self.name, c);
 
-        let mut plugin_names: HashMap<&str, String> = HashMap::new();
-        for (n, p) in self.plugins.iter().enumerate() {
-            let path = format!("plugins[{n}]");
-            let mut section = Checker::new(path.clone());
-            p.validate(&mut section);
-            c.absorb(section);
-            if let Some(first) = plugin_names.insert(&p.name, path.clone()) {
-                c.err(
-                    &format!("{path}.name"),
-                    format!(
-                        "plugin name `{}` is already used by {first}; give each plugin its own name",
-                        p.name
-                    ),
-                );
-            }
-        }
-
-        let mut trust = Checker::new("trust");
-        self.trust.validate(&mut trust);
-        c.absorb(trust);
-
-        let router = &self.router;
-        if router.template.is_some() && router.plugin.is_some() {
-            c.err(
-                "router",
-                "set either `template` or `plugin`, not both: a router plugin replaces the template",
-            );
-        }
-        if let Some(t) = &router.template {
-            for problem in Template::parse(t).err().unwrap_or_default() {
-                c.err("router.template", problem);
-            }
-        }
-        if let Some(p) = &router.plugin {
-            let mut section = Checker::new("router.plugin");
-            p.validate(&mut section);
-            c.absorb(section);
-            if let Some(first) = plugin_names.get(p.name.as_str()) {
-                c.err(
-                    "router.plugin.name",
-                    format!(
-                        "plugin name `{}` is already used by {first}; give each plugin its own name",
-                        p.name
-                    ),
-                );
-            }
-        }
+        validate_plugin_stage(&self.plugins, &self.router, &self.trust, c);
 
         if self.sinks.is_empty() {
             c.err(
@@ -337,15 +293,7 @@ impl PipelineConfig {
             }
         }
 
-        if self.pipeline.max_batch_events == 0 {
-            c.err("pipeline.max_batch_events", "must be more than 0");
-        }
-        if !(0.0..=1.0).contains(&self.pipeline.canary_failure_ratio) {
-            c.err("pipeline.canary_failure_ratio", "must be between 0 and 1");
-        }
-        if self.pipeline.channel_bytes == 0 {
-            c.err("pipeline.channel_bytes", "must be more than 0");
-        }
+        self.pipeline.validate(c);
     }
 
     /// Problems that do not stop the pipeline but probably are mistakes:
@@ -397,6 +345,75 @@ impl PipelineConfig {
             }
         }
         warnings
+    }
+}
+
+/// Checks the plugin stage's sections: `plugins`, `trust` and `router`.
+fn validate_plugin_stage(
+    plugins: &[PluginConfig],
+    router: &RouterConfig,
+    trust: &TrustConfig,
+    c: &mut Checker,
+) {
+    let mut plugin_names: HashMap<&str, String> = HashMap::new();
+    for (n, p) in plugins.iter().enumerate() {
+        let path = format!("plugins[{n}]");
+        let mut section = Checker::new(path.clone());
+        p.validate(&mut section);
+        c.absorb(section);
+        if let Some(first) = plugin_names.insert(&p.name, path.clone()) {
+            c.err(
+                &format!("{path}.name"),
+                format!(
+                    "plugin name `{}` is already used by {first}; give each plugin its own name",
+                    p.name
+                ),
+            );
+        }
+    }
+
+    let mut section = Checker::new("trust");
+    trust.validate(&mut section);
+    c.absorb(section);
+
+    if router.template.is_some() && router.plugin.is_some() {
+        c.err(
+            "router",
+            "set either `template` or `plugin`, not both: a router plugin replaces the template",
+        );
+    }
+    if let Some(t) = &router.template {
+        for problem in Template::parse(t).err().unwrap_or_default() {
+            c.err("router.template", problem);
+        }
+    }
+    if let Some(p) = &router.plugin {
+        let mut section = Checker::new("router.plugin");
+        p.validate(&mut section);
+        c.absorb(section);
+        if let Some(first) = plugin_names.get(p.name.as_str()) {
+            c.err(
+                "router.plugin.name",
+                format!(
+                    "plugin name `{}` is already used by {first}; give each plugin its own name",
+                    p.name
+                ),
+            );
+        }
+    }
+}
+
+impl PipelineSettings {
+    fn validate(&self, c: &mut Checker) {
+        if self.max_batch_events == 0 {
+            c.err("pipeline.max_batch_events", "must be more than 0");
+        }
+        if !(0.0..=1.0).contains(&self.canary_failure_ratio) {
+            c.err("pipeline.canary_failure_ratio", "must be between 0 and 1");
+        }
+        if self.channel_bytes == 0 {
+            c.err("pipeline.channel_bytes", "must be more than 0");
+        }
     }
 }
 

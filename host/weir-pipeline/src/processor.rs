@@ -1,0 +1,238 @@
+//! The plugin stage shared by `weir run` and `weir worker`: the
+//! transformer chain and the router, loaded through admission, with hot
+//! reload (the watcher thread and the admin socket) running beside it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use weir_core::{ChangeEvent, DeadLetter, FailedAt};
+use weir_plugin::{EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
+
+use crate::admission::admit;
+use crate::config::{PipelineSettings, PluginConfig, RouterConfig, TrustConfig};
+use crate::reload::{Chain, ReloadRequest, Reloader, Role, Swap, serve_admin};
+use crate::router::Template;
+use crate::runner::PipelineError;
+use crate::writer::RoutedBatch;
+
+/// What the plugin stage is made of: the parts of a pipeline's or a
+/// worker's config it needs.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginSetup<'a> {
+    pub plugins: &'a [PluginConfig],
+    pub router: &'a RouterConfig,
+    pub trust: &'a TrustConfig,
+    pub settings: &'a PipelineSettings,
+    /// Where admitted bundles are unpacked and the admin socket lives.
+    pub state_dir: &'a Path,
+}
+
+enum Router {
+    Template(Template),
+    /// The router plugin, which lives in the [`Chain`] (it is hot-reloaded
+    /// and stamped like the transformers).
+    Plugin,
+}
+
+/// How stamps combine with a stamp the event already carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamping {
+    /// The versions of this stage replace whatever the event carried
+    /// (events fresh from a source).
+    Replace,
+    /// Appended after an earlier stage's (a worker reading what a pipeline
+    /// with plugins wrote).
+    Append,
+}
+
+/// The transformer chain and the router. See the module docs.
+pub struct Processor {
+    chain: Chain,
+    router: Router,
+    swaps: mpsc::Receiver<Swap>,
+    stamping: Stamping,
+}
+
+/// The reloader thread and the admin socket, stopped together.
+pub struct Reloading {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Reloading {
+    /// Asks both threads to stop, without waiting.
+    pub fn signal(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops both threads and waits for them (a second at most).
+    pub fn stop(self) {
+        self.signal();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Processor {
+    /// Admits and loads every plugin and the router, and starts watching
+    /// them for new versions.
+    pub fn start(
+        engine: &PluginEngine,
+        setup: PluginSetup<'_>,
+        stamping: Stamping,
+    ) -> Result<(Processor, Reloading), PipelineError> {
+        let mut chain = Chain::new(
+            setup.settings.canary_events,
+            setup.settings.canary_failure_ratio,
+        );
+        for p in setup.plugins {
+            let admitted = admit(engine, p, setup.trust, setup.state_dir)?;
+            let plugin = TransformerPlugin::load(engine, &admitted.spec).map_err(|source| {
+                PipelineError::Plugin {
+                    name: p.name.clone(),
+                    source,
+                }
+            })?;
+            chain.push(p.name.clone(), plugin, admitted.version);
+        }
+        let router = match (&setup.router.plugin, &setup.router.template) {
+            (Some(p), _) => {
+                let admitted = admit(engine, p, setup.trust, setup.state_dir)?;
+                let plugin = RouterPlugin::load(engine, &admitted.spec).map_err(|source| {
+                    PipelineError::Plugin {
+                        name: p.name.clone(),
+                        source,
+                    }
+                })?;
+                chain.set_router(p.name.clone(), plugin, admitted.version);
+                Router::Plugin
+            }
+            (None, template) => Router::Template(
+                Template::parse(template.as_deref().unwrap_or(Template::DEFAULT))
+                    .map_err(|problems| PipelineError::Router(problems.join("; ")))?,
+            ),
+        };
+        // Hot reload: a watcher thread prepares new versions; the admin
+        // socket asks it to look now.
+        let (swap_tx, swap_rx) = mpsc::channel::<Swap>();
+        let (request_tx, request_rx) = mpsc::channel::<ReloadRequest>();
+        let stop = Arc::new(AtomicBool::new(false));
+        // In the order of `chain.versions()`: the transformers, then the
+        // router.
+        let watched = (setup.plugins.iter().cloned().enumerate())
+            .map(|(i, p)| (p, Role::Transformer(i)))
+            .chain(setup.router.plugin.clone().map(|p| (p, Role::Router)))
+            .collect();
+        let reloader = Reloader {
+            engine: engine.clone(),
+            plugins: watched,
+            trust: setup.trust.clone(),
+            state_dir: setup.state_dir.to_owned(),
+            versions: chain.versions(),
+            swaps: swap_tx,
+            requests: request_rx,
+            watch: setup.settings.watch_plugins,
+            stop: Arc::clone(&stop),
+        };
+        let reloader = std::thread::Builder::new()
+            .name("weir-reloader".into())
+            .spawn(move || reloader.run())
+            .map_err(|_| PipelineError::Stage("reloader"))?;
+        std::fs::create_dir_all(setup.state_dir).map_err(PipelineError::Admin)?;
+        let admin = serve_admin(setup.state_dir, request_tx, Arc::clone(&stop))
+            .map_err(PipelineError::Admin)?;
+        Ok((
+            Processor {
+                chain,
+                router,
+                swaps: swap_rx,
+                stamping,
+            },
+            Reloading {
+                stop,
+                threads: vec![reloader, admin],
+            },
+        ))
+    }
+
+    /// Runs one batch through the chain and the router into `routed`.
+    /// Waiting versions are swapped in first when the batch starts at a
+    /// transaction boundary (`at_boundary`). A version on probation that
+    /// fails too often is rolled back and the batch processed again,
+    /// whole, by the version before it.
+    pub fn run(&mut self, events: Vec<ChangeEvent>, at_boundary: bool, routed: &mut RoutedBatch) {
+        if at_boundary {
+            // Transformers and the router plugin alike.
+            while let Ok(swap) = self.swaps.try_recv() {
+                self.chain.swap(swap);
+            }
+        }
+        let keep = self.chain.on_probation().then(|| events.clone());
+        let (mut events, mut dead, rolled_back) = self.chain.run(events);
+        if rolled_back && let Some(input) = keep {
+            // The batch is processed again, whole, by the restored version.
+            (events, dead, _) = self.chain.run(input);
+        }
+        let stamping = self.stamping;
+        let restamp = move |events: &mut [ChangeEvent], versions: Option<String>| {
+            stamp(events, versions, stamping);
+        };
+        restamp(&mut events, self.chain.stamp());
+        routed.dead.extend(dead.into_iter().map(dead_letter));
+        match &self.router {
+            Router::Template(t) => {
+                for event in events {
+                    let destination = t.render(&event);
+                    routed.push(&destination, event);
+                }
+            }
+            Router::Plugin if !events.is_empty() => {
+                let routes = self.chain.route(&mut events, restamp);
+                for (event, route) in events.into_iter().zip(routes) {
+                    match route {
+                        Ok(destinations) => {
+                            // Fanned out in the order the router named them.
+                            if let Some((last, rest)) = destinations.split_last() {
+                                for d in rest {
+                                    routed.push(d, event.clone());
+                                }
+                                routed.push(last, event);
+                            }
+                        }
+                        Err(failure) => routed.dead.push(dead_letter(failure)),
+                    }
+                }
+            }
+            Router::Plugin => {}
+        }
+    }
+}
+
+/// Records which plugin versions processed the events.
+fn stamp(events: &mut [ChangeEvent], versions: Option<String>, stamping: Stamping) {
+    let Some(versions) = versions else {
+        return;
+    };
+    for e in events {
+        e.source.plugins = match (stamping, e.source.plugins.take()) {
+            (Stamping::Append, Some(earlier)) if !earlier.is_empty() => {
+                Some(format!("{earlier},{versions}"))
+            }
+            _ => Some(versions.clone()),
+        };
+    }
+}
+
+/// A plugin's failure as a dead letter.
+fn dead_letter(failure: EventFailure) -> DeadLetter {
+    DeadLetter {
+        failed_at: FailedAt::Plugin(failure.plugin),
+        kind: failure.kind.label().to_owned(),
+        reason: failure.message,
+        event: *failure.event,
+    }
+}
