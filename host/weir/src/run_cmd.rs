@@ -13,7 +13,12 @@ use weir_plugin::{EngineOptions, PluginEngine, World};
 
 /// Loads a config, printing every error with its field path.
 fn load(path: &Path) -> Option<PipelineConfig> {
-    match PipelineConfig::from_file(path) {
+    loaded(path, PipelineConfig::from_file(path))
+}
+
+/// The config, or `None` after printing every error with its field path.
+pub fn loaded<C>(path: &Path, result: Result<C, weir_pipeline::config::ConfigErrors>) -> Option<C> {
+    match result {
         Ok(config) => Some(config),
         Err(errors) => {
             eprintln!("{}: {} error(s):", path.display(), errors.errors.len());

@@ -10,16 +10,7 @@ use weir_pipeline::{Stats, WorkerConfig};
 
 /// Loads a worker file, printing every error with its field path.
 pub fn load(path: &Path) -> Option<WorkerConfig> {
-    match WorkerConfig::from_file(path) {
-        Ok(config) => Some(config),
-        Err(errors) => {
-            eprintln!("{}: {} error(s):", path.display(), errors.errors.len());
-            for e in &errors.errors {
-                eprintln!("  {}: {}", e.path, e.message);
-            }
-            None
-        }
-    }
+    crate::run_cmd::loaded(path, WorkerConfig::from_file(path))
 }
 
 /// The instance name: `--instance`, or the host name.

@@ -22,7 +22,7 @@ use weir_tests::components;
 use weir_throwaway::ThrowawayKafka;
 
 use crate::kafka::{murmur2, read_topic};
-use crate::weir;
+use crate::{succeeds, weir};
 
 const INPUT: &str = "shop.public.users";
 const OUTPUT: &str = "masked.public.users";
@@ -404,16 +404,10 @@ fn a_missing_input_topic_stops_the_worker_with_its_name() {
 fn weir_validate_checks_a_worker_file_and_its_plugins() {
     let dir = scratch("validate");
     let config = worker_config(&dir, "127.0.0.1:9");
-    let out = weir().arg("validate").arg(&config).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = succeeds(weir().arg("validate").arg(&config));
     assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("worker `masked` is valid: reads shop.public.users, 1 plugin(s)"),
-        "{stdout}"
+        out.contains("worker `masked` is valid: reads shop.public.users, 1 plugin(s)"),
+        "{out}"
     );
     // A router plugin that is a transformer is caught before any broker is
     // asked.
@@ -484,19 +478,13 @@ fn a_plugin_failure_goes_to_the_dead_letter_topic_and_reload_reaches_the_instanc
     );
     assert_eq!(letter["event"]["after"]["id"], 2);
     // `weir plugin reload` finds this instance's admin socket.
-    let out = weir()
-        .args(["plugin", "reload", "--config"])
-        .arg(&config)
-        .args(["--instance", "solo"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeds(
+        weir()
+            .args(["plugin", "reload", "--config"])
+            .arg(&config)
+            .args(["--instance", "solo"]),
     );
-    assert!(stdout.contains("misbehave: unchanged"), "{stdout}");
+    assert!(out.contains("misbehave: unchanged"), "{out}");
     worker.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }

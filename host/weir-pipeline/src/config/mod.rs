@@ -155,15 +155,8 @@ impl PipelineConfig {
     /// process environment. Relative paths in it resolve against the file's
     /// directory, made absolute.
     pub fn from_file(path: &Path) -> Result<PipelineConfig, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors::one(
-                "",
-                format!("cannot read config file {}: {e}", path.display()),
-            )
-        })?;
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let base_dir = path.parent().unwrap_or(Path::new("."));
-        PipelineConfig::from_str(&text, base_dir, &|name| std::env::var(name).ok())
+        let (text, base_dir) = read_config_file(path)?;
+        PipelineConfig::from_str(&text, &base_dir, &|name| std::env::var(name).ok())
     }
 
     /// Parses config text. Relative paths resolve against `base_dir`;
@@ -224,18 +217,12 @@ impl PipelineConfig {
     }
 
     fn resolve_paths(&mut self, base_dir: &Path) {
-        let resolve = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base_dir.join(&*p);
-            }
-        };
-        resolve(&mut self.state_dir);
-        for p in &mut self.plugins {
-            resolve(&mut p.path);
-        }
-        if let Some(p) = &mut self.router.plugin {
-            resolve(&mut p.path);
-        }
+        resolve_plugin_stage_paths(
+            base_dir,
+            &mut self.state_dir,
+            &mut self.plugins,
+            &mut self.router,
+        );
         self.source.component_mut().resolve_paths(base_dir);
         for s in &mut self.sinks {
             s.kind.component_mut().resolve_paths(base_dir);
@@ -345,6 +332,41 @@ impl PipelineConfig {
             }
         }
         warnings
+    }
+}
+
+/// A config file's text and the directory its relative paths resolve
+/// against (absolute).
+fn read_config_file(path: &Path) -> Result<(String, PathBuf), ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::one(
+            "",
+            format!("cannot read config file {}: {e}", path.display()),
+        )
+    })?;
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let base_dir = path.parent().unwrap_or(Path::new(".")).to_owned();
+    Ok((text, base_dir))
+}
+
+/// Resolves the state directory and the plugin paths against `base_dir`.
+fn resolve_plugin_stage_paths(
+    base_dir: &Path,
+    state_dir: &mut PathBuf,
+    plugins: &mut [PluginConfig],
+    router: &mut RouterConfig,
+) {
+    let resolve = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base_dir.join(&*p);
+        }
+    };
+    resolve(state_dir);
+    for p in plugins {
+        resolve(&mut p.path);
+    }
+    if let Some(p) = &mut router.plugin {
+        resolve(&mut p.path);
     }
 }
 

@@ -16,7 +16,10 @@ use weir_connect::{Checker, ConfigErrors, SinkComponent};
 use weir_kafka::{KafkaInputConfig, KafkaSinkConfig};
 
 use super::document::{Document, without};
-use super::{PipelineSettings, PluginConfig, RouterConfig, TrustConfig, validate_plugin_stage};
+use super::{
+    PipelineSettings, PluginConfig, RouterConfig, TrustConfig, read_config_file,
+    resolve_plugin_stage_paths, validate_plugin_stage,
+};
 use crate::router::Template;
 
 /// One worker: what it reads, what runs on each change, where the results
@@ -87,15 +90,8 @@ impl WorkerConfig {
     /// Reads the worker file at `path`, taking `${NAME}` values from the
     /// process environment.
     pub fn from_file(path: &Path) -> Result<WorkerConfig, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors::one(
-                "",
-                format!("cannot read config file {}: {e}", path.display()),
-            )
-        })?;
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let base_dir = path.parent().unwrap_or(Path::new("."));
-        WorkerConfig::from_str(&text, base_dir, &|name| std::env::var(name).ok())
+        let (text, base_dir) = read_config_file(path)?;
+        WorkerConfig::from_str(&text, &base_dir, &|name| std::env::var(name).ok())
     }
 
     /// Parses worker config text. Relative paths resolve against
@@ -157,7 +153,12 @@ impl WorkerConfig {
         if config.router.template.is_none() && config.router.plugin.is_none() {
             config.router.template = Some(Template::DEFAULT.to_owned());
         }
-        config.resolve_paths(base_dir);
+        resolve_plugin_stage_paths(
+            base_dir,
+            &mut config.state_dir,
+            &mut config.plugins,
+            &mut config.router,
+        );
         config.validate(&mut check);
         extend_unreported(&mut errors, check);
         if errors.is_empty() {
@@ -180,21 +181,6 @@ impl WorkerConfig {
     /// The transactional id of one instance: `weir-<name>-<instance>`.
     pub fn transactional_id(&self, instance: &str) -> String {
         format!("weir-{}-{instance}", self.name)
-    }
-
-    fn resolve_paths(&mut self, base_dir: &Path) {
-        let resolve = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base_dir.join(&*p);
-            }
-        };
-        resolve(&mut self.state_dir);
-        for p in &mut self.plugins {
-            resolve(&mut p.path);
-        }
-        if let Some(p) = &mut self.router.plugin {
-            resolve(&mut p.path);
-        }
     }
 
     /// Checks the top-level fields and the plugin stage (the input and the
