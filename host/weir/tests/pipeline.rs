@@ -171,7 +171,9 @@ pub(crate) fn read_output(dir: &Path) -> BTreeMap<String, Vec<Json>> {
         let Ok(text) = std::fs::read_to_string(&f) else {
             continue;
         };
-        for (i, line) in text.lines().enumerate() {
+        // A last line without its newline is a write in progress.
+        let whole = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+        for (i, line) in whole.enumerate() {
             let doc = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{name} line {}: {e}: {line}", i + 1));
             out.entry(destination.clone()).or_default().push(doc);
