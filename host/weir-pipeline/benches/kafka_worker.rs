@@ -5,6 +5,10 @@
 //! `cargo bench -p weir-pipeline --bench kafka_worker [-- ROWS]` (default
 //! 200,000; the broker comes from `scripts/test`'s tools, see
 //! `weir_throwaway::kafka`).
+//! Knobs for experiments: `WEIR_BENCH_BATCH` (records per round, default
+//! 4096), `WEIR_BENCH_OUTPUT` (lines added to `[output]`, e.g.
+//! `linger_ms = 0`), `WEIR_BENCH_INPUT` (entries added to
+//! `input.properties`, e.g. `"fetch.wait.max.ms" = "10"`).
 //!
 //! The input is written once: ROWS Debezium-style envelopes of an 8-column
 //! row with PII (name, email, phone, a free-text note), keyed by id. Each
@@ -185,7 +189,7 @@ max_batch_events = {batch}
 brokers = ["{bootstrap}"]
 topics = ["{INPUT}"]
 group_id = "{group}"
-properties = {{ "session.timeout.ms" = "6000" }}
+properties = {{ "session.timeout.ms" = "6000"{input_extra} }}
 {plugins}
 [output]
 brokers = ["{bootstrap}"]
@@ -196,6 +200,9 @@ partitions = {PARTITIONS}
 "#,
         dir.display(),
         output_extra = std::env::var("WEIR_BENCH_OUTPUT").unwrap_or_default(),
+        input_extra = std::env::var("WEIR_BENCH_INPUT")
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default(),
         batch = std::env::var("WEIR_BENCH_BATCH").unwrap_or_else(|_| "4096".into()),
         plugins = common::plugins_toml(Some(weir_tests::components::bundled("pii-mask"))),
     );
