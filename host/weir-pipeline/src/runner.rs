@@ -33,7 +33,7 @@ use weir_plugin::{EngineOptions, PluginEngine};
 use crate::checkpoint::SqliteCheckpointStore;
 use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetterFile;
-use crate::processor::{PluginSetup, Processor, Stamping};
+use crate::processor::{Processor, Stamping};
 use crate::sinks::Inputs;
 use crate::writer::{RoutedBatch, SinkSlot, Writer};
 
@@ -191,17 +191,8 @@ async fn run_once(
         Arc::clone(&stats),
     )?;
 
-    let (processor, reloading) = Processor::start(
-        engine,
-        PluginSetup {
-            plugins: &config.plugins,
-            router: &config.router,
-            trust: &config.trust,
-            settings: &config.pipeline,
-            state_dir: &config.state_dir,
-        },
-        Stamping::Replace,
-    )?;
+    let (processor, reloading) =
+        Processor::start(engine, config.plugin_setup(), Stamping::Replace)?;
     let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<RoutedBatch>(capacity);
 
     let processor = {

@@ -36,7 +36,7 @@ use weir_plugin::{EngineOptions, PluginEngine};
 
 use crate::config::WorkerConfig;
 use crate::dead_letter::dead_letter_json;
-use crate::processor::{PluginSetup, Processor, Stamping};
+use crate::processor::{Processor, Stamping};
 use crate::runner::{PipelineError, Stats};
 use crate::writer::RoutedBatch;
 
@@ -61,17 +61,8 @@ pub fn run_worker(
 ) -> Result<(), PipelineError> {
     let engine = PluginEngine::new(EngineOptions::default()).map_err(PipelineError::Engine)?;
     let dir = config.instance_dir(instance);
-    let (mut processor, reloading) = Processor::start(
-        &engine,
-        PluginSetup {
-            plugins: &config.plugins,
-            router: &config.router,
-            trust: &config.trust,
-            settings: &config.pipeline,
-            state_dir: &dir,
-        },
-        Stamping::Append,
-    )?;
+    let (mut processor, reloading) =
+        Processor::start(&engine, config.plugin_setup(&dir), Stamping::Append)?;
     let mut backoff = Backoff::default();
     let result = loop {
         backoff.attempt();

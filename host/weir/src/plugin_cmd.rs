@@ -382,25 +382,19 @@ fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
 /// or a worker's (then the instance on this machine).
 fn reload(config: &Path, instance: Option<&str>) -> anyhow::Result<ExitCode> {
     use std::io::{BufRead, Write};
-    let (what, socket) = match weir_pipeline::PipelineConfig::from_file(config) {
-        Ok(config) => (
+    use weir_pipeline::config::ConfigFile;
+    let (what, socket) = match ConfigFile::from_file(config).map_err(|e| anyhow::anyhow!("{e}"))? {
+        ConfigFile::Pipeline(config) => (
             format!("pipeline `{}`", config.name),
             weir_pipeline::reload::admin_socket(&config.state_dir),
         ),
-        Err(errors) => match weir_pipeline::WorkerConfig::from_file(config) {
-            Ok(worker) => {
-                let instance = crate::worker_cmd::instance_name(instance)?;
-                (
-                    format!("worker `{}` instance `{instance}`", worker.name),
-                    weir_pipeline::reload::admin_socket(&worker.instance_dir(&instance)),
-                )
-            }
-            // A file without `[source]` is probably a worker's.
-            Err(worker) if errors.errors.iter().any(|e| e.path == "source") => {
-                bail!("{worker}")
-            }
-            Err(_) => bail!("{errors}"),
-        },
+        ConfigFile::Worker(worker) => {
+            let instance = crate::worker_cmd::instance_name(instance)?;
+            (
+                format!("worker `{}` instance `{instance}`", worker.name),
+                weir_pipeline::reload::admin_socket(&worker.instance_dir(&instance)),
+            )
+        }
     };
     let stream = std::os::unix::net::UnixStream::connect(&socket).with_context(|| {
         format!(

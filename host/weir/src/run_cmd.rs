@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{info, warn};
+use weir_pipeline::config::ConfigFile;
 use weir_pipeline::{PipelineConfig, Stats};
 use weir_plugin::{EngineOptions, PluginEngine, World};
 
@@ -34,11 +35,12 @@ pub fn loaded<C>(path: &Path, result: Result<C, weir_pipeline::config::ConfigErr
 /// every field is valid, and every plugin is a component of the right
 /// world. Exit 0, or 1 with each error.
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
-    let (plugins, router, trust, summary, warnings) = match PipelineConfig::from_file(path) {
-        Ok(config) => (
-            config.plugins.clone(),
-            config.router.clone(),
-            config.trust.clone(),
+    let Some(config) = loaded(path, ConfigFile::from_file(path)) else {
+        return Ok(ExitCode::from(1));
+    };
+    let (setup, summary, warnings) = match &config {
+        ConfigFile::Pipeline(config) => (
+            config.plugin_setup(),
             format!(
                 "pipeline `{}` is valid: {}, {} plugin(s), {} sink(s)",
                 config.name,
@@ -48,47 +50,32 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
             ),
             config.warnings(),
         ),
-        // A file without `[source]` may be a worker's.
-        Err(errors)
-            if errors.errors.iter().any(|e| e.path == "source") && looks_like_worker(path) =>
-        {
-            let Some(config) = crate::worker_cmd::load(path) else {
-                return Ok(ExitCode::from(1));
-            };
-            (
-                config.plugins.clone(),
-                config.router.clone(),
-                config.trust.clone(),
-                format!(
-                    "worker `{}` is valid: reads {}, {} plugin(s), writes topics `{}.*`",
-                    config.name,
-                    config.input.topics.join(", "),
-                    config.plugins.len(),
-                    config.output.prefix(&config.name)
-                ),
-                Vec::new(),
-            )
-        }
-        Err(_) => {
-            load(path);
-            return Ok(ExitCode::from(1));
-        }
+        ConfigFile::Worker(config) => (
+            config.plugin_setup(&config.state_dir),
+            format!(
+                "worker `{}` is valid: reads {}, {} plugin(s), writes topics `{}.*`",
+                config.name,
+                config.input.topics.join(", "),
+                config.plugins.len(),
+                config.output.prefix(&config.name)
+            ),
+            Vec::new(),
+        ),
     };
     let engine = PluginEngine::new(EngineOptions::default()).map_err(anyhow::Error::msg)?;
     let mut errors = Vec::new();
-    let plugins = plugins
-        .iter()
-        .enumerate()
+    let plugins = (setup.plugins.iter().enumerate())
         .map(|(i, p)| (format!("plugins[{i}]"), p, World::Transformer))
         .chain(
-            router
+            setup
+                .router
                 .plugin
                 .iter()
                 .map(|p| ("router.plugin".to_owned(), p, World::Router)),
         );
     let scratch = std::env::temp_dir().join(format!("weir-validate-{}", std::process::id()));
     for (field, plugin, world) in plugins {
-        let spec = match weir_pipeline::admission::admit(&engine, plugin, &trust, &scratch) {
+        let spec = match weir_pipeline::admission::admit(&engine, plugin, setup.trust, &scratch) {
             Ok(admitted) => admitted.spec,
             Err(e) => {
                 errors.push(format!("{field}.path: {e}"));
@@ -119,14 +106,6 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     }
     println!("{}: {summary}", path.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether the file has an `[input]` table and no `[source]`: a worker's.
-fn looks_like_worker(path: &Path) -> bool {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| text.parse::<toml::Table>().ok())
-        .is_some_and(|t| t.contains_key("input") && !t.contains_key("source"))
 }
 
 /// `weir run --config FILE`: runs until SIGINT or SIGTERM, then finishes the

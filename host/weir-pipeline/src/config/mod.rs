@@ -47,6 +47,7 @@ use self::sinks::SinkCommon;
 pub use self::sinks::{SinkConfig, SinkKind};
 pub use self::source::SourceConfig;
 pub use self::worker::WorkerConfig;
+use crate::processor::PluginSetup;
 use crate::router::Template;
 use crate::sinks::Inputs;
 
@@ -157,6 +158,17 @@ impl PipelineConfig {
     pub fn from_file(path: &Path) -> Result<PipelineConfig, ConfigErrors> {
         let (text, base_dir) = read_config_file(path)?;
         PipelineConfig::from_str(&text, &base_dir, &|name| std::env::var(name).ok())
+    }
+
+    /// What the plugin stage is made of.
+    pub fn plugin_setup(&self) -> PluginSetup<'_> {
+        PluginSetup {
+            plugins: &self.plugins,
+            router: &self.router,
+            trust: &self.trust,
+            settings: &self.pipeline,
+            state_dir: &self.state_dir,
+        }
     }
 
     /// Parses config text. Relative paths resolve against `base_dir`;
@@ -332,6 +344,30 @@ impl PipelineConfig {
             }
         }
         warnings
+    }
+}
+
+/// A config file of either kind, as the commands that take both read it.
+#[derive(Debug, Clone)]
+pub enum ConfigFile {
+    Pipeline(Box<PipelineConfig>),
+    Worker(Box<WorkerConfig>),
+}
+
+impl ConfigFile {
+    /// Reads the file at `path`: a worker's when it has an `[input]` table
+    /// and no `[source]`, otherwise a pipeline's.
+    pub fn from_file(path: &Path) -> Result<ConfigFile, ConfigErrors> {
+        let (text, base_dir) = read_config_file(path)?;
+        let env = |name: &str| std::env::var(name).ok();
+        let is_worker = text
+            .parse::<toml::Table>()
+            .is_ok_and(|t| t.contains_key("input") && !t.contains_key("source"));
+        Ok(if is_worker {
+            ConfigFile::Worker(Box::new(WorkerConfig::from_str(&text, &base_dir, &env)?))
+        } else {
+            ConfigFile::Pipeline(Box::new(PipelineConfig::from_str(&text, &base_dir, &env)?))
+        })
     }
 }
 

@@ -20,6 +20,7 @@ use super::{
     PipelineSettings, PluginConfig, RouterConfig, TrustConfig, read_config_file,
     resolve_plugin_stage_paths, validate_plugin_stage,
 };
+use crate::processor::PluginSetup;
 use crate::router::Template;
 
 /// One worker: what it reads, what runs on each change, where the results
@@ -165,6 +166,18 @@ impl WorkerConfig {
             Ok(config)
         } else {
             Err(ConfigErrors { errors })
+        }
+    }
+
+    /// What the plugin stage of the instance whose state is in
+    /// `instance_dir` is made of.
+    pub fn plugin_setup<'a>(&'a self, instance_dir: &'a Path) -> PluginSetup<'a> {
+        PluginSetup {
+            plugins: &self.plugins,
+            router: &self.router,
+            trust: &self.trust,
+            settings: &self.pipeline,
+            state_dir: instance_dir,
         }
     }
 
