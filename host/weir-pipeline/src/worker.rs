@@ -117,9 +117,10 @@ fn serve(
     output
         .ensure_own_topic(&config.dead_letter_topic, false)
         .map_err(sink_error)?;
-    let mut input = Input::connect(&config.input, &config.group(), &client_id)
-        .map_err(PipelineError::Source)?;
-    info!(worker = %config.name, instance, group = %config.group(),
+    let group = config.group();
+    let mut input =
+        Input::connect(&config.input, &group, &client_id).map_err(PipelineError::Source)?;
+    info!(worker = %config.name, instance, group = %group,
         transactional_id = %output.transactional_id(), "Worker started.");
     let mut progress = Progress::new();
     while !stop.load(Ordering::Relaxed) {
@@ -131,9 +132,9 @@ fn serve(
             continue;
         }
         round(config, processor, &mut output, &records, stats).map_err(sink_error)?;
-        let group = input.group_metadata().map_err(PipelineError::Source)?;
+        let generation = input.group_metadata().map_err(PipelineError::Source)?;
         output
-            .commit(Some((&Input::offsets(&records), &group)))
+            .commit(Some((&Input::offsets(&records), &generation)))
             .map_err(sink_error)?;
         let commits = stats.checkpoints.fetch_add(1, Ordering::Relaxed) + 1;
         weir_kafka::crash_point("WEIR_WORKER_CRASH_AFTER", commits);
