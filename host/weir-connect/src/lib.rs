@@ -9,10 +9,16 @@
 //!   construction.
 //! - [`retry`]: the one place that turns an [`ErrorKind`] into retry, stop
 //!   or dead letter.
+//! - [`apply`]: SQL apply sinks: deliveries grouped into multi-row
+//!   statements, and the exactly-once sink around a database's target.
+//! - [`own_position`]: the delivery count that sinks keeping their own
+//!   position (Kafka, SQL databases) reconcile with their target on start.
 //!
 //! `docs/connectors.md` is the guide to writing a connector against these.
 
+pub mod apply;
 pub mod component;
+pub mod own_position;
 pub mod retry;
 pub mod source;
 

@@ -461,6 +461,24 @@ pub fn format_utc_micros(us: i64) -> String {
     )
 }
 
+/// Formats days since 1970-01-01 as `YYYY-MM-DD`.
+pub fn format_date(days: i32) -> String {
+    let (y, m, d) = civil_from_days(i64::from(days));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Formats microseconds since midnight as `HH:MM:SS.ffffff`.
+pub fn format_time_of_day(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60,
+        us.rem_euclid(1_000_000)
+    )
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
 /// algorithm; see `docs/decisions/0003-no-date-crate-in-core.md`).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -478,6 +496,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_times_of_day_format_as_iso() {
+        assert_eq!(format_date(0), "1970-01-01");
+        assert_eq!(format_date(19_675), "2023-11-14");
+        assert_eq!(format_date(-1), "1969-12-31");
+        assert_eq!(format_time_of_day(0), "00:00:00.000000");
+        assert_eq!(format_time_of_day(86_399_999_999), "23:59:59.999999");
+    }
 
     #[test]
     fn timestamps_format_as_utc() {

@@ -35,6 +35,6 @@ mod topics;
 pub use config::{Compression, KafkaFormat, KafkaSinkConfig, TopicSettings};
 pub use input::{Input, InputRecord, KafkaInputConfig, StartAt};
 pub use output::{HEADER_PLUGINS, HEADER_TXID, Output, Owner};
-pub use sink::{KafkaSink, crash_point};
+pub use sink::KafkaSink;
 pub use state::StateRecord;
 pub use topics::valid_topic_name;

@@ -2,12 +2,12 @@
 //! flush's changes and the source position in one Kafka transaction.
 
 use serde_json::Value as Json;
-use tracing::info;
+use weir_connect::own_position::{Ledger, Place, crash_point};
 use weir_core::{Delivery, Sink, StageError};
 
 use crate::config::KafkaSinkConfig;
 use crate::output::{Output, Owner};
-use crate::state::{self, Recovery, StateRecord};
+use crate::state::{self, StateRecord};
 
 /// See the module docs.
 pub struct KafkaSink {
@@ -15,14 +15,7 @@ pub struct KafkaSink {
     pipeline: String,
     output: Output,
     state_topic: String,
-    /// Deliveries accounted for so far (written or refused).
-    delivered: u64,
-    /// `delivered` at the last flush: what the checkpoint holds.
-    flushed: u64,
-    /// `delivered` at the last Kafka commit.
-    committed: u64,
-    /// Deliveries Kafka already holds that the replay brings again.
-    skip: u64,
+    ledger: Ledger,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -30,7 +23,7 @@ impl std::fmt::Debug for KafkaSink {
         f.debug_struct("KafkaSink")
             .field("name", &self.name)
             .field("transactional_id", &self.output.transactional_id())
-            .field("delivered", &self.delivered)
+            .field("delivered", &self.ledger.delivered())
             .finish_non_exhaustive()
     }
 }
@@ -53,10 +46,7 @@ impl KafkaSink {
             pipeline: pipeline.to_owned(),
             output,
             state_topic: config.state_topic.clone(),
-            delivered: 0,
-            flushed: 0,
-            committed: 0,
-            skip: 0,
+            ledger: Ledger::default(),
         })
     }
 }
@@ -67,46 +57,33 @@ impl Sink for KafkaSink {
     }
 
     fn recover(&mut self, position: Option<&Json>) -> Result<(), StageError> {
-        let local = state::delivered_in(position)?;
         // Fences an older producer with this id and aborts its open
         // transaction, so what the state topic says next is final.
         self.output.start()?;
         self.output.ensure_own_topic(&self.state_topic, true)?;
+        let key = self.output.transactional_id();
         let held = state::read_last(
             self.output.client(),
             &self.state_topic,
-            self.output.transactional_id(),
+            key,
             self.output.timeout(),
         )?;
-        match state::reconcile(
-            local,
-            held.as_ref(),
-            self.output.transactional_id(),
-            &self.state_topic,
-        )? {
-            Recovery::InStep { delivered } => {
-                self.delivered = delivered;
-                self.skip = 0;
-            }
-            Recovery::Ahead { delivered, skip } => {
-                info!(sink = %self.name, skip,
-                    "Kafka committed changes after the last checkpoint; the replay skips them.");
-                self.delivered = delivered;
-                self.skip = skip;
-            }
-        }
-        self.flushed = self.delivered;
-        self.committed = held.map_or(0, |h| h.delivered);
+        let place = Place {
+            home: format!("state topic `{}`", self.state_topic),
+            key: key.to_owned(),
+            start_over: "Set another `transactional_id` to start over (the topics keep what \
+                         was written)"
+                .to_owned(),
+        };
+        self.ledger = Ledger::recover(position, held.map(|h| h.held()), &place, &self.name)?;
         Ok(())
     }
 
     fn write(&mut self, events: &[Delivery<'_>]) -> Result<(), StageError> {
         for (i, d) in events.iter().enumerate() {
-            self.delivered += 1;
-            if self.skip > 0 {
+            if self.ledger.count() {
                 // Kafka holds this one: encode it only to refuse it again if
                 // it was refused the first time.
-                self.skip -= 1;
                 self.output.check(i, d)?;
                 continue;
             }
@@ -116,10 +93,11 @@ impl Sink for KafkaSink {
     }
 
     fn flush(&mut self, source: &Json) -> Result<Json, StageError> {
-        if self.delivered > self.committed {
+        if self.ledger.pending() {
+            let held = self.ledger.record();
             let record = StateRecord {
-                delivered: self.delivered,
-                base: self.flushed,
+                delivered: held.delivered,
+                base: held.base,
                 source: source.clone(),
                 pipeline: self.pipeline.clone(),
                 sink: self.name.clone(),
@@ -128,24 +106,9 @@ impl Sink for KafkaSink {
             let key = self.output.transactional_id().as_bytes().to_vec();
             self.output.write_record(&self.state_topic, &key, &value)?;
             self.output.commit(None)?;
-            self.committed = self.delivered;
-            crash_point("WEIR_KAFKA_CRASH_AFTER", self.delivered);
+            self.ledger.committed();
+            crash_point("WEIR_KAFKA_CRASH_AFTER", held.delivered);
         }
-        self.flushed = self.delivered;
-        Ok(state::position(self.delivered))
-    }
-}
-
-/// Fault injection for the tests: with the environment variable `var` set
-/// to a number, the process aborts (no cleanup, no goodbye to the brokers,
-/// like `kill -9`) as soon as `count` reaches it. The sink counts
-/// deliveries at each Kafka commit (`WEIR_KAFKA_CRASH_AFTER`: between the
-/// Kafka commit and the checkpoint save, the moment the sink's own position
-/// exists for); `weir worker` counts commits (`WEIR_WORKER_CRASH_AFTER`).
-pub fn crash_point(var: &str, count: u64) {
-    let at: Option<u64> = std::env::var(var).ok().and_then(|v| v.parse().ok());
-    if at.is_some_and(|at| count >= at) {
-        eprintln!("{var}: aborting at {count}");
-        std::process::abort();
+        Ok(self.ledger.flushed())
     }
 }

@@ -1,14 +1,8 @@
 //! The sink's own position: a record in a compacted state topic, written
-//! in the same Kafka transaction as the changes it accounts for.
-//!
-//! Positions count deliveries: every event the sink was handed since it
-//! first started, written or refused. The pipeline checkpoint holds the
-//! count at its last save (`{"delivered": n}`); each Kafka commit records
-//! the count after it, the count of the checkpoint it followed, and the
-//! source position. After a crash between a Kafka commit and the checkpoint
-//! save, the state record is ahead of the checkpoint by exactly the
-//! deliveries that the replay from the checkpoint hands the sink again
-//! first (`weir_core::Sink`, "sinks that keep their own position").
+//! in the same Kafka transaction as the changes it accounts for. Each
+//! record holds the delivery count after its commit, the count of the
+//! checkpoint it followed, and the source position; the sink reconciles it
+//! with the checkpoint through `weir_connect::own_position`.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +12,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
+#[cfg(test)]
+use serde_json::json;
+use weir_connect::own_position::Held;
 use weir_core::StageError;
 
 use crate::error::classify;
@@ -37,71 +34,13 @@ pub struct StateRecord {
     pub sink: String,
 }
 
-/// The sink position the checkpoint records.
-pub(crate) fn position(delivered: u64) -> Json {
-    json!({ "delivered": delivered })
-}
-
-/// The delivery count in a checkpointed sink position (`None` on a first
-/// start).
-pub(crate) fn delivered_in(position: Option<&Json>) -> Result<Option<u64>, StageError> {
-    match position {
-        None => Ok(None),
-        Some(p) => p
-            .get("delivered")
-            .and_then(Json::as_u64)
-            .map(Some)
-            .ok_or_else(|| {
-                StageError::operator(format!(
-                    "the checkpoint's position for this Kafka sink is {p}, not {{\"delivered\": n}}; \
-                     was the sink's kind changed? Give the changed sink a new name"
-                ))
-            }),
-    }
-}
-
-/// What to do after comparing the checkpoint with the state topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Recovery {
-    /// Kafka holds exactly what the checkpoint says.
-    InStep { delivered: u64 },
-    /// Kafka holds the first `skip` deliveries the replay will bring.
-    Ahead { delivered: u64, skip: u64 },
-}
-
-/// Compares the checkpoint's count with the last state record.
-pub(crate) fn reconcile(
-    local: Option<u64>,
-    held: Option<&StateRecord>,
-    key: &str,
-    topic: &str,
-) -> Result<Recovery, StageError> {
-    match (local, held) {
-        (None, None) => Ok(Recovery::InStep { delivered: 0 }),
-        (Some(d), None) => Err(StageError::operator(format!(
-            "the pipeline checkpoint says this sink delivered {d} events, but state topic `{topic}` \
-             has no record for `{key}`: the topic was deleted or the cluster changed. Kafka may be \
-             missing changes; to start over, remove the pipeline's state directory"
-        ))),
-        (None, Some(r)) => Err(StageError::operator(format!(
-            "state topic `{topic}` says `{key}` delivered {} events, but the pipeline has no \
-             checkpoint: its state directory was lost, or another pipeline uses this \
-             transactional id. Set another `transactional_id` to start over (the topics keep \
-             what was written)",
-            r.delivered
-        ))),
-        (Some(d), Some(r)) if r.delivered == d => Ok(Recovery::InStep { delivered: d }),
-        (Some(d), Some(r)) if r.base <= d && d < r.delivered => Ok(Recovery::Ahead {
-            delivered: d,
-            skip: r.delivered - d,
-        }),
-        (Some(d), Some(r)) => Err(StageError::operator(format!(
-            "the pipeline checkpoint says this sink delivered {d} events, but state topic \
-             `{topic}` says `{key}` delivered {} (after a checkpoint at {}): the checkpoint is \
-             not the one Kafka's last commit followed (a restored state directory?). Set another \
-             `transactional_id` to start over",
-            r.delivered, r.base
-        ))),
+impl StateRecord {
+    /// What the record says for the ledger.
+    pub(crate) fn held(&self) -> Held {
+        Held {
+            delivered: self.delivered,
+            base: self.base,
+        }
     }
 }
 
@@ -199,55 +138,24 @@ pub(crate) fn read_last(
 mod tests {
     use super::*;
 
-    fn record(delivered: u64, base: u64) -> StateRecord {
-        StateRecord {
-            delivered,
-            base,
+    #[test]
+    fn a_state_record_reads_back_as_written() {
+        let record = StateRecord {
+            delivered: 7,
+            base: 3,
             source: json!({"lsn": "0/10"}),
             pipeline: "p".into(),
             sink: "k".into(),
-        }
-    }
-
-    #[test]
-    fn the_checkpoint_and_the_state_topic_are_reconciled() {
-        let ok = |local, held: Option<StateRecord>| reconcile(local, held.as_ref(), "k", "t");
-        assert_eq!(ok(None, None).unwrap(), Recovery::InStep { delivered: 0 });
+        };
+        let bytes = serde_json::to_vec(&record).unwrap();
+        let back: StateRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, record);
         assert_eq!(
-            ok(Some(7), Some(record(7, 3))).unwrap(),
-            Recovery::InStep { delivered: 7 }
-        );
-        // Crashed after the Kafka commit, before the checkpoint save.
-        assert_eq!(
-            ok(Some(3), Some(record(7, 3))).unwrap(),
-            Recovery::Ahead {
-                delivered: 3,
-                skip: 4
+            back.held(),
+            Held {
+                delivered: 7,
+                base: 3
             }
         );
-        // ... and again after a checkpoint saved partway through the replay.
-        assert_eq!(
-            ok(Some(5), Some(record(7, 3))).unwrap(),
-            Recovery::Ahead {
-                delivered: 5,
-                skip: 2
-            }
-        );
-        for (local, held) in [
-            (Some(2), Some(record(7, 3))),
-            (Some(9), Some(record(7, 3))),
-            (None, Some(record(7, 3))),
-            (Some(7), None),
-        ] {
-            let e = ok(local, held).unwrap_err();
-            assert_eq!(e.kind(), weir_core::ErrorKind::Operator, "{e}");
-        }
-    }
-
-    #[test]
-    fn positions_read_back() {
-        assert_eq!(delivered_in(Some(&position(42))).unwrap(), Some(42));
-        assert_eq!(delivered_in(None).unwrap(), None);
-        assert!(delivered_in(Some(&json!({"files": {}}))).is_err());
     }
 }

@@ -71,9 +71,12 @@ pub fn server_code_kind(code: u16) -> ErrorKind {
         1040 | 1041 | 1053 | 1152 | 1153 | 1159 | 1160 | 1161 | 1205 | 1213 | 2006 | 2013 => {
             ErrorKind::Transient
         }
-        // A row that does not fit: out of range, too long, a duplicate key,
-        // a foreign key, a NOT NULL column (for the SQL apply sink).
-        1048 | 1062 | 1264 | 1406 | 1451 | 1452 => ErrorKind::Event,
+        // A row that does not fit (for the SQL apply sink): a NOT NULL
+        // column, a duplicate key, truncated or incorrect values, out of
+        // range, too long, a foreign key, a CHECK constraint (MySQL 3819,
+        // MariaDB 4025), invalid JSON (MySQL).
+        1048 | 1062 | 1264 | 1265 | 1292 | 1366 | 1406 | 1451 | 1452 | 1690 | 3140 | 3819
+        | 4025 => ErrorKind::Event,
         _ => ErrorKind::Operator,
     }
 }

@@ -1,4 +1,5 @@
-//! MySQL / MariaDB source for Weir: row-based binlog capture.
+//! MySQL / MariaDB for Weir: a source (row-based binlog capture) and an
+//! apply sink (exactly-once).
 //!
 //! - [`config`]: the `[source] kind = "mysql"` (alias `"mariadb"`) section.
 //! - [`checks`]: what the server must be set up with, each failing check
@@ -10,6 +11,7 @@
 //! - [`snapshot`]: the initial, consistent, lock-free snapshot (MariaDB).
 //! - [`source`]: all of it together: the binlog stream as
 //!   transaction-aligned batches.
+//! - [`sink`]: the `[[sinks]] kind = "mysql"` apply sink.
 //!
 //! Tested against MariaDB 10.11. The MySQL-specific paths (GTID events, the
 //! binary JSON type) follow the protocol but are untested here; see
@@ -21,6 +23,7 @@ pub mod error;
 pub mod gtid;
 pub mod position;
 pub mod rows;
+pub mod sink;
 pub mod snapshot;
 pub mod source;
 pub mod values;
@@ -28,4 +31,5 @@ pub mod values;
 pub use config::MysqlSourceConfig;
 pub use error::MysqlError;
 pub use position::{BinlogOrder, BinlogPosition};
+pub use sink::{MysqlSink, MysqlSinkConfig, MysqlTarget};
 pub use source::{MysqlSource, SourceSettings};

@@ -52,7 +52,7 @@ impl ConnectParams {
         format!("{}:{}", self.host, self.port)
     }
 
-    fn opts(&self) -> OptsBuilder {
+    pub(crate) fn opts(&self) -> OptsBuilder {
         OptsBuilder::default()
             .ip_or_hostname(self.host.clone())
             .tcp_port(self.port)

@@ -182,14 +182,34 @@ async fn run_once(
     // Batches in flight per channel: the channels hold at most
     // `channel_bytes` between stages.
     let capacity = (config.pipeline.channel_bytes / MAX_BATCH_BYTES).max(2);
-    let (channels, ends) = SourceChannels::new(capacity, shutdown, stats.source.clone());
-    let (writer, resume) = Writer::start(
-        sinks,
-        Box::new(DeadLetterFile::new(&config.state_dir)),
-        Box::new(store),
-        ends.acks,
-        Arc::clone(&stats),
-    )?;
+    // The source stops when the pipeline is asked to, and when the writer
+    // ends first (it failed: nothing would take the source's batches).
+    let (stop_tx, stop_rx) = watch::channel(*shutdown.borrow());
+    let stop_tx = Arc::new(stop_tx);
+    let forward = {
+        let stop_tx = Arc::clone(&stop_tx);
+        let mut shutdown = shutdown;
+        tokio::spawn(async move {
+            while shutdown.changed().await.is_ok() {
+                if *shutdown.borrow() {
+                    let _ = stop_tx.send(true);
+                }
+            }
+        })
+    };
+    let (channels, ends) = SourceChannels::new(capacity, stop_rx, stats.source.clone());
+    // Sinks recover with blocking I/O (connections, reads of their own
+    // position, some on a runtime of their own): off the async threads.
+    let (writer, resume) = {
+        let dead_letters = Box::new(DeadLetterFile::new(&config.state_dir));
+        let stats = Arc::clone(&stats);
+        let acks = ends.acks;
+        tokio::task::spawn_blocking(move || {
+            Writer::start(sinks, dead_letters, Box::new(store), acks, stats)
+        })
+        .await
+        .map_err(|_| PipelineError::Stage("writer"))??
+    };
 
     let (processor, reloading) =
         Processor::start(engine, config.plugin_setup(), Stamping::Replace)?;
@@ -205,10 +225,15 @@ async fn run_once(
     };
     let writer = std::thread::Builder::new()
         .name("weir-writer".into())
-        .spawn(move || writer.run(routed_rx))
+        .spawn(move || {
+            let result = writer.run(routed_rx);
+            let _ = stop_tx.send(true);
+            result
+        })
         .map_err(|_| PipelineError::Stage("writer"))?;
 
     let source_result = source.run(resume, channels).await;
+    forward.abort();
     // The source dropped its sender: the processor and the writer drain and
     // stop. Wait for them off the async threads.
     reloading.signal();

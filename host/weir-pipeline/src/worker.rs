@@ -137,7 +137,7 @@ fn serve(
             .commit(Some((&Input::offsets(&records), &generation)))
             .map_err(sink_error)?;
         let commits = stats.checkpoints.fetch_add(1, Ordering::Relaxed) + 1;
-        weir_kafka::crash_point("WEIR_WORKER_CRASH_AFTER", commits);
+        weir_connect::own_position::crash_point("WEIR_WORKER_CRASH_AFTER", commits);
     }
     info!(worker = %config.name, instance, "Worker stopped after its last commit.");
     Ok(())

@@ -1,4 +1,4 @@
-//! PostgreSQL source for Weir.
+//! PostgreSQL source and apply sink for Weir.
 //!
 //! - [`pgoutput`]: a pure decoder of the pgoutput logical-replication
 //!   protocol (v1 and v2), bytes in, messages out.
@@ -9,6 +9,7 @@
 //! - [`snapshot`]: the initial, resumable, parallel snapshot.
 //! - [`source`]: all of it together, driven by the pipeline.
 //! - [`config`]: the `[source] kind = "postgres"` section.
+//! - [`sink`]: the `[[sinks]] kind = "postgres"` apply sink, exactly-once.
 
 pub mod assembler;
 pub mod catalog;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod lsn;
 pub mod pgoutput;
 pub mod replication;
+pub mod sink;
 pub mod snapshot;
 pub mod source;
 pub mod types;
@@ -26,4 +28,5 @@ pub use error::sqlstate_kind;
 pub use error::{ErrorKind, PgError};
 pub use lsn::Lsn;
 pub use replication::ConnectParams;
+pub use sink::{PostgresSink, PostgresSinkConfig, PostgresTarget};
 pub use source::{LsnOrder, PostgresSource, ResumeState, SourceSettings};

@@ -9,6 +9,7 @@ mod languages;
 mod mysql;
 mod pipeline;
 mod scaffold;
+mod sql;
 mod worker;
 
 use std::process::Command;

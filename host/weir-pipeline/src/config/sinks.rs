@@ -69,5 +69,9 @@ component_kinds! {
         Stdout(StdoutSinkConfig) = "stdout";
         /// Kafka topics, one per destination, exactly-once.
         Kafka(weir_kafka::KafkaSinkConfig) = "kafka";
+        /// PostgreSQL tables, changes applied by key, exactly-once.
+        Postgres(weir_postgres::PostgresSinkConfig) = "postgres" | "postgresql";
+        /// MySQL / MariaDB tables, changes applied by key, exactly-once.
+        Mysql(weir_mysql::MysqlSinkConfig) = "mysql" | "mariadb";
     }
 }

@@ -1,0 +1,179 @@
+//! End-to-end apply throughput: PostgreSQL -> weir -> PostgreSQL (the
+//! `postgres` apply sink, exactly-once) against PostgreSQL's own logical
+//! replication (`CREATE SUBSCRIPTION`) replicating the same rows between
+//! the same two servers.
+//!
+//! `cargo bench -p weir-pipeline --bench postgres_to_postgres [-- ROWS]`
+//!
+//! Two throwaway servers: the source (database `db`, publication `bench`)
+//! and the target, where each contender of each load shape gets its own
+//! database with the same table. For each load shape it creates one slot
+//! per contender, loads ROWS rows once, and times each contender from the
+//! same starting point until the target holds every row (polled with
+//! `count(*)` every 20 ms): weir (in a child process, for its peak memory),
+//! then a subscription on the slot created for it (`copy_data = false`).
+
+use std::time::{Duration, Instant};
+
+use std::process::{Command, Stdio};
+
+use common::{PG_TABLE, Row, child_run, print_table};
+
+mod common;
+
+fn main() {
+    let rows = match common::invocation() {
+        common::Invocation::Child(args) => return child(&args),
+        common::Invocation::Bench { rows } => rows,
+    };
+    let source = common::pg_bench_server();
+    let target = weir_tests::ThrowawayPostgres::start(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let mut results = Vec::new();
+    for (n, (shape, load)) in common::pg_load_shapes(rows).iter().enumerate() {
+        for db in [format!("weir_{n}"), format!("native_{n}")] {
+            target
+                .psql("postgres", &format!("CREATE DATABASE {db}"))
+                .unwrap();
+            target.psql(&db, PG_TABLE).unwrap();
+        }
+        common::pg_load(&source, n, &["weir", "native"], shape, load, rows);
+        results.push(weir(&source, &target, n, rows, shape));
+        results.push(native(&source, &target, n, rows, shape));
+    }
+    print_table(&results, "native");
+}
+
+fn count(server: &weir_tests::ThrowawayPostgres, db: &str) -> u64 {
+    server
+        .psql(db, "SELECT count(*) FROM bench")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// weir on slot `weir_<n>` in a child process, timed from its start until
+/// the target holds every row (the child itself stops once every row is
+/// handed to the sink, before the last commit).
+fn weir(
+    source: &weir_tests::ThrowawayPostgres,
+    target: &weir_tests::ThrowawayPostgres,
+    n: usize,
+    rows: u64,
+    shape: &'static str,
+) -> Row {
+    let db = format!("weir_{n}");
+    let started = Instant::now();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--child")
+        .args([
+            &source.port.to_string(),
+            &format!("weir_{n}"),
+            &target.port.to_string(),
+            &db,
+            &rows.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the bench re-runs itself");
+    let secs = wait_for_rows(target, &db, rows, started, &mut || {
+        child
+            .try_wait()
+            .unwrap()
+            .is_none_or(|status| status.success())
+    });
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "weir failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Row {
+        shape,
+        contender: "weir -> postgres",
+        secs,
+        rows,
+        peak_rss_mb: stdout
+            .split_whitespace()
+            .nth(1)
+            .and_then(|f| f.parse().ok()),
+    }
+}
+
+/// Waits until `db` on `target` holds `rows` rows, as long as `healthy`
+/// says the contender is; the seconds since `started`.
+fn wait_for_rows(
+    target: &weir_tests::ThrowawayPostgres,
+    db: &str,
+    rows: u64,
+    started: Instant,
+    healthy: &mut dyn FnMut() -> bool,
+) -> f64 {
+    while count(target, db) < rows {
+        assert!(
+            healthy() && started.elapsed() < Duration::from_secs(3600),
+            "{db}: replication failed or stalled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// PostgreSQL's logical replication on slot `native_<n>`, timed from
+/// `CREATE SUBSCRIPTION` until the target holds every row.
+fn native(
+    source: &weir_tests::ThrowawayPostgres,
+    target: &weir_tests::ThrowawayPostgres,
+    n: usize,
+    rows: u64,
+    shape: &'static str,
+) -> Row {
+    let db = format!("native_{n}");
+    let started = Instant::now();
+    target
+        .psql(
+            &db,
+            &format!(
+                "CREATE SUBSCRIPTION native_{n} CONNECTION 'host=127.0.0.1 port={} user=postgres \
+                 dbname=db' PUBLICATION bench WITH (create_slot = false, slot_name = 'native_{n}', \
+                 copy_data = false)",
+                source.port
+            ),
+        )
+        .unwrap();
+    let secs = wait_for_rows(target, &db, rows, started, &mut || true);
+    target
+        .psql(&db, &format!("ALTER SUBSCRIPTION native_{n} DISABLE"))
+        .unwrap();
+    Row {
+        shape,
+        contender: "native logical replication",
+        secs,
+        rows,
+        peak_rss_mb: None,
+    }
+}
+
+/// One weir run in this process: `SOURCE_PORT SLOT TARGET_PORT TARGET_DB
+/// ROWS`; prints the seconds and the peak resident memory in MB.
+fn child(args: &[String]) {
+    let [port, slot, target_port, target_db, rows] = args else {
+        panic!("--child SOURCE_PORT SLOT TARGET_PORT TARGET_DB ROWS");
+    };
+    let dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = common::pg_pipeline(
+        port.parse().unwrap(),
+        slot,
+        &format!(
+            "[[sinks]]\nname = \"out\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\n\
+             port = {target_port}\nuser = \"postgres\"\ndatabase = \"{target_db}\"\n"
+        ),
+        &dir,
+    );
+    child_run(config, rows.parse().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
