@@ -49,6 +49,11 @@ pub struct MysqlSourceConfig {
     /// checkpoint, where an interrupted snapshot resumes.
     #[serde(default = "default_snapshot_chunk_rows")]
     pub snapshot_chunk_rows: u64,
+    /// Row changes the server logged under one of these server ids are not
+    /// captured. The default skips what weir's MySQL sinks apply (under
+    /// server id 1464158546, `WEIR`); `[]` captures everything.
+    #[serde(default = "default_skip_server_ids")]
+    pub skip_server_ids: Vec<u32>,
     /// Seconds between the server's heartbeats on an idle binlog.
     #[serde(default = "default_heartbeat_secs")]
     pub heartbeat_secs: u64,
@@ -82,6 +87,15 @@ pub enum SnapshotMode {
     Never,
 }
 
+/// The server id weir's MySQL sinks apply under by default (`WEIR` in
+/// ASCII), and that MySQL sources skip by default: two pipelines in
+/// opposite directions do not send changes back and forth.
+pub const APPLY_SERVER_ID: u32 = 0x5745_4952;
+
+fn default_skip_server_ids() -> Vec<u32> {
+    vec![APPLY_SERVER_ID]
+}
+
 /// The replica id for a pipeline: a stable hash of its name, away from the
 /// small ids servers are usually given.
 pub fn derived_server_id(pipeline: &str) -> u32 {
@@ -108,6 +122,7 @@ impl MysqlSourceConfig {
             server_id: self
                 .server_id
                 .unwrap_or_else(|| derived_server_id(&cx.pipeline)),
+            skip_server_ids: self.skip_server_ids.clone(),
             heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
             snapshot: self.snapshot == SnapshotMode::Initial,
             snapshot_chunk_rows: usize::try_from(self.snapshot_chunk_rows).unwrap_or(usize::MAX),

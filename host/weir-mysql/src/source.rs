@@ -73,6 +73,9 @@ pub struct SourceSettings {
     pub tables: Vec<String>,
     /// The replica id to register with.
     pub server_id: u32,
+    /// Row changes written under these server ids are not captured:
+    /// changes weir's MySQL sinks applied, in active-active replication.
+    pub skip_server_ids: Vec<u32>,
     /// The server's heartbeat period on an idle binlog.
     pub heartbeat: Duration,
     /// Copy the captured tables before streaming, on a first start.
@@ -372,7 +375,9 @@ async fn stream(
                 };
                 let database = tme.database_name().into_owned();
                 let table = tme.table_name().into_owned();
-                if !settings.captures(&database, &table) {
+                if !settings.captures(&database, &table)
+                    || settings.skip_server_ids.contains(&header.server_id())
+                {
                     continue;
                 }
                 let Some(shape) = tx.tables.get(&rows.table_id()).map(Arc::clone) else {

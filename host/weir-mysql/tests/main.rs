@@ -34,6 +34,7 @@ fn settings(server: &ThrowawayMariadb) -> SourceSettings {
         databases: vec!["shop".into()],
         tables: Vec::new(),
         server_id: 4242,
+        skip_server_ids: vec![weir_mysql::config::APPLY_SERVER_ID],
         heartbeat: Duration::from_secs(1),
         snapshot: false,
         snapshot_chunk_rows: 10_000,

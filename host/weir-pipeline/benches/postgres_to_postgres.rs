@@ -1,7 +1,8 @@
 //! End-to-end apply throughput: PostgreSQL -> weir -> PostgreSQL (the
 //! `postgres` apply sink, exactly-once) against PostgreSQL's own logical
 //! replication (`CREATE SUBSCRIPTION`) replicating the same rows between
-//! the same two servers.
+//! the same two servers; and PostgreSQL -> weir -> MariaDB (the `mysql`
+//! apply sink) for the record.
 //!
 //! `cargo bench -p weir-pipeline --bench postgres_to_postgres [-- ROWS]`
 //!
@@ -11,7 +12,8 @@
 //! per contender, loads ROWS rows once, and times each contender from the
 //! same starting point until the target holds every row (polled with
 //! `count(*)` every 20 ms): weir (in a child process, for its peak memory),
-//! then a subscription on the slot created for it (`copy_data = false`).
+//! a subscription on the slot created for it (`copy_data = false`), and
+//! weir into a throwaway MariaDB.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +30,7 @@ fn main() {
     };
     let source = common::pg_bench_server();
     let target = weir_tests::ThrowawayPostgres::start(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let mariadb = weir_throwaway::ThrowawayMariadb::start(&[]).unwrap_or_else(|e| panic!("{e}"));
     let mut results = Vec::new();
     for (n, (shape, load)) in common::pg_load_shapes(rows).iter().enumerate() {
         for db in [format!("weir_{n}"), format!("native_{n}")] {
@@ -36,9 +39,17 @@ fn main() {
                 .unwrap();
             target.psql(&db, PG_TABLE).unwrap();
         }
-        common::pg_load(&source, n, &["weir", "native"], shape, load, rows);
+        mariadb
+            .sql(&format!(
+                "CREATE DATABASE maria_{n}; CREATE TABLE maria_{n}.bench (id BIGINT PRIMARY KEY, \
+                 customer TEXT, email TEXT, phone TEXT, amount DECIMAL(12,2), \
+                 placed_at DATETIME(6), paid BOOLEAN, note TEXT)"
+            ))
+            .unwrap();
+        common::pg_load(&source, n, &["weir", "native", "maria"], shape, load, rows);
         results.push(weir(&source, &target, n, rows, shape));
         results.push(native(&source, &target, n, rows, shape));
+        results.push(weir_into_mariadb(&source, &mariadb, n, rows, shape));
     }
     print_table(&results, "native");
 }
@@ -64,35 +75,85 @@ fn weir(
 ) -> Row {
     let db = format!("weir_{n}");
     let started = Instant::now();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .arg("--child")
-        .args([
-            &source.port.to_string(),
-            &format!("weir_{n}"),
-            &target.port.to_string(),
-            &db,
-            &rows.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the bench re-runs itself");
-    let secs = wait_for_rows(target, &db, rows, started, &mut || {
+    let mut child = child_process(&[
+        &source.port.to_string(),
+        &format!("weir_{n}"),
+        "postgres",
+        &target.port.to_string(),
+        &db,
+        &rows.to_string(),
+    ]);
+    let secs = wait_for_rows(&|| count(target, &db), rows, started, &mut || {
         child
             .try_wait()
             .unwrap()
             .is_none_or(|status| status.success())
     });
+    finish(child, shape, "weir -> postgres", secs, rows)
+}
+
+/// weir on slot `maria_<n>` into database `maria_<n>` of `mariadb`.
+fn weir_into_mariadb(
+    source: &weir_tests::ThrowawayPostgres,
+    mariadb: &weir_throwaway::ThrowawayMariadb,
+    n: usize,
+    rows: u64,
+    shape: &'static str,
+) -> Row {
+    let started = Instant::now();
+    let mut child = child_process(&[
+        &source.port.to_string(),
+        &format!("maria_{n}"),
+        "mysql",
+        &mariadb.port.to_string(),
+        &format!("maria_{n}"),
+        &rows.to_string(),
+    ]);
+    let count = || -> u64 {
+        mariadb
+            .sql(&format!("SELECT count(*) FROM maria_{n}.bench"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let secs = wait_for_rows(&count, rows, started, &mut || {
+        child
+            .try_wait()
+            .unwrap()
+            .is_none_or(|status| status.success())
+    });
+    finish(child, shape, "weir -> mariadb", secs, rows)
+}
+
+fn child_process(args: &[&str]) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .arg("--child")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the bench re-runs itself")
+}
+
+/// Waits for the child to stop and reads its peak memory.
+fn finish(
+    child: std::process::Child,
+    shape: &'static str,
+    contender: &'static str,
+    secs: f64,
+    rows: u64,
+) -> Row {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "weir failed: {stdout}{}",
+        "{contender} failed: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     Row {
         shape,
-        contender: "weir -> postgres",
+        contender,
         secs,
         rows,
         peak_rss_mb: stdout
@@ -102,19 +163,18 @@ fn weir(
     }
 }
 
-/// Waits until `db` on `target` holds `rows` rows, as long as `healthy`
-/// says the contender is; the seconds since `started`.
+/// Waits until `count` says the target holds `rows` rows, as long as
+/// `healthy` says the contender is; the seconds since `started`.
 fn wait_for_rows(
-    target: &weir_tests::ThrowawayPostgres,
-    db: &str,
+    count: &dyn Fn() -> u64,
     rows: u64,
     started: Instant,
     healthy: &mut dyn FnMut() -> bool,
 ) -> f64 {
-    while count(target, db) < rows {
+    while count() < rows {
         assert!(
             healthy() && started.elapsed() < Duration::from_secs(3600),
-            "{db}: replication failed or stalled"
+            "replication failed or stalled"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -143,7 +203,7 @@ fn native(
             ),
         )
         .unwrap();
-    let secs = wait_for_rows(target, &db, rows, started, &mut || true);
+    let secs = wait_for_rows(&|| count(target, &db), rows, started, &mut || true);
     target
         .psql(&db, &format!("ALTER SUBSCRIPTION native_{n} DISABLE"))
         .unwrap();
@@ -156,11 +216,20 @@ fn native(
     }
 }
 
-/// One weir run in this process: `SOURCE_PORT SLOT TARGET_PORT TARGET_DB
-/// ROWS`; prints the seconds and the peak resident memory in MB.
+/// One weir run in this process: `SOURCE_PORT SLOT postgres|mysql
+/// TARGET_PORT TARGET_DB ROWS`; prints the seconds and the peak resident
+/// memory in MB.
 fn child(args: &[String]) {
-    let [port, slot, target_port, target_db, rows] = args else {
-        panic!("--child SOURCE_PORT SLOT TARGET_PORT TARGET_DB ROWS");
+    let [port, slot, kind, target_port, target_db, rows] = args else {
+        panic!("--child SOURCE_PORT SLOT KIND TARGET_PORT TARGET_DB ROWS");
+    };
+    let user = match kind.as_str() {
+        "mysql" => format!(
+            "user = \"{}\"\npassword = \"{}\"",
+            weir_throwaway::ThrowawayMariadb::USER,
+            weir_throwaway::ThrowawayMariadb::PASSWORD
+        ),
+        _ => "user = \"postgres\"".to_owned(),
     };
     let dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -169,8 +238,9 @@ fn child(args: &[String]) {
         port.parse().unwrap(),
         slot,
         &format!(
-            "[[sinks]]\nname = \"out\"\nkind = \"postgres\"\nhost = \"127.0.0.1\"\n\
-             port = {target_port}\nuser = \"postgres\"\ndatabase = \"{target_db}\"\n"
+            "[[sinks]]\nname = \"out\"\nkind = \"{kind}\"\nhost = \"127.0.0.1\"\n\
+             port = {target_port}\n{user}\ndatabase = \"{target_db}\"\n\
+             [router]\ntemplate = \"{{table}}\"\n"
         ),
         &dir,
     );

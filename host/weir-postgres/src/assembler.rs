@@ -89,6 +89,9 @@ struct OpenTx {
     commit_time_us: i64,
     origin: Option<String>,
     skip: bool,
+    /// From a skipped origin: its changes are dropped, its commit still
+    /// moves the position on.
+    filtered: bool,
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +99,7 @@ struct StreamedTx {
     /// Events with the (sub)transaction that made them.
     events: Vec<(u32, ChangeEvent)>,
     origin: Option<String>,
+    filtered: bool,
 }
 
 /// See the module docs.
@@ -114,9 +118,23 @@ pub struct Assembler {
     /// `ready[..committed]` is made of whole transactions.
     committed: usize,
     last_commit: Option<Lsn>,
+    /// Replication origins whose transactions are dropped.
+    skip_origins: Vec<wildmatch::WildMatch>,
 }
 
 impl Assembler {
+    /// Drops the changes of transactions whose replication origin matches
+    /// one of `globs` (`*` any run of characters, `?` one): changes another
+    /// weir pipeline applied, in active-active replication.
+    pub fn skip_origins(mut self, globs: &[String]) -> Self {
+        self.skip_origins = globs.iter().map(|g| wildmatch::WildMatch::new(g)).collect();
+        self
+    }
+
+    fn skipped(&self, origin: &str) -> bool {
+        self.skip_origins.iter().any(|g| g.matches(origin))
+    }
+
     /// `resume` is the end of the last transaction already delivered.
     pub fn new(database: impl Into<String>, resume: Lsn) -> Self {
         Assembler {
@@ -130,6 +148,7 @@ impl Assembler {
             ready_bytes: 0,
             committed: 0,
             last_commit: None,
+            skip_origins: Vec::new(),
         }
     }
 
@@ -194,6 +213,7 @@ impl Assembler {
                     commit_time_us,
                     origin: None,
                     skip: Lsn(final_lsn) < self.resume,
+                    filtered: false,
                 });
             }
             Message::Commit { end_lsn, .. } => {
@@ -206,10 +226,14 @@ impl Assembler {
                 }
             }
             Message::Origin { name, .. } => {
+                let filtered = self.skipped(&name);
                 if let Some(xid) = self.stream_xid {
-                    self.streamed.entry(xid).or_default().origin = Some(name);
+                    let tx = self.streamed.entry(xid).or_default();
+                    tx.origin = Some(name);
+                    tx.filtered = filtered;
                 } else if let Some(tx) = &mut self.tx {
                     tx.origin = Some(name);
+                    tx.filtered = filtered;
                 }
             }
             Message::Relation(_) | Message::Type { .. } | Message::LogicalMessage { .. } => {}
@@ -225,7 +249,10 @@ impl Assembler {
                 commit_time_us,
                 ..
             } => {
-                let streamed = self.streamed.remove(&xid).unwrap_or_default();
+                let mut streamed = self.streamed.remove(&xid).unwrap_or_default();
+                if streamed.filtered {
+                    streamed.events.clear();
+                }
                 if Lsn(commit_lsn) >= self.resume {
                     for (_, mut event) in streamed.events {
                         event.source.commit_time_us = commit_time_us;
@@ -312,7 +339,7 @@ impl Assembler {
                     .tx
                     .as_ref()
                     .ok_or(AssembleError::OutsideTransaction("row change"))?;
-                if !tx.skip {
+                if !tx.skip && !tx.filtered {
                     event.source.txid = Some(tx.xid.to_string());
                     event.source.commit_time_us = tx.commit_time_us;
                     event.source.origin.clone_from(&tx.origin);

@@ -65,6 +65,18 @@ pub struct PostgresSourceConfig {
     /// `docs/decisions/0010-streaming-off-by-default.md`.
     #[serde(default)]
     pub streaming: bool,
+    /// Transactions whose replication origin matches one of these globs are
+    /// not captured. The default, `["weir_*"]`, skips what weir's own
+    /// PostgreSQL sinks applied (their sessions use origin
+    /// `weir_<pipeline>`), so that two pipelines replicating in opposite
+    /// directions do not send changes back and forth. `[]` captures
+    /// everything.
+    #[serde(default = "default_skip_origins")]
+    pub skip_origins: Vec<String>,
+}
+
+fn default_skip_origins() -> Vec<String> {
+    vec!["weir_*".to_owned()]
 }
 
 fn default_host() -> String {
@@ -124,6 +136,7 @@ impl PostgresSourceConfig {
             snapshot_chunk_rows: usize::try_from(self.snapshot_chunk_rows).unwrap_or(usize::MAX),
             snapshot_parallelism: self.snapshot_parallelism,
             streaming: self.streaming,
+            skip_origins: self.skip_origins.clone(),
             max_batch_events: cx.max_batch_events,
             max_batch_bytes: cx.max_batch_bytes,
             status_interval: Duration::from_secs(10),

@@ -54,6 +54,10 @@ pub struct SourceSettings {
     pub snapshot_parallelism: usize,
     /// Ask for streamed in-progress transactions (pgoutput v2).
     pub streaming: bool,
+    /// Replication origins (globs) whose transactions are not captured:
+    /// changes applied by weir's PostgreSQL sinks, in active-active
+    /// replication.
+    pub skip_origins: Vec<String>,
     /// A batch is handed on once it holds this many events or
     /// `max_batch_bytes` (approximate in-memory bytes), whichever comes
     /// first, even in the middle of a transaction.
@@ -320,7 +324,8 @@ async fn stream(
     channels: &mut SourceChannels,
 ) -> Result<Lsn, PgError> {
     let mut decoder = PgoutputDecoder::new();
-    let mut assembler = Assembler::new(config.connect.database.clone(), Lsn(state.lsn));
+    let mut assembler = Assembler::new(config.connect.database.clone(), Lsn(state.lsn))
+        .skip_origins(&config.skip_origins);
     // Highest position handed on, and highest acknowledged durable.
     let mut emitted = Lsn(state.lsn);
     let mut acked = Lsn(state.lsn);

@@ -39,6 +39,7 @@ pub fn config(server: &ThrowawayPostgres) -> SourceSettings {
         snapshot_chunk_rows: 1000,
         snapshot_parallelism: 2,
         streaming: true,
+        skip_origins: vec!["weir_*".into()],
         max_batch_events: 1000,
         max_batch_bytes: 4 << 20,
         status_interval: Duration::from_secs(1),

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -458,4 +458,303 @@ fn postgres_into_mariadb_with_every_value_type_exactly_once_across_kill_9() {
         .parse()
         .unwrap();
     assert_eq!(total, increments);
+}
+
+#[test]
+fn mariadb_into_postgres_with_every_value_type() {
+    let mariadb = ThrowawayMariadb::start(&[]).unwrap_or_else(|e| panic!("{e}"));
+    mariadb
+        .sql(
+            "CREATE DATABASE shop;
+             CREATE TABLE shop.kinds (id BIGINT PRIMARY KEY, name VARCHAR(40), price DECIMAL(10,2),
+               ratio DOUBLE, day DATE, at TIME(6), ts DATETIME(6), tsz TIMESTAMP(6) NULL,
+               raw BLOB, n INT, small SMALLINT, flag TINYINT(1));
+             SET time_zone = '+00:00';
+             INSERT INTO shop.kinds VALUES
+               (1, 'héllo ''quoted''', 9.50, 0.25, '2026-01-02', '03:04:05.123456',
+                '2026-01-02 03:04:05.5', '2026-01-02 03:04:05.5', X'00FF10', 7, -3, 1),
+               (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
+        )
+        .unwrap();
+    // The PostgreSQL side: `Setup` brings the server; the pipeline's
+    // source is MariaDB, so the config is written here.
+    let setup = Setup::new("SELECT 1");
+    setup
+        .server
+        .psql("postgres", "CREATE DATABASE replica")
+        .unwrap();
+    let config = setup.dir.join("pipeline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"maria-to-pg\"\nstate_dir = \"state\"\n\n[source]\nkind = \"mariadb\"\n\
+             host = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\npassword = \"{}\"\n\
+             databases = [\"shop\"]\n\n[[sinks]]\nname = \"pg\"\nkind = \"postgres\"\n\
+             host = \"127.0.0.1\"\nport = {}\nuser = \"postgres\"\ndatabase = \"replica\"\n\
+             create_tables = true\n\n[pipeline]\nmax_batch_events = 50\n",
+            mariadb.port,
+            ThrowawayMariadb::USER,
+            ThrowawayMariadb::PASSWORD,
+            setup.server.port
+        ),
+    )
+    .unwrap();
+    let child = setup.start(&config);
+    let row = |id: i64| {
+        setup
+            .server
+            .psql(
+                "replica",
+                &format!(
+                    "SET TimeZone = 'UTC'; SELECT name, price, ratio, day, at, ts, tsz, raw, n, \
+                     small, flag FROM shop.kinds WHERE id = {id}"
+                ),
+            )
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    wait_until(
+        "the snapshot in PostgreSQL",
+        Duration::from_secs(60),
+        || !row(2).is_empty(),
+        &setup,
+    );
+    // MariaDB's `TIMESTAMP` is an instant (in UTC here), its `DATETIME` a
+    // wall-clock time; `TINYINT(1)` is an integer to the binlog.
+    assert_eq!(
+        row(1),
+        "héllo 'quoted'|9.50|0.25|2026-01-02|03:04:05.123456|2026-01-02 03:04:05.5|\
+         2026-01-02 03:04:05.5+00|\\x00ff10|7|-3|1"
+    );
+    assert_eq!(row(2), "||||||||||");
+    let types = setup
+        .server
+        .psql(
+            "replica",
+            "SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) \
+             FROM information_schema.columns WHERE table_schema = 'shop' AND table_name = 'kinds'",
+        )
+        .unwrap();
+    assert_eq!(
+        types.trim(),
+        "id bigint, name text, price numeric, ratio double precision, day date, \
+         at time without time zone, ts timestamp without time zone, \
+         tsz timestamp with time zone, raw bytea, n bigint, small bigint, flag bigint"
+    );
+    mariadb
+        .sql(
+            "UPDATE shop.kinds SET name = 'x', n = n + 1 WHERE id = 1;
+             DELETE FROM shop.kinds WHERE id = 2;
+             INSERT INTO shop.kinds (id, name) VALUES (3, 'three');
+             UPDATE shop.kinds SET id = 30 WHERE id = 3;",
+        )
+        .unwrap();
+    let expected = ["1|x|8", "30|three|"];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while rows(&setup, "replica", "id, name, n", "shop.kinds") != expected
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        rows(&setup, "replica", "id, name, n", "shop.kinds"),
+        expected,
+        "{}",
+        setup.log()
+    );
+    terminate(child, &setup);
+}
+
+/// A pipeline config from database `from` into database `to` of the same
+/// PostgreSQL server, in `dir`.
+fn one_way(setup: &Setup, name: &str, from: &str, to: &str) -> PathBuf {
+    let dir = setup.dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipeline.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\nstate_dir = \"state\"\n\n[source]\nkind = \"postgres\"\n\
+             host = \"127.0.0.1\"\nport = {port}\nuser = \"postgres\"\ndatabase = \"{from}\"\n\
+             tables = [\"public.items\"]\n\n[[sinks]]\nname = \"{to}\"\nkind = \"postgres\"\n\
+             host = \"127.0.0.1\"\nport = {port}\nuser = \"postgres\"\ndatabase = \"{to}\"\n",
+            port = setup.server.port
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn two_databases_replicate_both_ways_without_sending_changes_back() {
+    let setup = Setup::new("SELECT 1");
+    for db in ["east", "west"] {
+        setup
+            .server
+            .psql("postgres", &format!("CREATE DATABASE {db}"))
+            .unwrap();
+        setup
+            .server
+            .psql(
+                db,
+                "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, region text)",
+            )
+            .unwrap();
+    }
+    let spawn = |config: &PathBuf| {
+        weir()
+            .args(["run", "--config"])
+            .arg(config)
+            .env("WEIR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(config.with_extension("log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let east_to_west = one_way(&setup, "e2w", "east", "west");
+    let west_to_east = one_way(&setup, "w2e", "west", "east");
+    let mut children = [spawn(&east_to_west), spawn(&west_to_east)];
+    let log = |config: &PathBuf| {
+        std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
+    };
+    wait_until(
+        "both pipelines to stream",
+        Duration::from_secs(60),
+        || {
+            log(&east_to_west).contains("Streaming changes")
+                && log(&west_to_east).contains("Streaming changes")
+        },
+        &setup,
+    );
+    // Each region writes its own rows: 50 inserts and 50 updates each.
+    for (db, base) in [("east", 0), ("west", 1000)] {
+        setup
+            .server
+            .psql(
+                db,
+                &format!(
+                    "INSERT INTO items SELECT {base} + i, 0, '{db}' FROM generate_series(1, 50) i;
+                     UPDATE items SET v = v + 1 WHERE region = '{db}';"
+                ),
+            )
+            .unwrap();
+    }
+    let table = |db: &str| rows(&setup, db, "id, v, region", "items");
+    wait_until(
+        "both regions to hold both regions' rows",
+        Duration::from_secs(60),
+        || table("east").len() == 100 && table("east") == table("west"),
+        &setup,
+    );
+    // Nothing comes back: each sink was handed exactly the other region's
+    // 100 changes, and after a pause still is.
+    std::thread::sleep(Duration::from_secs(2));
+    for (db, pipeline) in [("west", "e2w"), ("east", "w2e")] {
+        let delivered = setup
+            .server
+            .psql(
+                db,
+                &format!("SELECT delivered FROM weir_checkpoints WHERE pipeline = '{pipeline}'"),
+            )
+            .unwrap();
+        assert_eq!(delivered.trim(), "100", "{pipeline} into {db}");
+    }
+    assert_eq!(table("east"), table("west"));
+    for child in &mut children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+#[test]
+fn two_mariadb_databases_replicate_both_ways_without_sending_changes_back() {
+    let mariadb = ThrowawayMariadb::start(&[]).unwrap_or_else(|e| panic!("{e}"));
+    for db in ["east", "west"] {
+        mariadb
+            .sql(&format!(
+                "CREATE DATABASE {db};
+                 CREATE TABLE {db}.items (id BIGINT PRIMARY KEY, v INT NOT NULL, region TEXT);"
+            ))
+            .unwrap();
+    }
+    let setup = Setup::new("SELECT 1");
+    let one_way = |name: &str, from: &str, to: &str| {
+        let dir = setup.dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pipeline.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"{name}\"\nstate_dir = \"state\"\n\n[source]\nkind = \"mariadb\"\n\
+                 host = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\npassword = \"{pass}\"\n\
+                 databases = [\"{from}\"]\n\n[[sinks]]\nname = \"{to}\"\nkind = \"mariadb\"\n\
+                 host = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\npassword = \"{pass}\"\n\
+                 database = \"{to}\"\n\n[router]\ntemplate = \"{{table}}\"\n",
+                port = mariadb.port,
+                user = ThrowawayMariadb::USER,
+                pass = ThrowawayMariadb::PASSWORD,
+            ),
+        )
+        .unwrap();
+        weir()
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("WEIR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(path.with_extension("log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = [
+        one_way("e2w", "east", "west"),
+        one_way("w2e", "west", "east"),
+    ];
+    let table = |db: &str| mariadb_rows(&mariadb, &format!("SELECT * FROM {db}.items ORDER BY id"));
+    // Wait for both sources to stream, so that the writes below are
+    // changes, not snapshot rows.
+    let log = |name: &str| {
+        std::fs::read_to_string(setup.dir.join(name).join("pipeline.log")).unwrap_or_default()
+    };
+    wait_until(
+        "both pipelines to stream",
+        Duration::from_secs(60),
+        || {
+            log("e2w").contains("Streaming the binlog")
+                && log("w2e").contains("Streaming the binlog")
+        },
+        &setup,
+    );
+    for (db, base) in [("east", 0), ("west", 1000)] {
+        mariadb
+            .sql(&format!(
+                "USE {db}; INSERT INTO items SELECT {base} + seq, 0, '{db}' FROM seq_1_to_50;
+                 UPDATE {db}.items SET v = v + 1 WHERE region = '{db}';"
+            ))
+            .unwrap();
+    }
+    wait_until(
+        "both databases to hold both sides' rows",
+        Duration::from_secs(60),
+        || table("east").len() == 100 && table("east") == table("west"),
+        &setup,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    for (db, pipeline) in [("west", "e2w"), ("east", "w2e")] {
+        let delivered = mariadb
+            .sql(&format!(
+                "SELECT delivered FROM {db}.weir_checkpoints WHERE pipeline = '{pipeline}'"
+            ))
+            .unwrap();
+        assert_eq!(delivered.trim(), "100", "{pipeline} into {db}");
+    }
+    assert_eq!(table("east"), table("west"));
+    for child in &mut children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(child.wait().unwrap().success());
+    }
 }

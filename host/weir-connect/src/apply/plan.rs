@@ -160,7 +160,7 @@ impl<'a> Planner<'a> {
                     .ok_or_else(|| format!("a {} event without an after image", event.op.name()))?;
                 if event.op == Op::Update
                     && let Some(before) = &event.before
-                    && let Some(old) = old_key(&event.key, before)?
+                    && let Some(old) = old_key(&event.key, before, after)?
                 {
                     let n = old.len();
                     self.push(
@@ -243,21 +243,32 @@ fn key_values<'a>(key: &'a [Column], image: &str) -> Result<Vec<&'a Value>, Stri
         .collect()
 }
 
-/// The old key of an update whose before image shows a different key, or
-/// `None` when the key did not change (or the before image lacks it).
-fn old_key<'a>(key: &'a [Column], before: &'a [Column]) -> Result<Option<Vec<&'a Value>>, String> {
+/// The old key of an update whose before image shows another key than its
+/// after image, or `None` when the key did not change (or the before image
+/// lacks it). Sources differ in which image the event's key comes from;
+/// only its column names are used here.
+fn old_key<'a>(
+    key: &'a [Column],
+    before: &'a [Column],
+    after: &'a [Column],
+) -> Result<Option<Vec<&'a Value>>, String> {
+    let value = |image: &'a [Column], name: &str| {
+        image
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| &c.value)
+            .filter(|v| !matches!(v, Value::Unchanged))
+    };
     let mut old = Vec::with_capacity(key.len());
+    let mut changed = false;
     for k in key {
-        match before.iter().find(|c| c.name == k.name) {
-            Some(c) if !matches!(c.value, Value::Unchanged) => old.push(&c.value),
-            _ => return Ok(None),
-        }
+        let (Some(was), Some(is)) = (value(before, &k.name), value(after, &k.name)) else {
+            return Ok(None);
+        };
+        changed |= was != is;
+        old.push(was);
     }
-    if old.iter().zip(key).all(|(o, k)| **o == k.value) {
-        return Ok(None);
-    }
-    key_values(key, "key")?;
-    Ok(Some(old))
+    Ok(changed.then_some(old))
 }
 
 /// An upsert's columns and values: the key's columns first (from the after
@@ -406,6 +417,25 @@ mod tests {
         );
         assert_eq!(steps[0].rows[0].values, [&Value::Int(1)]);
         assert_eq!(steps[2].columns, ["id"]);
+    }
+
+    #[test]
+    fn a_changed_key_is_seen_whichever_image_the_event_key_came_from() {
+        // The MySQL source keys an update by its before image.
+        let mut moved = event(Op::Update, 1, 5);
+        moved.before = Some(vec![
+            Column::new("id", Value::Int(1)),
+            Column::new("n", Value::Int(0)),
+        ]);
+        moved.after.as_mut().unwrap()[0].value = Value::Int(2);
+        let events = [("a", moved)];
+        let d = deliveries(&events);
+        let (steps, err) = plan(&d, 100);
+        assert_eq!(err, None);
+        assert_eq!(steps[0].kind, StepKind::Delete);
+        assert_eq!(steps[0].rows[0].values, [&Value::Int(1)]);
+        assert_eq!(steps[1].kind, StepKind::Upsert);
+        assert_eq!(steps[1].rows[0].values, [&Value::Int(2), &Value::Int(5)]);
     }
 
     #[test]

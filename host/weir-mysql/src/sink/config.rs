@@ -53,6 +53,18 @@ pub struct MysqlSinkConfig {
     /// 4 MiB, below every server's default `max_allowed_packet`).
     #[serde(default = "default_max_statement_rows")]
     pub max_statement_rows: usize,
+    /// The session `server_id` the sink applies under: the binlog records
+    /// it with each change, and MySQL sources skip it by default, so a
+    /// pipeline in the opposite direction does not capture these changes
+    /// again. Default: 1464158546 (`WEIR`); 0 keeps the server's own (then
+    /// such a pipeline captures them). Setting it needs `SUPER` (MariaDB)
+    /// or `SESSION_VARIABLES_ADMIN` (MySQL 8).
+    #[serde(default = "default_server_id")]
+    pub server_id: u32,
+}
+
+const fn default_server_id() -> u32 {
+    crate::config::APPLY_SERVER_ID
 }
 
 fn default_host() -> String {

@@ -297,6 +297,7 @@ impl Target for MysqlTarget {
         );
         let key = (self.pipeline.clone(), self.name.clone());
         let opts: OptsBuilder = params.opts().db_name(Some(self.config.database.clone()));
+        let server_id = self.config.server_id;
         let (conn, row) = self
             .runtime
             .block_on(async {
@@ -307,6 +308,10 @@ impl Target for MysqlTarget {
                      NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO'",
                 )
                 .await?;
+                if server_id != 0 {
+                    conn.query_drop(format!("SET SESSION server_id = {server_id}"))
+                        .await?;
+                }
                 conn.query_drop(&create).await?;
                 let row: Option<(i64, i64, String)> = conn
                     .exec_first(
@@ -322,8 +327,11 @@ impl Target for MysqlTarget {
             .map_err(|e| {
                 if is_privilege(&e) {
                     StageError::operator(format!(
-                        "user `{user}` may not create the checkpoint table in `{}`; grant it \
-                         CREATE there, or create it yourself: {create}",
+                        "user `{user}` lacks a privilege to set up the sink ({e}): setting the \
+                         session's `server_id` needs SUPER (MariaDB) or SESSION_VARIABLES_ADMIN \
+                         (MySQL), or set `server_id = 0` (then a pipeline in the opposite \
+                         direction captures what this sink applies); creating the checkpoint \
+                         table needs CREATE in `{}`, or create it yourself: {create}",
                         self.config.database
                     ))
                 } else {

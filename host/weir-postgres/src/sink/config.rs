@@ -52,6 +52,14 @@ pub struct PostgresSinkConfig {
     /// Most rows in one multi-row statement.
     #[serde(default = "default_max_statement_rows")]
     pub max_statement_rows: usize,
+    /// The replication origin the applying session takes
+    /// (`pg_replication_origin_session_setup`): PostgreSQL marks what the
+    /// sink writes with it, and PostgreSQL sources skip `weir_*` origins,
+    /// so a pipeline in the opposite direction does not capture these
+    /// changes again. Default: `weir_<pipeline>.<sink>`; `""` for none.
+    /// Needs superuser, or `EXECUTE` on the replication origin functions.
+    #[serde(default)]
+    pub replication_origin: Option<String>,
 }
 
 fn default_host() -> String {
@@ -77,6 +85,15 @@ pub(crate) fn split_table(name: &str) -> Option<(&str, &str)> {
 }
 
 impl PostgresSinkConfig {
+    /// The replication origin for sink `sink` of pipeline `pipeline`, if any.
+    pub fn origin(&self, pipeline: &str, sink: &str) -> Option<String> {
+        match &self.replication_origin {
+            None => Some(format!("weir_{pipeline}.{sink}")),
+            Some(o) if o.is_empty() => None,
+            Some(o) => Some(o.clone()),
+        }
+    }
+
     /// Where and how to connect, for a pipeline named `pipeline`.
     pub fn connect_params(&self, pipeline: &str, sink: &str) -> ConnectParams {
         ConnectParams {

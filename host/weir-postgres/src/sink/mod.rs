@@ -139,6 +139,44 @@ fn classify(e: &tokio_postgres::Error, context: &str) -> StageError {
     }
 }
 
+/// Takes replication origin `origin` (created when missing) for the
+/// session, so that what it writes carries it.
+async fn setup_origin(client: &Client, origin: &str, user: &str) -> Result<(), StageError> {
+    let result = async {
+        client
+            .execute(
+                "SELECT pg_replication_origin_create($1) \
+                 WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)",
+                &[&origin],
+            )
+            .await?;
+        client
+            .execute("SELECT pg_replication_origin_session_setup($1)", &[&origin])
+            .await
+    }
+    .await;
+    result.map(drop).map_err(|e| {
+        let code = e.as_db_error().map(|db| db.code().code());
+        if is_privilege(&e) {
+            StageError::operator(format!(
+                "user `{user}` may not use replication origin `{origin}`: run `GRANT EXECUTE ON \
+                 FUNCTION pg_replication_origin_create(text), \
+                 pg_replication_origin_session_setup(text) TO {}` and `GRANT SELECT ON \
+                 pg_replication_origin TO {}`, or set `replication_origin = \"\"` (then a \
+                 pipeline in the opposite direction captures what this sink applies)",
+                ident(user),
+                ident(user)
+            ))
+        } else if matches!(code, Some("55006" | "23505")) {
+            // Still held by the session of a process that just died, or
+            // created by another at the same moment: retry.
+            StageError::transient(format!("replication origin `{origin}`: {e}"))
+        } else {
+            classify(&e, &format!("cannot set up replication origin `{origin}`"))
+        }
+    })
+}
+
 fn is_privilege(e: &tokio_postgres::Error) -> bool {
     e.as_db_error()
         .is_some_and(|db| db.code().code() == "42501")
@@ -153,6 +191,7 @@ impl Target for PostgresTarget {
         let (schema, _) = split_table(&self.config.checkpoint_table).expect("validated");
         let (pipeline, name) = (self.pipeline.clone(), self.name.clone());
         let user = self.config.user.clone();
+        let origin = self.config.origin(&self.pipeline, &self.name);
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {checkpoint} (\
                 pipeline text NOT NULL, sink text NOT NULL, delivered bigint NOT NULL, \
@@ -179,6 +218,9 @@ impl Target for PostgresTarget {
                     classify(&e, "cannot create the checkpoint table")
                 }
             })?;
+            if let Some(origin) = &origin {
+                setup_origin(&client, origin, &user).await?;
+            }
             let row = client
                 .query_opt(
                     &format!(
