@@ -10,8 +10,8 @@
 //! and the target, where each contender of each load shape gets its own
 //! database with the same table. For each load shape it creates one slot
 //! per contender, loads ROWS rows once, and times each contender from the
-//! same starting point until the target holds every row (polled with
-//! `count(*)` every 20 ms): weir (in a child process, for its peak memory),
+//! same starting point until the target holds every row (`max(id)` polled
+//! every 10 ms over one connection): weir (in a child process, for its peak memory),
 //! a subscription on the slot created for it (`copy_data = false`), and
 //! weir into a throwaway MariaDB.
 
@@ -63,6 +63,64 @@ fn count(server: &weir_tests::ThrowawayPostgres, db: &str) -> u64 {
         .unwrap()
 }
 
+/// Watches a target's `bench` table over one connection: `max(id)`, an
+/// index lookup, reaches ROWS exactly when the last source transaction is
+/// committed there (both contenders apply in commit order).
+enum Probe {
+    Postgres(tokio::runtime::Runtime, tokio_postgres::Client),
+    Mariadb(tokio::runtime::Runtime, mysql_async::Conn),
+}
+
+impl Probe {
+    fn postgres(port: u16, db: &str) -> Probe {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = runtime.block_on(async {
+            let (client, conn) = tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .unwrap();
+            tokio::spawn(conn);
+            client
+        });
+        Probe::Postgres(runtime, client)
+    }
+
+    fn mariadb(port: u16, db: &str) -> Probe {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(port)
+            .user(Some(weir_throwaway::ThrowawayMariadb::USER))
+            .pass(Some(weir_throwaway::ThrowawayMariadb::PASSWORD))
+            .db_name(Some(db));
+        let conn = runtime.block_on(mysql_async::Conn::new(opts)).unwrap();
+        Probe::Mariadb(runtime, conn)
+    }
+
+    fn max_id(&mut self) -> u64 {
+        const SQL: &str = "SELECT COALESCE(MAX(id), 0) FROM bench";
+        match self {
+            Probe::Postgres(runtime, client) => {
+                let row = runtime.block_on(client.query_one(SQL, &[])).unwrap();
+                row.get::<_, i64>(0) as u64
+            }
+            Probe::Mariadb(runtime, conn) => {
+                use mysql_async::prelude::Queryable;
+                let max: Option<u64> = runtime.block_on(conn.query_first(SQL)).unwrap();
+                max.unwrap_or(0)
+            }
+        }
+    }
+}
+
 /// weir on slot `weir_<n>` in a child process, timed from its start until
 /// the target holds every row (the child itself stops once every row is
 /// handed to the sink, before the last commit).
@@ -83,12 +141,14 @@ fn weir(
         &db,
         &rows.to_string(),
     ]);
-    let secs = wait_for_rows(&|| count(target, &db), rows, started, &mut || {
+    let mut probe = Probe::postgres(target.port, &db);
+    let secs = wait_for_rows(&mut probe, rows, started, &mut || {
         child
             .try_wait()
             .unwrap()
             .is_none_or(|status| status.success())
     });
+    assert_eq!(count(target, &db), rows);
     finish(child, shape, "weir -> postgres", secs, rows)
 }
 
@@ -109,20 +169,20 @@ fn weir_into_mariadb(
         &format!("maria_{n}"),
         &rows.to_string(),
     ]);
-    let count = || -> u64 {
-        mariadb
-            .sql(&format!("SELECT count(*) FROM maria_{n}.bench"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    let secs = wait_for_rows(&count, rows, started, &mut || {
+    let mut probe = Probe::mariadb(mariadb.port, &format!("maria_{n}"));
+    let secs = wait_for_rows(&mut probe, rows, started, &mut || {
         child
             .try_wait()
             .unwrap()
             .is_none_or(|status| status.success())
     });
+    let count: u64 = mariadb
+        .sql(&format!("SELECT count(*) FROM maria_{n}.bench"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(count, rows);
     finish(child, shape, "weir -> mariadb", secs, rows)
 }
 
@@ -163,20 +223,20 @@ fn finish(
     }
 }
 
-/// Waits until `count` says the target holds `rows` rows, as long as
-/// `healthy` says the contender is; the seconds since `started`.
+/// Waits until `probe` sees the last row, as long as `healthy` says the
+/// contender is; the seconds since `started`.
 fn wait_for_rows(
-    count: &dyn Fn() -> u64,
+    probe: &mut Probe,
     rows: u64,
     started: Instant,
     healthy: &mut dyn FnMut() -> bool,
 ) -> f64 {
-    while count() < rows {
+    while probe.max_id() < rows {
         assert!(
             healthy() && started.elapsed() < Duration::from_secs(3600),
             "replication failed or stalled"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
     started.elapsed().as_secs_f64()
 }
@@ -191,6 +251,7 @@ fn native(
     shape: &'static str,
 ) -> Row {
     let db = format!("native_{n}");
+    let mut probe = Probe::postgres(target.port, &db);
     let started = Instant::now();
     target
         .psql(
@@ -203,7 +264,8 @@ fn native(
             ),
         )
         .unwrap();
-    let secs = wait_for_rows(&|| count(target, &db), rows, started, &mut || true);
+    let secs = wait_for_rows(&mut probe, rows, started, &mut || true);
+    assert_eq!(count(target, &db), rows);
     target
         .psql(&db, &format!("ALTER SUBSCRIPTION native_{n} DISABLE"))
         .unwrap();

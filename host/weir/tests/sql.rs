@@ -255,7 +255,10 @@ fn postgres_sink_stops_on_what_an_operator_must_fix_and_sets_bad_rows_aside() {
         .unwrap();
     replica(
         &setup,
-        "CREATE TABLE docs (id bigint PRIMARY KEY, title text, body text, qty int CHECK (qty >= 0))",
+        "CREATE TABLE docs (id bigint PRIMARY KEY, title text, body text, qty int CHECK (qty >= 0));
+         -- A stale copy of a source row: the snapshot's insert finds its key
+         -- taken and becomes an update.
+         INSERT INTO docs VALUES (1, 'stale', 'stale', 0);",
     );
     // A table the target lacks stops the pipeline with its name.
     let config = sql_config(&setup, "");
@@ -272,6 +275,7 @@ fn postgres_sink_stops_on_what_an_operator_must_fix_and_sets_bad_rows_aside() {
         || rows(&setup, "replica", "id", "ghost") == ["1"],
         &setup,
     );
+    assert_eq!(rows(&setup, "replica", "id, title, qty", "docs"), ["1|a|1"]);
     // An update leaving the TOASTed body alone; a row the target's CHECK
     // refuses (a dead letter, the rest goes on); a changed primary key.
     setup.sql(

@@ -8,11 +8,15 @@
 //!   delivery count of [`crate::own_position`], the source position and the
 //!   refusals) in it and commits. A `kill -9` at any moment leaves the
 //!   target at a commit, and the next start counts off what it holds.
-//! - **Refusals.** A statement failing on its data (a constraint, a value
-//!   the column cannot hold) is one event's fault. Each write runs under a
-//!   savepoint; on such a failure the sink rolls back to it and applies the
-//!   write's events one at a time, each under its own savepoint, until the
-//!   one at fault, which goes to the dead letters. The checkpoint row lists
+//! - **Inserts first.** Creates and snapshot rows go as plain inserts,
+//!   much cheaper for a database than upserts. Each write runs under a
+//!   savepoint; when a statement fails on its data (a key the target
+//!   already holds, a constraint, a value the column cannot hold), the sink
+//!   rolls back to it and applies the write again with upserts.
+//! - **Refusals.** When that fails on its data too, one event is at fault:
+//!   the sink rolls back again and applies the write's events one at a
+//!   time, each under its own savepoint, until the one at fault, which goes
+//!   to the dead letters. The checkpoint row lists
 //!   the refused deliveries, so a replay refuses them again
 //!   (`docs/decisions/0020-sql-apply.md`).
 
@@ -22,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use weir_core::{Delivery, ErrorKind, Sink, StageError};
 
-pub use plan::{PlanError, Step, StepKind, StepRow, plan};
+pub use plan::{InsertAs, PlanError, Step, StepKind, StepRow, plan};
 
 use crate::own_position::{Held, Ledger, Place, crash_point};
 
@@ -114,29 +118,25 @@ impl<T: Target> ApplySink<T> {
     }
 
     /// Applies `events` (all counted, none held by the target) under a
-    /// savepoint; on a data error, finds the event at fault. Returns the
-    /// index of the event at fault with the error.
+    /// savepoint: creates as plain inserts first, as upserts when that
+    /// failed on its data (a key was taken), and one event at a time to
+    /// find the event at fault when that failed too. Returns the index of
+    /// the event at fault with the error.
     fn apply(&mut self, events: &[Delivery<'_>]) -> Result<(), (usize, StageError)> {
-        let (steps, planned) = plan(events, self.target.max_rows());
+        let (steps, planned) = plan(events, self.target.max_rows(), InsertAs::Insert);
         let stop = planned.as_ref().map_or(events.len(), |p| p.event);
-        self.target.savepoint().map_err(|e| (0, e))?;
-        let mut failed = false;
-        for step in &steps {
-            match self.target.run(step) {
-                Ok(()) => {}
-                Err(f) if f.data => {
-                    failed = true;
-                    break;
-                }
-                Err(f) => return Err((0, f.error)),
-            }
+        let mut applied = self.attempt(&steps).map_err(|e| (0, e))?;
+        if !applied {
+            self.target.rollback_to_savepoint().map_err(|e| (0, e))?;
+            let (steps, _) = plan(&events[..stop], self.target.max_rows(), InsertAs::Upsert);
+            applied = self.attempt(&steps).map_err(|e| (0, e))?;
         }
-        if failed {
+        if !applied {
             // Find the event at fault, one event at a time.
             self.target.rollback_to_savepoint().map_err(|e| (0, e))?;
             for (i, d) in events[..stop].iter().enumerate() {
                 let one = [*d];
-                let (steps, _) = plan(&one, 1);
+                let (steps, _) = plan(&one, 1, InsertAs::Upsert);
                 self.target.savepoint().map_err(|e| (0, e))?;
                 for step in &steps {
                     match self.target.run(step) {
@@ -150,12 +150,26 @@ impl<T: Target> ApplySink<T> {
                 }
             }
         }
-        // Every event applied (one at a time, if their statement failed
-        // together); the planner may have stopped at one it cannot apply.
+        // Every event applied; the planner may have stopped at one it
+        // cannot apply.
         match planned {
             Some(p) => Err((p.event, StageError::event(p.event, p.reason))),
             None => Ok(()),
         }
+    }
+
+    /// Sets the savepoint and runs `steps`: `Ok(false)` when one failed on
+    /// its data (the caller rolls back to the savepoint).
+    fn attempt(&mut self, steps: &[Step<'_>]) -> Result<bool, StageError> {
+        self.target.savepoint()?;
+        for step in steps {
+            match self.target.run(step) {
+                Ok(()) => {}
+                Err(f) if f.data => return Ok(false),
+                Err(f) => return Err(f.error),
+            }
+        }
+        Ok(true)
     }
 }
 

@@ -147,7 +147,9 @@ impl MysqlTarget {
             Some(t) => t,
             None => match self.describe(&database, &table_name)? {
                 Some(t) => t,
-                None if step.kind != StepKind::Upsert => return Ok(None),
+                None if !matches!(step.kind, StepKind::Insert | StepKind::Upsert) => {
+                    return Ok(None);
+                }
                 None if self.config.create_tables => {
                     let sql = create_statement(&database, &table_name, step);
                     return Err(self.ddl_then_restart(&sql, &format!("{database}.{table_name}")));
@@ -544,6 +546,14 @@ fn statements(table: &Table, step: &Step<'_>) -> Result<Vec<Result<String, Strin
         .collect();
     let names: Vec<String> = columns.iter().map(|(_, c)| ident(c)).collect();
     let (head, tail) = match step.kind {
+        StepKind::Insert => (
+            format!(
+                "INSERT INTO {} ({}) VALUES ",
+                table.quoted,
+                names.join(", ")
+            ),
+            String::new(),
+        ),
         StepKind::Upsert => {
             let updates: Vec<String> = columns
                 .iter()

@@ -784,3 +784,49 @@ fn a_mysql_source_is_read_by_its_kind_or_alias_and_checked() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn the_sql_sink_examples_read_and_validate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/pipelines");
+    let env = |name: &str| name.ends_with("PASSWORD").then(|| "secret".to_owned());
+    let text = std::fs::read_to_string(dir.join("replica.toml")).unwrap();
+    let c = PipelineConfig::from_str(&text, &dir, &env).unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<&str> = c
+        .sinks
+        .iter()
+        .map(|s| match &s.kind {
+            SinkKind::Postgres(p) => {
+                assert!(p.create_tables);
+                assert_eq!(
+                    p.origin("replica", &s.name).as_deref(),
+                    Some("weir_replica.replica")
+                );
+                "postgres"
+            }
+            SinkKind::Mysql(m) => {
+                assert_eq!(m.tables["public.orders"], "reporting.orders");
+                "mysql"
+            }
+            other => panic!("unexpected sink {other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["postgres", "mysql"]);
+    let text = std::fs::read_to_string(dir.join("east-to-west.toml")).unwrap();
+    let c = PipelineConfig::from_str(&text, &dir, &env).unwrap_or_else(|e| panic!("{e}"));
+    let SourceConfig::Postgres(source) = &c.source else {
+        panic!("not a postgres source")
+    };
+    assert_eq!(source.skip_origins, ["weir_*"]);
+}
+
+#[test]
+fn sql_sink_problems_are_reported_with_their_paths() {
+    let fx = Fixture::new();
+    let text = format!(
+        "{BASE}\n[[sinks]]\nname = \"db\"\nkind = \"postgres\"\nuser = \"\"\ndatabase = \"d\"\n\
+         checkpoint_table = \"a.b.c\"\n"
+    );
+    let err = fx.parse(&text).unwrap_err().to_string();
+    assert!(err.contains("sinks[1].user: must not be empty"), "{err}");
+    assert!(err.contains("sinks[1].checkpoint_table"), "{err}");
+}

@@ -411,7 +411,9 @@ impl PostgresTarget {
                     .map_err(|e| classify(&e, "cannot read the target table's columns"))?;
                 match described {
                     Some(t) => t,
-                    None if step.kind != StepKind::Upsert => return Ok(None),
+                    None if !matches!(step.kind, StepKind::Insert | StepKind::Upsert) => {
+                        return Ok(None);
+                    }
                     None if self.config.create_tables => {
                         let sql = tables::create_statement(schema, table_name, step);
                         self.ddl(&sql, schema, table_name)?;
@@ -532,13 +534,22 @@ fn statement(table: &Table, step: &Step<'_>) -> Result<(String, TextArrays), Str
     let cast = |n: usize, c: &str| format!("u.c{n}::{}", table.types[c]);
     let from = format!("unnest({}) AS u({})", unnest.join(", "), aliases.join(", "));
     let sql = match step.kind {
-        StepKind::Upsert => {
+        StepKind::Insert | StepKind::Upsert => {
             let names: Vec<String> = columns.iter().map(|(_, c)| ident(c)).collect();
             let values: Vec<String> = columns
                 .iter()
                 .enumerate()
                 .map(|(n, (_, c))| cast(n, c))
                 .collect();
+            let insert = format!(
+                "INSERT INTO {} ({}) SELECT {} FROM {from}",
+                table.quoted,
+                names.join(", "),
+                values.join(", ")
+            );
+            if step.kind == StepKind::Insert {
+                return Ok((insert, params));
+            }
             let updates: Vec<String> = columns
                 .iter()
                 .skip(step.key_len)
@@ -550,13 +561,7 @@ fn statement(table: &Table, step: &Step<'_>) -> Result<(String, TextArrays), Str
             } else {
                 format!("UPDATE SET {}", updates.join(", "))
             };
-            format!(
-                "INSERT INTO {} ({}) SELECT {} FROM {from} ON CONFLICT ({}) DO {action}",
-                table.quoted,
-                names.join(", "),
-                values.join(", "),
-                keys.join(", ")
-            )
+            format!("{insert} ON CONFLICT ({}) DO {action}", keys.join(", "))
         }
         StepKind::Delete => {
             let matches: Vec<String> = columns
