@@ -61,7 +61,8 @@ fn main() {
 }
 
 /// Times a plain librdkafka producer (the library weir uses; idempotent,
-/// not transactional, the same linger and batch size) sending the
+/// not transactional, the sink's default linger, compression and batch
+/// size) sending the
 /// envelopes the file run wrote, already encoded, keyed like weir's, to a
 /// fresh topic, until every record is acknowledged. Debian's `kcat` would
 /// be the usual tool, but its librdkafka (2.0) cannot read the test
@@ -114,7 +115,8 @@ fn producer_run(
         .set("bootstrap.servers", broker.bootstrap())
         .set("enable.idempotence", "true")
         .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
+        .set("linger.ms", "50")
+        .set("compression.type", "lz4")
         .set("batch.size", "1048576")
         .set("queue.buffering.max.kbytes", "65536")
         .create_with_context(Acks(AtomicU64::new(0)))

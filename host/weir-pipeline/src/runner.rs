@@ -198,18 +198,13 @@ async fn run_once(
         })
     };
     let (channels, ends) = SourceChannels::new(capacity, stop_rx, stats.source.clone());
-    // Sinks recover with blocking I/O (connections, reads of their own
-    // position, some on a runtime of their own): off the async threads.
-    let (writer, resume) = {
-        let dead_letters = Box::new(DeadLetterFile::new(&config.state_dir));
-        let stats = Arc::clone(&stats);
-        let acks = ends.acks;
-        tokio::task::spawn_blocking(move || {
-            Writer::start(sinks, dead_letters, Box::new(store), acks, stats)
-        })
-        .await
-        .map_err(|_| PipelineError::Stage("writer"))??
-    };
+    let (writer, resume) = Writer::start(
+        sinks,
+        Box::new(DeadLetterFile::new(&config.state_dir)),
+        Box::new(store),
+        ends.acks,
+        Arc::clone(&stats),
+    )?;
 
     let (processor, reloading) =
         Processor::start(engine, config.plugin_setup(), Stamping::Replace)?;

@@ -109,12 +109,14 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Loads the last checkpoint and brings every sink (and the dead-letter
-    /// sink) back to it. Returns the writer and the source's resume state
-    /// (`Null` on a first start).
+    /// Loads the last checkpoint. Returns the writer and the source's resume
+    /// state (`Null` on a first start). The sinks are brought back to the
+    /// checkpoint when [`Writer::run`] begins, on the writer's thread, while
+    /// the source already reads: sinks that connect somewhere (Kafka, a
+    /// database) start up behind the source's own start.
     pub fn start(
         sinks: Vec<SinkSlot>,
-        mut dead_letters: Box<dyn Sink>,
+        dead_letters: Box<dyn Sink>,
         mut store: Box<dyn CheckpointStore>,
         acks: mpsc::UnboundedSender<Json>,
         stats: Arc<Stats>,
@@ -123,16 +125,6 @@ impl Writer {
             .load()
             .map_err(PipelineError::Checkpoint)?
             .unwrap_or_default();
-        let mut sinks = sinks;
-        for slot in &mut sinks {
-            let name = slot.sink.name().to_owned();
-            slot.sink
-                .recover(checkpoint.sinks.get(&name))
-                .map_err(|error| PipelineError::Sink { name, error })?;
-        }
-        dead_letters
-            .recover(checkpoint.sinks.get(dead_letters.name()))
-            .map_err(PipelineError::DeadLetter)?;
         let resume = checkpoint.source.clone();
         let writer = Writer {
             sinks,
@@ -146,11 +138,14 @@ impl Writer {
         Ok((writer, resume))
     }
 
-    /// Writes every batch from `input` until it closes or a stage fails.
+    /// Brings every sink (and the dead-letter sink) back to the checkpoint,
+    /// then writes every batch from `input` until it closes or a stage
+    /// fails.
     pub fn run(
         mut self,
         input: std::sync::mpsc::Receiver<RoutedBatch>,
     ) -> Result<(), PipelineError> {
+        self.recover()?;
         while let Ok(first) = input.recv() {
             // Write everything already queued, then make it durable once.
             let mut pending: Option<Json> = None;
@@ -184,6 +179,19 @@ impl Writer {
             "Writer stopped after the last checkpoint."
         );
         Ok(())
+    }
+
+    /// Brings every sink and the dead-letter sink back to the checkpoint.
+    fn recover(&mut self) -> Result<(), PipelineError> {
+        for slot in &mut self.sinks {
+            let name = slot.sink.name().to_owned();
+            slot.sink
+                .recover(self.checkpoint.sinks.get(&name))
+                .map_err(|error| PipelineError::Sink { name, error })?;
+        }
+        self.dead_letters
+            .recover(self.checkpoint.sinks.get(self.dead_letters.name()))
+            .map_err(PipelineError::DeadLetter)
     }
 
     /// Delivers one batch to every sink that takes its destinations, and

@@ -30,6 +30,45 @@ pub use plan::{InsertAs, PlanError, Step, StepKind, StepRow, plan};
 
 use crate::own_position::{Held, Ledger, Place, crash_point};
 
+/// A runtime of a target's own, for async drivers called from the writer
+/// thread: `block_on` there, and a drop anywhere (also on an async thread,
+/// where a pipeline that fails to start drops its sinks) that does not
+/// block.
+pub struct TargetRuntime(Option<tokio::runtime::Runtime>);
+
+impl TargetRuntime {
+    /// A current-thread runtime with I/O and timers.
+    pub fn new() -> Result<Self, StageError> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map(|rt| TargetRuntime(Some(rt)))
+            .map_err(|e| StageError::operator(format!("cannot start a sink's runtime: {e}")))
+    }
+
+    /// Runs `future` to completion on this thread.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.0
+            .as_ref()
+            .expect("present until dropped")
+            .block_on(future)
+    }
+}
+
+impl Drop for TargetRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for TargetRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TargetRuntime")
+    }
+}
+
 /// A delivery the target refused, by its number, with the reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refusal {

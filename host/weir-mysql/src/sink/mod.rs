@@ -23,9 +23,10 @@ pub use config::MysqlSinkConfig;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 use serde_json::Value as Json;
-use tokio::runtime::Runtime;
 use tracing::info;
-use weir_connect::apply::{ApplySink, CheckpointRow, Step, StepFailure, StepKind, Target};
+use weir_connect::apply::{
+    ApplySink, CheckpointRow, Step, StepFailure, StepKind, Target, TargetRuntime,
+};
 use weir_connect::own_position::{Held, Place};
 use weir_core::{ErrorKind, StageError};
 
@@ -43,7 +44,7 @@ pub struct MysqlTarget {
     name: String,
     pipeline: String,
     config: MysqlSinkConfig,
-    runtime: Runtime,
+    runtime: TargetRuntime,
     conn: Option<Connection>,
 }
 
@@ -77,10 +78,7 @@ impl MysqlTarget {
         name: &str,
         pipeline: &str,
     ) -> Result<MysqlSink, StageError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StageError::operator(format!("cannot start the sink's runtime: {e}")))?;
+        let runtime = TargetRuntime::new()?;
         let target = MysqlTarget {
             name: name.to_owned(),
             pipeline: pipeline.to_owned(),

@@ -16,11 +16,12 @@ use std::collections::HashMap;
 
 pub use config::PostgresSinkConfig;
 use serde_json::Value as Json;
-use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 use tracing::info;
-use weir_connect::apply::{ApplySink, CheckpointRow, Step, StepFailure, StepKind, Target};
+use weir_connect::apply::{
+    ApplySink, CheckpointRow, Step, StepFailure, StepKind, Target, TargetRuntime,
+};
 use weir_connect::own_position::{Held, Place};
 use weir_core::{ErrorKind, StageError};
 
@@ -37,7 +38,7 @@ pub struct PostgresTarget {
     name: String,
     pipeline: String,
     config: PostgresSinkConfig,
-    runtime: Runtime,
+    runtime: TargetRuntime,
     conn: Option<Conn>,
 }
 
@@ -60,10 +61,7 @@ impl PostgresTarget {
         name: &str,
         pipeline: &str,
     ) -> Result<PostgresSink, StageError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StageError::operator(format!("cannot start the sink's runtime: {e}")))?;
+        let runtime = TargetRuntime::new()?;
         let target = PostgresTarget {
             name: name.to_owned(),
             pipeline: pipeline.to_owned(),
