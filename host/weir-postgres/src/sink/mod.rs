@@ -8,6 +8,7 @@
 //! `create_tables` and `evolve_schema` runs inside the apply transaction,
 //! so it commits with the rows.
 
+mod arrays;
 mod config;
 mod tables;
 mod text;
@@ -23,11 +24,12 @@ use weir_connect::apply::{
     ApplySink, CheckpointRow, Step, StepFailure, StepKind, Target, TargetRuntime,
 };
 use weir_connect::own_position::{Held, Place};
-use weir_core::{ErrorKind, StageError};
+use weir_core::{ErrorKind, StageError, Value};
 
+use self::arrays::ColumnArray;
 use self::config::split_table;
 use self::tables::Table;
-use self::text::{ident, render};
+use self::text::ident;
 use crate::error::sqlstate_kind;
 
 /// The PostgreSQL apply sink.
@@ -296,8 +298,7 @@ impl Target for PostgresTarget {
                     s
                 }
             };
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_param()).collect();
             conn.client.execute(&statement, &refs).await
         });
         result.map(drop).map_err(|e| {
@@ -482,11 +483,9 @@ impl PostgresTarget {
     }
 }
 
-/// A statement's parameters: one `text[]` per column (`None`: SQL NULL).
-type TextArrays = Vec<Vec<Option<String>>>;
-
-/// The statement for `step` on `table`, and its parameters.
-fn statement(table: &Table, step: &Step<'_>) -> Result<(String, TextArrays), String> {
+/// The statement for `step` on `table`, and its parameters: one array per
+/// column.
+fn statement<'a>(table: &Table, step: &Step<'a>) -> Result<(String, Vec<ColumnArray<'a>>), String> {
     if step.kind == StepKind::Truncate {
         return Ok((format!("TRUNCATE {}", table.quoted), Vec::new()));
     }
@@ -521,15 +520,27 @@ fn statement(table: &Table, step: &Step<'_>) -> Result<(String, TextArrays), Str
         .filter(|(_, c)| table.types.contains_key(**c))
         .map(|(i, c)| (i, *c))
         .collect();
-    let params: TextArrays = columns
+    let params: Vec<ColumnArray<'a>> = columns
         .iter()
-        .map(|(i, _)| step.rows.iter().map(|r| render(r.values[*i])).collect())
+        .map(|(i, c)| {
+            let values: Vec<&Value> = step.rows.iter().map(|r| r.values[*i]).collect();
+            ColumnArray::build(&table.types[*c], &values)
+        })
         .collect();
-    let unnest: Vec<String> = (1..=columns.len())
-        .map(|n| format!("${n}::text[]"))
+    let unnest: Vec<String> = params
+        .iter()
+        .zip(&columns)
+        .enumerate()
+        .map(|(n, (p, (_, c)))| format!("${}::{}", n + 1, p.param_type(&table.types[*c])))
         .collect();
     let aliases: Vec<String> = (0..columns.len()).map(|n| format!("c{n}")).collect();
-    let cast = |n: usize, c: &str| format!("u.c{n}::{}", table.types[c]);
+    let cast = |n: usize, c: &str| {
+        if params[n].cast() {
+            format!("u.c{n}::{}", table.types[c])
+        } else {
+            format!("u.c{n}")
+        }
+    };
     let from = format!("unnest({}) AS u({})", unnest.join(", "), aliases.join(", "));
     let sql = match step.kind {
         StepKind::Insert | StepKind::Upsert => {
