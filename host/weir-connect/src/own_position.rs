@@ -34,6 +34,21 @@ pub struct Place {
     pub start_over: String,
 }
 
+impl Place {
+    /// The row of sink `sink` of pipeline `pipeline` in a SQL checkpoint
+    /// table, `home` naming the table.
+    pub fn checkpoint_row(home: String, pipeline: &str, sink: &str) -> Place {
+        Place {
+            home,
+            key: format!("{pipeline}/{sink}"),
+            start_over: format!(
+                "To start over, delete its row (pipeline = '{pipeline}', sink = '{sink}'); the \
+                 tables keep what was applied"
+            ),
+        }
+    }
+}
+
 /// A sink's count of deliveries, reconciled with its target on start.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {

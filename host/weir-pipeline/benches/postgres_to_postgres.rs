@@ -47,9 +47,37 @@ fn main() {
             ))
             .unwrap();
         common::pg_load(&source, n, &["weir", "native", "maria"], shape, load, rows);
-        results.push(weir(&source, &target, n, rows, shape));
+        let db = format!("weir_{n}");
+        results.push(weir_into(
+            &source,
+            "postgres",
+            target.port,
+            &db,
+            Probe::postgres(target.port, &db),
+            &|| count(&target, &db),
+            rows,
+            (shape, "weir -> postgres"),
+        ));
         results.push(native(&source, &target, n, rows, shape));
-        results.push(weir_into_mariadb(&source, &mariadb, n, rows, shape));
+        let db = format!("maria_{n}");
+        let count_maria = || -> u64 {
+            mariadb
+                .sql(&format!("SELECT count(*) FROM {db}.bench"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        results.push(weir_into(
+            &source,
+            "mysql",
+            mariadb.port,
+            &db,
+            Probe::mariadb(mariadb.port, &db),
+            &count_maria,
+            rows,
+            (shape, "weir -> mariadb"),
+        ));
     }
     print_table(&results, "native");
 }
@@ -121,69 +149,38 @@ impl Probe {
     }
 }
 
-/// weir on slot `weir_<n>` in a child process, timed from its start until
-/// the target holds every row (the child itself stops once every row is
-/// handed to the sink, before the last commit).
-fn weir(
+/// weir on slot `<db>` into database `<db>` of the target on `port` (a
+/// `kind` sink), in a child process, timed from its start until `probe`
+/// sees the last row (the child itself stops once every row is handed to
+/// the sink, before the last commit); `count` reads the rows afterwards.
+#[allow(clippy::too_many_arguments)]
+fn weir_into(
     source: &weir_tests::ThrowawayPostgres,
-    target: &weir_tests::ThrowawayPostgres,
-    n: usize,
+    kind: &str,
+    port: u16,
+    db: &str,
+    mut probe: Probe,
+    count: &dyn Fn() -> u64,
     rows: u64,
-    shape: &'static str,
+    (shape, contender): (&'static str, &'static str),
 ) -> Row {
-    let db = format!("weir_{n}");
     let started = Instant::now();
     let mut child = child_process(&[
         &source.port.to_string(),
-        &format!("weir_{n}"),
-        "postgres",
-        &target.port.to_string(),
-        &db,
+        db,
+        kind,
+        &port.to_string(),
+        db,
         &rows.to_string(),
     ]);
-    let mut probe = Probe::postgres(target.port, &db);
     let secs = wait_for_rows(&mut probe, rows, started, &mut || {
         child
             .try_wait()
             .unwrap()
             .is_none_or(|status| status.success())
     });
-    assert_eq!(count(target, &db), rows);
-    finish(child, shape, "weir -> postgres", secs, rows)
-}
-
-/// weir on slot `maria_<n>` into database `maria_<n>` of `mariadb`.
-fn weir_into_mariadb(
-    source: &weir_tests::ThrowawayPostgres,
-    mariadb: &weir_throwaway::ThrowawayMariadb,
-    n: usize,
-    rows: u64,
-    shape: &'static str,
-) -> Row {
-    let started = Instant::now();
-    let mut child = child_process(&[
-        &source.port.to_string(),
-        &format!("maria_{n}"),
-        "mysql",
-        &mariadb.port.to_string(),
-        &format!("maria_{n}"),
-        &rows.to_string(),
-    ]);
-    let mut probe = Probe::mariadb(mariadb.port, &format!("maria_{n}"));
-    let secs = wait_for_rows(&mut probe, rows, started, &mut || {
-        child
-            .try_wait()
-            .unwrap()
-            .is_none_or(|status| status.success())
-    });
-    let count: u64 = mariadb
-        .sql(&format!("SELECT count(*) FROM maria_{n}.bench"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_eq!(count, rows);
-    finish(child, shape, "weir -> mariadb", secs, rows)
+    assert_eq!(count(), rows);
+    finish(child, shape, contender, secs, rows)
 }
 
 fn child_process(args: &[&str]) -> std::process::Child {

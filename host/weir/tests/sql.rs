@@ -51,6 +51,21 @@ fn rows(setup: &Setup, database: &str, columns: &str, table: &str) -> Vec<String
         .collect()
 }
 
+/// Waits until `sql` in database `replica` answers `want`.
+fn wait_for_replica(setup: &Setup, what: &str, sql: &str, want: &str) {
+    wait_until(
+        what,
+        Duration::from_secs(60),
+        || {
+            setup
+                .server
+                .psql("replica", sql)
+                .is_ok_and(|got| got.trim() == want)
+        },
+        setup,
+    );
+}
+
 /// Waits until weir exits by itself (an operator error) and returns its
 /// log.
 fn wait_for_stop(mut child: std::process::Child, setup: &Setup) -> String {
@@ -90,16 +105,11 @@ fn postgres_sink_applies_every_change_once_across_kill_9() {
     );
     let config = sql_config(&setup, "create_tables = true");
     let child = setup.start(&config);
-    wait_until(
-        "the snapshot in the replica",
-        Duration::from_secs(60),
-        || {
-            setup
-                .server
-                .psql("replica", "SELECT count(*) FROM items")
-                .is_ok_and(|n| n.trim() == "201")
-        },
+    wait_for_replica(
         &setup,
+        "the snapshot in the replica",
+        "SELECT count(*) FROM items",
+        "201",
     );
     let stop = Arc::new(AtomicBool::new(false));
     let made = Arc::new(AtomicU64::new(0));
@@ -314,16 +324,11 @@ fn postgres_sink_stops_on_what_an_operator_must_fix_and_sets_bad_rows_aside() {
     // ... unless the sink may add it.
     let config = sql_config(&setup, "evolve_schema = true");
     let child = setup.start(&config);
-    wait_until(
-        "the new column in the replica",
-        Duration::from_secs(60),
-        || {
-            setup
-                .server
-                .psql("replica", "SELECT tag FROM docs WHERE id = 4")
-                .is_ok_and(|t| t.trim() == "new")
-        },
+    wait_for_replica(
         &setup,
+        "the new column in the replica",
+        "SELECT tag FROM docs WHERE id = 4",
+        "new",
     );
     terminate(child, &setup);
     assert_eq!(
@@ -618,7 +623,7 @@ fn two_databases_replicate_both_ways_without_sending_changes_back() {
     };
     let east_to_west = one_way(&setup, "e2w", "east", "west");
     let west_to_east = one_way(&setup, "w2e", "west", "east");
-    let mut children = [spawn(&east_to_west), spawn(&west_to_east)];
+    let children = [spawn(&east_to_west), spawn(&west_to_east)];
     let log = |config: &PathBuf| {
         std::fs::read_to_string(config.with_extension("log")).unwrap_or_default()
     };
@@ -644,33 +649,22 @@ fn two_databases_replicate_both_ways_without_sending_changes_back() {
             )
             .unwrap();
     }
-    let table = |db: &str| rows(&setup, db, "id, v, region", "items");
-    wait_until(
-        "both regions to hold both regions' rows",
-        Duration::from_secs(60),
-        || table("east").len() == 100 && table("east") == table("west"),
+    settle_both_ways(
         &setup,
+        &|db| rows(&setup, db, "id, v, region", "items"),
+        &|db, pipeline| {
+            setup
+                .server
+                .psql(
+                    db,
+                    &format!(
+                        "SELECT delivered FROM weir_checkpoints WHERE pipeline = '{pipeline}'"
+                    ),
+                )
+                .unwrap()
+        },
+        children,
     );
-    // Nothing comes back: each sink was handed exactly the other region's
-    // 100 changes, and after a pause still is.
-    std::thread::sleep(Duration::from_secs(2));
-    for (db, pipeline) in [("west", "e2w"), ("east", "w2e")] {
-        let delivered = setup
-            .server
-            .psql(
-                db,
-                &format!("SELECT delivered FROM weir_checkpoints WHERE pipeline = '{pipeline}'"),
-            )
-            .unwrap();
-        assert_eq!(delivered.trim(), "100", "{pipeline} into {db}");
-    }
-    assert_eq!(table("east"), table("west"));
-    for child in &mut children {
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        assert!(child.wait().unwrap().success());
-    }
 }
 
 #[test]
@@ -712,7 +706,7 @@ fn two_mariadb_databases_replicate_both_ways_without_sending_changes_back() {
             .spawn()
             .unwrap()
     };
-    let mut children = [
+    let children = [
         one_way("e2w", "east", "west"),
         one_way("w2e", "west", "east"),
     ];
@@ -739,20 +733,43 @@ fn two_mariadb_databases_replicate_both_ways_without_sending_changes_back() {
             ))
             .unwrap();
     }
+    settle_both_ways(
+        &setup,
+        &table,
+        &|db, pipeline| {
+            mariadb
+                .sql(&format!(
+                    "SELECT delivered FROM {db}.weir_checkpoints WHERE pipeline = '{pipeline}'"
+                ))
+                .unwrap()
+        },
+        children,
+    );
+}
+
+/// Waits until `east` and `west` (as `table` reads them) hold both sides'
+/// 100 rows alike; checks that each sink was handed exactly the other
+/// side's 100 changes (`delivered` reads a sink's checkpoint row), so
+/// nothing came back, and still was after a pause; stops the pipelines.
+fn settle_both_ways(
+    setup: &Setup,
+    table: &dyn Fn(&str) -> Vec<String>,
+    delivered: &dyn Fn(&str, &str) -> String,
+    mut children: [std::process::Child; 2],
+) {
     wait_until(
-        "both databases to hold both sides' rows",
+        "both sides to hold both sides' rows",
         Duration::from_secs(60),
         || table("east").len() == 100 && table("east") == table("west"),
-        &setup,
+        setup,
     );
     std::thread::sleep(Duration::from_secs(2));
     for (db, pipeline) in [("west", "e2w"), ("east", "w2e")] {
-        let delivered = mariadb
-            .sql(&format!(
-                "SELECT delivered FROM {db}.weir_checkpoints WHERE pipeline = '{pipeline}'"
-            ))
-            .unwrap();
-        assert_eq!(delivered.trim(), "100", "{pipeline} into {db}");
+        assert_eq!(
+            delivered(db, pipeline).trim(),
+            "100",
+            "{pipeline} into {db}"
+        );
     }
     assert_eq!(table("east"), table("west"));
     for child in &mut children {

@@ -62,6 +62,64 @@ pub struct StepRow<'a> {
     pub values: Vec<&'a Value>,
 }
 
+impl<'a> Step<'a> {
+    /// The key's columns.
+    pub fn key(&self) -> &[&'a str] {
+        &self.columns[..self.key_len]
+    }
+
+    /// Checks that a target table keyed by `target_key` (in key order) can
+    /// take this step by its key; the operator's fix when not. `table` and
+    /// `quoted` name the table for the message.
+    pub fn check_key(
+        &self,
+        table: &str,
+        quoted: &str,
+        target_key: &[String],
+    ) -> Result<(), String> {
+        if target_key.is_empty() {
+            return Err(format!(
+                "table `{table}` has no primary key; run `ALTER TABLE {quoted} ADD PRIMARY KEY ({})`",
+                self.key().join(", ")
+            ));
+        }
+        let mut target: Vec<&str> = target_key.iter().map(String::as_str).collect();
+        let mut source = self.key().to_vec();
+        target.sort_unstable();
+        source.sort_unstable();
+        if target != source {
+            return Err(format!(
+                "table `{table}` has primary key ({}), but the source's key is ({}); give the \
+                 target the source's key",
+                target_key.join(", "),
+                self.key().join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// A type for each column, for a table or column the sink creates:
+    /// `type_of` is given the column's first value that is not null (or
+    /// `None` when every row has null) and whether it is a key column.
+    pub fn column_types(
+        &self,
+        type_of: impl Fn(Option<&Value>, bool) -> &'static str,
+    ) -> Vec<(&'a str, &'static str)> {
+        self.columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let first = self
+                    .rows
+                    .iter()
+                    .map(|r| r.values[i])
+                    .find(|v| !matches!(v, Value::Null | Value::Unchanged));
+                (*c, type_of(first, i < self.key_len))
+            })
+            .collect()
+    }
+}
+
 /// Why an event cannot be applied: the event's fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanError {

@@ -161,7 +161,8 @@ impl MysqlTarget {
                 }
             },
         };
-        let missing: Vec<(&str, &'static str)> = inferred_types(step)
+        let missing: Vec<(&str, &'static str)> = step
+            .column_types(column_type)
             .into_iter()
             .filter(|(c, _)| !table.columns.contains(*c) && !table.generated.contains(*c))
             .collect();
@@ -442,18 +443,14 @@ impl Target for MysqlTarget {
     }
 
     fn place(&self) -> Place {
-        Place {
-            home: format!(
+        Place::checkpoint_row(
+            format!(
                 "table `{}.{}`",
                 self.config.database, self.config.checkpoint_table
             ),
-            key: format!("{}/{}", self.pipeline, self.name),
-            start_over: format!(
-                "To start over, delete its row (pipeline = '{}', sink = '{}'); the tables keep \
-                 what was applied",
-                self.pipeline, self.name
-            ),
-        }
+            &self.pipeline,
+            &self.name,
+        )
     }
 
     fn max_rows(&self) -> usize {
@@ -461,28 +458,11 @@ impl Target for MysqlTarget {
     }
 }
 
-/// The type of each of the step's columns, from the first non-null value
-/// in its rows (text when every row has null).
-fn inferred_types<'a>(step: &Step<'a>) -> Vec<(&'a str, &'static str)> {
-    step.columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let key = i < step.key_len;
-            let ty = step
-                .rows
-                .iter()
-                .find_map(|r| column_type(r.values[i], key))
-                .unwrap_or(if key { "VARCHAR(255)" } else { "LONGTEXT" });
-            (*c, ty)
-        })
-        .collect()
-}
-
-/// `CREATE DATABASE IF NOT EXISTS ...; CREATE TABLE ...` for a table that
-/// takes the step's rows, keyed by the step's key columns.
+/// `CREATE TABLE ...` for a table that takes the step's rows, keyed by the
+/// step's key columns.
 fn create_statement(database: &str, table: &str, step: &Step<'_>) -> String {
-    let columns: Vec<String> = inferred_types(step)
+    let columns: Vec<String> = step
+        .column_types(column_type)
         .into_iter()
         .enumerate()
         .map(|(i, (c, ty))| {
@@ -512,29 +492,8 @@ fn statements(table: &Table, step: &Step<'_>) -> Result<Vec<Result<String, Strin
         // `TRUNCATE` would commit the apply transaction.
         return Ok(vec![Ok(format!("DELETE FROM {}", table.quoted))]);
     }
-    let key: Vec<&str> = step.columns[..step.key_len].to_vec();
-    if table.key.is_empty() {
-        let quoted: Vec<String> = key.iter().map(|c| ident(c)).collect();
-        return Err(format!(
-            "table `{}` has no primary key; run `ALTER TABLE {} ADD PRIMARY KEY ({})`",
-            table.name,
-            table.quoted,
-            quoted.join(", ")
-        ));
-    }
-    let mut target_key: Vec<&str> = table.key.iter().map(String::as_str).collect();
-    let mut source_key = key.clone();
-    target_key.sort_unstable();
-    source_key.sort_unstable();
-    if target_key != source_key {
-        return Err(format!(
-            "table `{}` has primary key ({}), but the source's key is ({}); give the target the \
-             source's key",
-            table.name,
-            table.key.join(", "),
-            key.join(", ")
-        ));
-    }
+    let key = step.key();
+    step.check_key(&table.name, &table.quoted, &table.key)?;
     let columns: Vec<(usize, &str)> = step
         .columns
         .iter()

@@ -67,12 +67,13 @@ fn hex(bytes: &[u8], out: &mut String) {
     out.push('\'');
 }
 
-/// The column type `create_tables` and `evolve_schema` give a value kind
-/// (`docs/sql-sinks.md`); key columns get indexable types. `None` for a
-/// null, which says nothing.
-pub(crate) fn column_type(value: &Value, key: bool) -> Option<&'static str> {
-    Some(match value {
-        Value::Null | Value::Unchanged => return None,
+/// The column type `create_tables` and `evolve_schema` give a column
+/// whose first value is `value` (`docs/sql-sinks.md`); key columns get
+/// indexable types; text when every value is null.
+pub(crate) fn column_type(value: Option<&Value>, key: bool) -> &'static str {
+    match value.unwrap_or(&Value::Null) {
+        Value::Null | Value::Unchanged if key => "VARCHAR(255)",
+        Value::Null | Value::Unchanged => "LONGTEXT",
         Value::Boolean(_) => "BOOLEAN",
         Value::Int(_) => "BIGINT",
         Value::Float(_) => "DOUBLE",
@@ -86,7 +87,7 @@ pub(crate) fn column_type(value: &Value, key: bool) -> Option<&'static str> {
         Value::Time(_) => "TIME(6)",
         Value::Timestamp(_) | Value::Timestamptz(_) => "DATETIME(6)",
         Value::Uuid(_) => "CHAR(36)",
-    })
+    }
 }
 
 /// `name` as a quoted identifier.

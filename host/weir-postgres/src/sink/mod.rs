@@ -370,18 +370,14 @@ impl Target for PostgresTarget {
     }
 
     fn place(&self) -> Place {
-        Place {
-            home: format!(
+        Place::checkpoint_row(
+            format!(
                 "table `{}` in database `{}`",
                 self.config.checkpoint_table, self.config.database
             ),
-            key: format!("{}/{}", self.pipeline, self.name),
-            start_over: format!(
-                "To start over, delete its row (pipeline = '{}', sink = '{}'); the tables keep \
-                 what was applied",
-                self.pipeline, self.name
-            ),
-        }
+            &self.pipeline,
+            &self.name,
+        )
     }
 
     fn max_rows(&self) -> usize {
@@ -489,29 +485,8 @@ fn statement<'a>(table: &Table, step: &Step<'a>) -> Result<(String, Vec<ColumnAr
     if step.kind == StepKind::Truncate {
         return Ok((format!("TRUNCATE {}", table.quoted), Vec::new()));
     }
-    let key: Vec<&str> = step.columns[..step.key_len].to_vec();
-    if table.key.is_empty() {
-        let quoted: Vec<String> = key.iter().map(|c| ident(c)).collect();
-        return Err(format!(
-            "table `{}` has no primary key; run `ALTER TABLE {} ADD PRIMARY KEY ({})`",
-            table.name,
-            table.quoted,
-            quoted.join(", ")
-        ));
-    }
-    let mut sorted_target: Vec<&str> = table.key.iter().map(String::as_str).collect();
-    let mut sorted_source = key.clone();
-    sorted_target.sort_unstable();
-    sorted_source.sort_unstable();
-    if sorted_target != sorted_source {
-        return Err(format!(
-            "table `{}` has primary key ({}), but the source's key is ({}); give the target the \
-             source's key",
-            table.name,
-            table.key.join(", "),
-            key.join(", ")
-        ));
-    }
+    let key = step.key();
+    step.check_key(&table.name, &table.quoted, &table.key)?;
     // Generated columns are the server's to compute.
     let columns: Vec<(usize, &str)> = step
         .columns

@@ -70,27 +70,11 @@ pub(crate) async fn describe(
     }))
 }
 
-/// The type of each of the step's columns, from the first non-null value
-/// in its rows (`text` when every row has null).
-fn inferred_types<'a>(step: &Step<'a>) -> Vec<(&'a str, &'static str)> {
-    step.columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let ty = step
-                .rows
-                .iter()
-                .find_map(|r| column_type(r.values[i]))
-                .unwrap_or("text");
-            (*c, ty)
-        })
-        .collect()
-}
-
 /// `CREATE SCHEMA IF NOT EXISTS ...; CREATE TABLE ...` for a table that
 /// takes the step's rows, keyed by the step's key columns.
 pub(crate) fn create_statement(schema: &str, table: &str, step: &Step<'_>) -> String {
-    let columns: Vec<String> = inferred_types(step)
+    let columns: Vec<String> = step
+        .column_types(column_type)
         .into_iter()
         .map(|(c, ty)| format!("{} {ty}", ident(c)))
         .collect();
@@ -111,7 +95,7 @@ pub(crate) fn create_statement(schema: &str, table: &str, step: &Step<'_>) -> St
 /// `ALTER TABLE ... ADD COLUMN ...` for each of the step's columns the
 /// table lacks; empty when it lacks none.
 pub(crate) fn missing_columns<'a>(table: &Table, step: &Step<'a>) -> Vec<(&'a str, &'static str)> {
-    inferred_types(step)
+    step.column_types(column_type)
         .into_iter()
         .filter(|(c, _)| !table.types.contains_key(*c) && !table.generated.iter().any(|g| g == c))
         .collect()

@@ -36,11 +36,13 @@ pub(crate) fn render(value: &Value) -> Option<String> {
     })
 }
 
-/// The column type `create_tables` and `evolve_schema` give a value kind
-/// (`docs/sql-sinks.md` lists them); `None` for a null, which says nothing.
-pub(crate) fn column_type(value: &Value) -> Option<&'static str> {
-    Some(match value {
-        Value::Null | Value::Unchanged => return None,
+/// The column type `create_tables` and `evolve_schema` give a column
+/// whose first value is `value` (`docs/sql-sinks.md` lists them); `text`
+/// when every value is null.
+pub(crate) fn column_type(value: Option<&Value>, _key: bool) -> &'static str {
+    let Some(value) = value else { return "text" };
+    match value {
+        Value::Null | Value::Unchanged => "text",
         Value::Boolean(_) => "boolean",
         Value::Int(_) => "bigint",
         Value::Float(_) => "double precision",
@@ -53,7 +55,7 @@ pub(crate) fn column_type(value: &Value) -> Option<&'static str> {
         Value::Timestamp(_) => "timestamp",
         Value::Timestamptz(_) => "timestamptz",
         Value::Uuid(_) => "uuid",
-    })
+    }
 }
 
 /// `name` as a quoted SQL identifier.
