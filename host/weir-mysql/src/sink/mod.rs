@@ -18,6 +18,7 @@ mod config;
 mod text;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 pub use config::MysqlSinkConfig;
 use mysql_async::prelude::Queryable;
@@ -54,7 +55,7 @@ struct Connection {
     open: bool,
     savepoint: bool,
     /// Target tables by destination.
-    tables: HashMap<String, Table>,
+    tables: HashMap<String, Arc<Table>>,
 }
 
 /// A target table, read from `information_schema`.
@@ -69,6 +70,13 @@ struct Table {
     generated: HashSet<String>,
     /// The primary key's columns, in key order.
     key: Vec<String>,
+}
+
+impl Table {
+    /// Whether the table has no column `name` at all.
+    fn lacks(&self, name: &str) -> bool {
+        !self.columns.contains(name) && !self.generated.contains(name)
+    }
 }
 
 impl MysqlTarget {
@@ -132,19 +140,24 @@ impl MysqlTarget {
     /// The step's table, read once per connection. Where it is missing or
     /// lacks a column and the config allows the DDL: rolls back, runs the
     /// DDL and asks for a restart (see the module docs).
-    fn table(&mut self, step: &Step<'_>) -> Result<Option<Table>, StageError> {
-        let (database, table_name) = self.target_of(step.destination)?;
+    fn table(&mut self, step: &Step<'_>) -> Result<Option<Arc<Table>>, StageError> {
         let cached = self
             .conn
             .as_ref()
             .expect("connected in recover")
             .tables
             .get(step.destination)
-            .cloned();
+            .map(Arc::clone);
+        if let Some(t) = &cached
+            && !step.columns.iter().any(|c| t.lacks(c))
+        {
+            return Ok(cached);
+        }
+        let (database, table_name) = self.target_of(step.destination)?;
         let table = match cached {
             Some(t) => t,
             None => match self.describe(&database, &table_name)? {
-                Some(t) => t,
+                Some(t) => Arc::new(t),
                 None if !matches!(step.kind, StepKind::Insert | StepKind::Upsert) => {
                     return Ok(None);
                 }
@@ -164,7 +177,7 @@ impl MysqlTarget {
         let missing: Vec<(&str, &'static str)> = step
             .column_types(column_type)
             .into_iter()
-            .filter(|(c, _)| !table.columns.contains(*c) && !table.generated.contains(*c))
+            .filter(|(c, _)| table.lacks(c))
             .collect();
         if let Some((column, _)) = missing.first() {
             if !self.config.evolve_schema {
@@ -185,7 +198,7 @@ impl MysqlTarget {
             .as_mut()
             .expect("connected in recover")
             .tables
-            .insert(step.destination.to_owned(), table.clone());
+            .insert(step.destination.to_owned(), Arc::clone(&table));
         Ok(Some(table))
     }
 

@@ -14,6 +14,7 @@ mod tables;
 mod text;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use config::PostgresSinkConfig;
 use serde_json::Value as Json;
@@ -53,7 +54,7 @@ struct Conn {
     savepoint: bool,
     statements: HashMap<String, Statement>,
     /// Target tables by destination.
-    tables: HashMap<String, Table>,
+    tables: HashMap<String, Arc<Table>>,
 }
 
 impl PostgresTarget {
@@ -394,11 +395,12 @@ impl PostgresTarget {
         step: &Step<'_>,
         schema: &str,
         table_name: &str,
-    ) -> Result<Option<Table>, StageError> {
+    ) -> Result<Option<Arc<Table>>, StageError> {
         let conn = self.conn.as_mut().expect("connected in recover");
-        let cached = conn.tables.get(step.destination).cloned();
+        let cached = conn.tables.get(step.destination).map(Arc::clone);
         let mut table = match cached {
-            Some(t) => t,
+            Some(t) if tables::missing_columns(&t, step).is_empty() => return Ok(Some(t)),
+            Some(t) => Table::clone(&t),
             None => {
                 let described = self
                     .runtime
@@ -445,9 +447,10 @@ impl PostgresTarget {
                 "Added columns to the target table.");
             table = self.describe_again(schema, table_name)?;
         }
+        let table = Arc::new(table);
         let conn = self.conn.as_mut().expect("connected in recover");
         conn.tables
-            .insert(step.destination.to_owned(), table.clone());
+            .insert(step.destination.to_owned(), Arc::clone(&table));
         Ok(Some(table))
     }
 

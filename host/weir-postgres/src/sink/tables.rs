@@ -92,12 +92,16 @@ pub(crate) fn create_statement(schema: &str, table: &str, step: &Step<'_>) -> St
     )
 }
 
-/// `ALTER TABLE ... ADD COLUMN ...` for each of the step's columns the
-/// table lacks; empty when it lacks none.
+/// The step's columns the table lacks, each with the type to add it with;
+/// empty (and no types worked out) when it lacks none, as nearly always.
 pub(crate) fn missing_columns<'a>(table: &Table, step: &Step<'a>) -> Vec<(&'a str, &'static str)> {
+    let lacks = |c: &str| !table.types.contains_key(c) && !table.generated.iter().any(|g| g == c);
+    if !step.columns.iter().any(|c| lacks(c)) {
+        return Vec::new();
+    }
     step.column_types(column_type)
         .into_iter()
-        .filter(|(c, _)| !table.types.contains_key(*c) && !table.generated.iter().any(|g| g == c))
+        .filter(|(c, _)| lacks(c))
         .collect()
 }
 
