@@ -164,28 +164,21 @@ impl<T: Target> ApplySink<T> {
     fn apply(&mut self, events: &[Delivery<'_>]) -> Result<(), (usize, StageError)> {
         let (steps, planned) = plan(events, self.target.max_rows(), InsertAs::Insert);
         let stop = planned.as_ref().map_or(events.len(), |p| p.event);
-        let mut applied = self.attempt(&steps).map_err(|e| (0, e))?;
-        if !applied {
+        let mut failed = self.attempt(&steps).map_err(|e| (0, e))?.is_some();
+        if failed {
             self.target.rollback_to_savepoint().map_err(|e| (0, e))?;
             let (steps, _) = plan(&events[..stop], self.target.max_rows(), InsertAs::Upsert);
-            applied = self.attempt(&steps).map_err(|e| (0, e))?;
+            failed = self.attempt(&steps).map_err(|e| (0, e))?.is_some();
         }
-        if !applied {
+        if failed {
             // Find the event at fault, one event at a time.
             self.target.rollback_to_savepoint().map_err(|e| (0, e))?;
             for (i, d) in events[..stop].iter().enumerate() {
                 let one = [*d];
                 let (steps, _) = plan(&one, 1, InsertAs::Upsert);
-                self.target.savepoint().map_err(|e| (0, e))?;
-                for step in &steps {
-                    match self.target.run(step) {
-                        Ok(()) => {}
-                        Err(f) if f.data => {
-                            self.target.rollback_to_savepoint().map_err(|e| (0, e))?;
-                            return Err((i, f.error));
-                        }
-                        Err(f) => return Err((0, f.error)),
-                    }
+                if let Some(error) = self.attempt(&steps).map_err(|e| (0, e))? {
+                    self.target.rollback_to_savepoint().map_err(|e| (0, e))?;
+                    return Err((i, error));
                 }
             }
         }
@@ -197,18 +190,18 @@ impl<T: Target> ApplySink<T> {
         }
     }
 
-    /// Sets the savepoint and runs `steps`: `Ok(false)` when one failed on
-    /// its data (the caller rolls back to the savepoint).
-    fn attempt(&mut self, steps: &[Step<'_>]) -> Result<bool, StageError> {
+    /// Sets the savepoint and runs `steps`: `Ok(Some(error))` when one
+    /// failed on its data (the caller rolls back to the savepoint).
+    fn attempt(&mut self, steps: &[Step<'_>]) -> Result<Option<StageError>, StageError> {
         self.target.savepoint()?;
         for step in steps {
             match self.target.run(step) {
                 Ok(()) => {}
-                Err(f) if f.data => return Ok(false),
+                Err(f) if f.data => return Ok(Some(f.error)),
                 Err(f) => return Err(f.error),
             }
         }
-        Ok(true)
+        Ok(None)
     }
 }
 
