@@ -63,6 +63,16 @@ pub trait SinkComponent: fmt::Debug + Send + Sync {
     /// The sink, ready for [`Sink::recover`]. Sinks that connect to a server
     /// may connect here.
     fn build(&self, name: &str, cx: &BuildContext) -> Result<Box<dyn Sink>, StageError>;
+    /// Whether the sink can detect and resolve conflicts (active-active,
+    /// `crate::apply::conflict`) with changes from `source_region`; the
+    /// reason when not.
+    fn resolves_conflicts(&self, source_region: &str) -> Result<(), String> {
+        let _ = source_region;
+        Err(
+            "this sink kind does not resolve conflicts; `conflicts` is for `kind = \"postgres\"`"
+                .to_owned(),
+        )
+    }
 }
 
 /// What a component may need from the pipeline when it is built.
@@ -76,6 +86,9 @@ pub struct BuildContext {
     pub max_batch_events: usize,
     /// Most approximate bytes a source puts in one batch.
     pub max_batch_bytes: usize,
+    /// The sink's conflict handling (active-active), when it has a
+    /// `conflicts` section; set per sink.
+    pub conflicts: Option<crate::apply::ConflictSetup>,
 }
 
 /// A table a source captures, as the router sees its events' origin.

@@ -14,6 +14,7 @@
 //! - [`dead_letter`]: the dead-letter file, a sink for events a plugin or a
 //!   sink failed on.
 //! - [`router`]: the built-in template router.
+//! - [`resolver`]: the resolver plugin of an active-active SQL sink.
 //! - [`worker`]: `weir worker`, the plugin stage scaled out on Kafka
 //!   consumer groups.
 
@@ -23,6 +24,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod processor;
 pub mod reload;
+pub mod resolver;
 pub mod router;
 pub mod runner;
 pub mod sinks;

@@ -169,6 +169,11 @@ async fn run_once(
         .with_order(source.positions());
     let mut sinks = Vec::with_capacity(config.sinks.len());
     for s in &config.sinks {
+        let mut cx = cx.clone();
+        cx.conflicts = s
+            .conflicts
+            .as_ref()
+            .map(|c| crate::resolver::setup(engine, c, &s.name, &config.trust, &config.state_dir));
         let sink = s
             .kind
             .component()

@@ -2,6 +2,7 @@
 //! source, run by `weir plugin test` over its golden cases; `inspect`; and
 //! the errors a user sees.
 
+mod active_active;
 mod bundles;
 mod demo;
 mod kafka;

@@ -19,16 +19,28 @@
 //!   to the dead letters. The checkpoint row lists
 //!   the refused deliveries, so a replay refuses them again
 //!   (`docs/decisions/0020-sql-apply.md`).
+//! - **Active-active.** With a [`ConflictSetup`], each source transaction
+//!   is applied in a target transaction of its own, event by event, and
+//!   each event is first compared with the target's row; [`conflict`]
+//!   tells how.
 
+pub mod conflict;
 pub mod plan;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use weir_core::{Delivery, ErrorKind, Sink, StageError};
+use tracing::info;
+use weir_core::{
+    ChangeEvent, Column, Conflict, Delivery, ErrorKind, Op, Sink, SourceInfo, StageError,
+    VersionMeta,
+};
 
+pub use conflict::{ConflictSetup, LocalRow, Resolve, ResolverFactory};
 pub use plan::{InsertAs, PlanError, Step, StepKind, StepRow, plan};
 
-use crate::own_position::{Held, Ledger, Place, crash_point};
+use conflict::{Action, ConflictKind, ConflictLog, Detected, Entry};
+
+use crate::own_position::{self, Held, Ledger, Place, crash_point};
 
 /// A runtime of a target's own, for async drivers called from the writer
 /// thread: `block_on` there, and a drop anywhere (also on an async thread,
@@ -121,6 +133,38 @@ pub trait Target: Send {
     fn place(&self) -> Place;
     /// Most rows in one step.
     fn max_rows(&self) -> usize;
+
+    /// Active-active: opens a transaction (none is open) that replays the
+    /// source transaction of `source`: what it writes carries the source's
+    /// commit time and the session's replication origin.
+    fn begin_replay(&mut self, source: &SourceInfo) -> Result<(), StageError> {
+        let _ = source;
+        Err(StageError::operator(
+            "this sink kind does not resolve conflicts; remove its `conflicts` section",
+        ))
+    }
+
+    /// Active-active: the target's row with `key` in `destination`'s table
+    /// (`None` when there is none, or no table), locked until the commit.
+    fn local_row(
+        &mut self,
+        destination: &str,
+        key: &[Column],
+    ) -> Result<Option<LocalRow>, StageError> {
+        let _ = (destination, key);
+        Err(StageError::operator(
+            "this sink kind does not resolve conflicts; remove its `conflicts` section",
+        ))
+    }
+}
+
+/// An apply sink's conflict handling, once started.
+struct Resolving {
+    setup: ConflictSetup,
+    resolver: Option<Box<dyn Resolve>>,
+    log: ConflictLog,
+    /// The source transaction the open target transaction replays.
+    replaying: Option<(Option<String>, i64)>,
 }
 
 /// See the module docs.
@@ -132,6 +176,10 @@ pub struct ApplySink<T> {
     refused: Vec<Refusal>,
     /// Deliveries the target's last commit refused, for a replay.
     held_refused: Vec<Refusal>,
+    /// Active-active only.
+    resolving: Option<Resolving>,
+    /// The source position of the last flush, for commits between flushes.
+    source: Json,
 }
 
 impl<T> std::fmt::Debug for ApplySink<T> {
@@ -153,7 +201,20 @@ impl<T: Target> ApplySink<T> {
             ledger: Ledger::default(),
             refused: Vec::new(),
             held_refused: Vec::new(),
+            resolving: None,
+            source: Json::Null,
         }
+    }
+
+    /// Resolves conflicts as `setup` says (active-active).
+    pub fn with_conflicts(mut self, setup: ConflictSetup) -> Self {
+        self.resolving = Some(Resolving {
+            log: ConflictLog::new(setup.log.clone()),
+            setup,
+            resolver: None,
+            replaying: None,
+        });
+        self
     }
 
     /// Applies `events` (all counted, none held by the target) under a
@@ -205,6 +266,182 @@ impl<T: Target> ApplySink<T> {
     }
 }
 
+/// The source transaction an event belongs to.
+fn transaction_of(event: &ChangeEvent) -> (Option<String>, i64) {
+    (event.source.txid.clone(), event.source.commit_time_us)
+}
+
+impl<T: Target> ApplySink<T> {
+    /// Active-active: applies `events` (none held by the target) event by
+    /// event, each source transaction in a target transaction of its own.
+    /// On an event's fault, returns its index with the error; the events
+    /// after it are not counted.
+    fn write_resolving(&mut self, events: &[Delivery<'_>]) -> Result<(), (usize, StageError)> {
+        for (i, d) in events.iter().enumerate() {
+            let txn = transaction_of(d.event);
+            let r = self.resolving.as_mut().expect("resolving");
+            if r.replaying.as_ref() != Some(&txn) {
+                if r.replaying.is_some() {
+                    self.commit_replay().map_err(|e| (i, e))?;
+                }
+                self.target
+                    .begin_replay(&d.event.source)
+                    .map_err(|e| (i, e))?;
+                self.resolving.as_mut().expect("resolving").replaying = Some(txn);
+            }
+            self.ledger.count();
+            self.resolve_one(d).map_err(|e| (i, e))?;
+        }
+        Ok(())
+    }
+
+    /// Commits the open replay with the checkpoint row.
+    fn commit_replay(&mut self) -> Result<(), StageError> {
+        let source = self.source.clone();
+        self.commit(&source)?;
+        if let Some(r) = self.resolving.as_mut() {
+            r.replaying = None;
+        }
+        Ok(())
+    }
+
+    /// Writes the checkpoint row (and the conflicts of the transaction)
+    /// and commits.
+    fn commit(&mut self, source: &Json) -> Result<(), StageError> {
+        if let Some(r) = self.resolving.as_mut() {
+            r.log.write()?;
+        }
+        let row = CheckpointRow {
+            held: self.ledger.record(),
+            refused: serde_json::to_string(&self.refused).expect("refusals serialize"),
+        };
+        self.target.commit(&row, source)?;
+        self.ledger.committed();
+        crash_point("WEIR_SQL_CRASH_AFTER", row.held.delivered);
+        Ok(())
+    }
+
+    /// Compares one event with the target's row, settles a conflict, and
+    /// applies what was decided.
+    fn resolve_one(&mut self, d: &Delivery<'_>) -> Result<(), StageError> {
+        let event = d.event;
+        if event.op == Op::Truncate {
+            return self.apply_one(d);
+        }
+        let r = self.resolving.as_ref().expect("resolving");
+        let version_column = r.setup.version_column.clone();
+        let local = self.target.local_row(d.destination, &event.key)?;
+        let detected = conflict::detect(
+            event,
+            local.as_ref().map(|l| l.row.as_slice()),
+            version_column.as_deref(),
+        )
+        .map_err(StageError::operator)?;
+        let kind = match detected {
+            Detected::Apply => return self.apply_one(d),
+            Detected::Holds => return Ok(()),
+            Detected::Conflict(kind) => kind,
+        };
+        let r = self.resolving.as_mut().expect("resolving");
+        let mut incoming = event.clone();
+        if incoming.source.origin.is_none() {
+            incoming.source.origin = Some(r.setup.source_region.clone());
+        }
+        if let Some(l) = &local
+            && l.commit_time_us == Some(event.source.commit_time_us)
+            && conflict::region_of(l.origin.as_deref(), &r.setup.region)
+                == incoming.source.origin.as_deref().unwrap_or_default()
+        {
+            // The row carries this change's own version: it was applied
+            // already (a replay after a crash).
+            return Ok(());
+        }
+        if kind == ConflictKind::DeleteMissing {
+            // Both sides agree the row is gone.
+            let entry = Entry {
+                sink: &self.name,
+                destination: d.destination,
+                kind,
+                local: None,
+                incoming: &incoming,
+                decision: "nothing_to_delete",
+                merged: None,
+                reason: None,
+                resolver: None,
+            };
+            r.log.add(&entry.to_json());
+            return Ok(());
+        }
+        let conflict = Conflict {
+            local_meta: match &local {
+                Some(l) => VersionMeta {
+                    commit_time_us: l.commit_time_us.unwrap_or(0),
+                    origin: Some(conflict::region_of(l.origin.as_deref(), &r.setup.region)),
+                    txid: None,
+                },
+                // A missing row is older than any change.
+                None => VersionMeta::default(),
+            },
+            local: local.map(|l| l.row).unwrap_or_default(),
+            incoming,
+        };
+        let resolver = r.resolver.as_mut().expect("made in recover");
+        let resolution = resolver.resolve(&conflict).map_err(|e| {
+            StageError::event(
+                0,
+                format!(
+                    "resolver {} failed on a {} conflict: {e}",
+                    resolver.version(),
+                    kind.name()
+                ),
+            )
+        })?;
+        let (action, decision, reason) = Action::of(resolution);
+        let merged = match &action {
+            Action::Merged(row) => Some(row.as_slice()),
+            _ => None,
+        };
+        let entry = Entry {
+            sink: &self.name,
+            destination: d.destination,
+            kind,
+            local: Some(&conflict),
+            incoming: event,
+            decision,
+            merged,
+            reason: reason.as_deref(),
+            resolver: Some(resolver.version()),
+        };
+        r.log.add(&entry.to_json());
+        match action {
+            Action::Nothing => Ok(()),
+            Action::Incoming => self.apply_one(d),
+            Action::Merged(row) => {
+                let event = conflict::merged_event(event, row);
+                self.apply_one(&Delivery {
+                    destination: d.destination,
+                    event: &event,
+                })
+            }
+        }
+    }
+
+    /// Applies one event under a savepoint: a failure on its data rolls it
+    /// back and is the event's fault.
+    fn apply_one(&mut self, d: &Delivery<'_>) -> Result<(), StageError> {
+        let one = [*d];
+        let (steps, planned) = plan(&one, 1, InsertAs::Upsert);
+        if let Some(p) = planned {
+            return Err(StageError::event(0, p.reason));
+        }
+        if let Some(error) = self.attempt(&steps)? {
+            self.target.rollback_to_savepoint()?;
+            return Err(error);
+        }
+        Ok(())
+    }
+}
+
 impl<T: Target> Sink for ApplySink<T> {
     fn name(&self) -> &str {
         &self.name
@@ -225,9 +462,31 @@ impl<T: Target> Sink for ApplySink<T> {
                 (Some(row.held), refused)
             }
         };
+        // Resolving, the sink commits each source transaction, so it may
+        // have committed before the pipeline's first checkpoint. With no
+        // checkpoint the source starts again where it first started (an
+        // active-active source takes no snapshot), so the replay hands the
+        // same deliveries first: count off what the target holds.
+        let first_start = own_position::position(0);
+        let position = match (position, held) {
+            (None, Some(h)) if self.resolving.is_some() && h.base == 0 => {
+                info!(sink = %self.name, delivered = h.delivered,
+                    "The target applied changes before the pipeline's first checkpoint; the \
+                     replay skips them.");
+                Some(&first_start)
+            }
+            (p, _) => p,
+        };
         self.ledger = Ledger::recover(position, held, &self.target.place(), &self.name)?;
         self.held_refused = refused;
         self.refused.clear();
+        if let Some(r) = self.resolving.as_mut() {
+            r.replaying = None;
+            r.log.discard();
+            if r.resolver.is_none() {
+                r.resolver = Some(r.setup.resolver.make()?);
+            }
+        }
         Ok(())
     }
 
@@ -247,6 +506,20 @@ impl<T: Target> Sink for ApplySink<T> {
         let rest = &events[start..];
         if rest.is_empty() {
             return Ok(());
+        }
+        if self.resolving.is_some() {
+            return self.write_resolving(rest).map_err(|(at, error)| {
+                if error.kind() != ErrorKind::Event {
+                    return error;
+                }
+                // Counted; the events after it were not.
+                let reason = error.to_string();
+                self.refused.push(Refusal {
+                    delivered: self.ledger.delivered(),
+                    reason: reason.clone(),
+                });
+                StageError::event(start + at, reason)
+            });
         }
         for _ in rest {
             self.ledger.count();
@@ -268,14 +541,12 @@ impl<T: Target> Sink for ApplySink<T> {
     }
 
     fn flush(&mut self, source: &Json) -> Result<Json, StageError> {
+        self.source = source.clone();
         if self.ledger.pending() {
-            let row = CheckpointRow {
-                held: self.ledger.record(),
-                refused: serde_json::to_string(&self.refused).expect("refusals serialize"),
-            };
-            self.target.commit(&row, source)?;
-            self.ledger.committed();
-            crash_point("WEIR_SQL_CRASH_AFTER", row.held.delivered);
+            self.commit(source)?;
+        }
+        if let Some(r) = self.resolving.as_mut() {
+            r.replaying = None;
         }
         self.refused.clear();
         Ok(self.ledger.flushed())

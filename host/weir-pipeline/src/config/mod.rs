@@ -44,7 +44,7 @@ use weir_core::{ChangeEvent, Op, SourceInfo};
 use self::document::{Document, only, without};
 pub use self::plugins::{PluginConfig, RouterConfig, TrustConfig};
 use self::sinks::SinkCommon;
-pub use self::sinks::{SinkConfig, SinkKind};
+pub use self::sinks::{ConflictsConfig, SinkConfig, SinkKind};
 pub use self::source::SourceConfig;
 pub use self::worker::WorkerConfig;
 use crate::processor::PluginSetup;
@@ -218,6 +218,7 @@ impl PipelineConfig {
             state_dir: self.state_dir.clone(),
             max_batch_events: self.pipeline.max_batch_events,
             max_batch_bytes,
+            conflicts: None,
         }
     }
 
@@ -238,6 +239,9 @@ impl PipelineConfig {
         self.source.component_mut().resolve_paths(base_dir);
         for s in &mut self.sinks {
             s.kind.component_mut().resolve_paths(base_dir);
+            if let Some(c) = &mut s.conflicts {
+                c.resolve_paths(base_dir);
+            }
         }
     }
 
@@ -648,6 +652,7 @@ fn read_sink<'t>(
     Some(SinkConfig {
         name: common.name,
         inputs: common.inputs,
+        conflicts: common.conflicts,
         kind: settings?,
     })
 }

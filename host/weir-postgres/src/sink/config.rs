@@ -145,7 +145,21 @@ impl SinkComponent for PostgresSinkConfig {
             self.clone(),
             name,
             &cx.pipeline,
+            cx.conflicts.clone(),
         )?))
+    }
+
+    fn resolves_conflicts(&self, source_region: &str) -> Result<(), String> {
+        let wanted = weir_connect::apply::conflict::origin_of_region(source_region);
+        match &self.replication_origin {
+            None => Ok(()),
+            Some(o) if *o == wanted => Ok(()),
+            Some(o) => Err(format!(
+                "with `conflicts`, the sink marks what it applies with replication origin \
+                 `{wanted}` (from `conflicts.source_region`), but `replication_origin` is `{o}`; \
+                 leave `replication_origin` out"
+            )),
+        }
     }
 }
 

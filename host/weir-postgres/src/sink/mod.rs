@@ -10,6 +10,7 @@
 
 mod arrays;
 mod config;
+mod replay;
 mod tables;
 mod text;
 
@@ -22,15 +23,17 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 use tracing::info;
 use weir_connect::apply::{
-    ApplySink, CheckpointRow, Step, StepFailure, StepKind, Target, TargetRuntime,
+    ApplySink, CheckpointRow, ConflictSetup, LocalRow, Step, StepFailure, StepKind, Target,
+    TargetRuntime,
 };
 use weir_connect::own_position::{Held, Place};
-use weir_core::{ErrorKind, StageError, Value};
+use weir_core::{Column, ErrorKind, SourceInfo, StageError, Value};
 
 use self::arrays::ColumnArray;
 use self::config::split_table;
 use self::tables::Table;
 use self::text::ident;
+use crate::catalog::TypeCache;
 use crate::error::sqlstate_kind;
 
 /// The PostgreSQL apply sink.
@@ -43,6 +46,8 @@ pub struct PostgresTarget {
     config: PostgresSinkConfig,
     runtime: TargetRuntime,
     conn: Option<Conn>,
+    /// The replication origin the session takes, if any.
+    origin: Option<String>,
 }
 
 /// One connection and what it has learned.
@@ -55,24 +60,40 @@ struct Conn {
     statements: HashMap<String, Statement>,
     /// Target tables by destination.
     tables: HashMap<String, Arc<Table>>,
+    /// How the target's column types decode (conflict detection).
+    types: TypeCache,
 }
 
 impl PostgresTarget {
-    /// The sink for `config`; it connects in `Sink::recover`.
+    /// The sink for `config`; it connects in `Sink::recover`. With
+    /// `conflicts` (active-active), the session's replication origin is
+    /// `weir_<source region>` unless the config names one.
     pub fn sink(
         config: PostgresSinkConfig,
         name: &str,
         pipeline: &str,
+        conflicts: Option<ConflictSetup>,
     ) -> Result<PostgresSink, StageError> {
         let runtime = TargetRuntime::new()?;
+        let origin = match (&config.replication_origin, &conflicts) {
+            (None, Some(c)) => Some(weir_connect::apply::conflict::origin_of_region(
+                &c.source_region,
+            )),
+            _ => config.origin(pipeline, name),
+        };
         let target = PostgresTarget {
             name: name.to_owned(),
             pipeline: pipeline.to_owned(),
             config,
             runtime,
             conn: None,
+            origin,
         };
-        Ok(ApplySink::new(name, target))
+        let sink = ApplySink::new(name, target);
+        Ok(match conflicts {
+            Some(c) => sink.with_conflicts(c),
+            None => sink,
+        })
     }
 
     fn checkpoint_quoted(&self) -> String {
@@ -192,7 +213,7 @@ impl Target for PostgresTarget {
         let (schema, _) = split_table(&self.config.checkpoint_table).expect("validated");
         let (pipeline, name) = (self.pipeline.clone(), self.name.clone());
         let user = self.config.user.clone();
-        let origin = self.config.origin(&self.pipeline, &self.name);
+        let origin = self.origin.clone();
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {checkpoint} (\
                 pipeline text NOT NULL, sink text NOT NULL, delivered bigint NOT NULL, \
@@ -207,7 +228,16 @@ impl Target for PostgresTarget {
             tokio::spawn(async move {
                 let _ = connection.await;
             });
-            client.batch_execute(&create).await.map_err(|e| {
+            // Sinks of other pipelines may create the table at the same
+            // moment; the loser of that race finds it there on a retry.
+            let mut created = client.batch_execute(&create).await;
+            if created.as_ref().is_err_and(|e| {
+                e.as_db_error()
+                    .is_some_and(|db| matches!(db.code().code(), "23505" | "42P07"))
+            }) {
+                created = client.batch_execute(&create).await;
+            }
+            created.map_err(|e| {
                 if is_privilege(&e) {
                     StageError::operator(format!(
                         "user `{user}` may not create the checkpoint table; run `GRANT CREATE ON \
@@ -247,6 +277,7 @@ impl Target for PostgresTarget {
             savepoint: false,
             statements: HashMap::new(),
             tables: HashMap::new(),
+            types: TypeCache::default(),
         });
         info!(sink = %self.name, target = %address, database = %self.config.database,
             "Applying to PostgreSQL.");
@@ -383,6 +414,18 @@ impl Target for PostgresTarget {
 
     fn max_rows(&self) -> usize {
         self.config.max_statement_rows
+    }
+
+    fn begin_replay(&mut self, source: &SourceInfo) -> Result<(), StageError> {
+        self.begin_replay_tx(source)
+    }
+
+    fn local_row(
+        &mut self,
+        destination: &str,
+        key: &[Column],
+    ) -> Result<Option<LocalRow>, StageError> {
+        self.local_row_of(destination, key)
     }
 }
 

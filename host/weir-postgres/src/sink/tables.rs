@@ -22,6 +22,9 @@ pub(crate) struct Table {
     pub generated: Vec<String>,
     /// The primary key's columns, in key order.
     pub key: Vec<String>,
+    /// Each writable column's type OID, in table order (for reading rows
+    /// back, as conflict detection does).
+    pub oids: Vec<(String, u32)>,
 }
 
 /// Reads `schema.table` from the catalog; `None` when it does not exist.
@@ -34,7 +37,7 @@ pub(crate) async fn describe(
     let rows = client
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attgenerated <> '', \
-                    COALESCE(array_position(i.indkey::int2[], a.attnum) + 1, 0) \
+                    COALESCE(array_position(i.indkey::int2[], a.attnum) + 1, 0), a.atttypid \
              FROM pg_attribute a \
              LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
@@ -48,6 +51,7 @@ pub(crate) async fn describe(
     let mut types = HashMap::new();
     let mut generated = Vec::new();
     let mut key: Vec<(i32, String)> = Vec::new();
+    let mut oids = Vec::new();
     for row in rows {
         let name: String = row.get(0);
         let position: i32 = row.get(3);
@@ -57,6 +61,7 @@ pub(crate) async fn describe(
         if row.get::<_, bool>(2) {
             generated.push(name);
         } else {
+            oids.push((name.clone(), row.get(4)));
             types.insert(name, row.get(1));
         }
     }
@@ -67,6 +72,7 @@ pub(crate) async fn describe(
         types,
         generated,
         key: key.into_iter().map(|(_, n)| n).collect(),
+        oids,
     }))
 }
 
