@@ -5,6 +5,10 @@
 //! bundled pii-mask and table-router plugins into JSON-lines files while a
 //! workload changes the data. Shows live throughput, then a sample of the
 //! masked output, and removes everything it made.
+//!
+//! With `--active-active`, two throwaway PostgreSQL regions instead, both
+//! taking conflicting writes, and a pipeline per direction that settles
+//! the conflicts with the bundled resolver plugin ([`active_active`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use weir_connect::Phase;
 use weir_pipeline::{PipelineConfig, Stats};
 use weir_throwaway::{ThrowawayMariadb, ThrowawayPostgres};
 
+mod active_active;
 mod kafka;
 mod mariadb;
 mod postgres;
@@ -41,6 +46,11 @@ pub struct DemoArgs {
     /// Kafka-protocol broker (exactly-once, read back at the end).
     #[arg(long, value_enum, default_value_t = DemoSink::Files)]
     sink: DemoSink,
+    /// Instead: two PostgreSQL regions taking conflicting writes, a
+    /// pipeline each way, conflicts settled by the bundled resolver plugin
+    /// (needs resolvers.wasm, from `weir plugin build plugins/resolvers`).
+    #[arg(long, conflicts_with_all = ["source", "sink", "keep"])]
+    active_active: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -117,6 +127,9 @@ impl Workload {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let plugins = std::path::absolute(&args.plugins)?;
+    if args.active_active {
+        return active_active::run(&plugins, args.seconds);
+    }
     let mask = plugins.join("pii_mask.wasm");
     let router = plugins.join("table_router.wasm");
     for p in [&mask, &router] {

@@ -56,3 +56,23 @@ fn demo_into_kafka() {
 fn demo_on_mariadb() {
     demo("mariadb", "files");
 }
+
+#[test]
+fn demo_active_active() {
+    let plugins = Path::new(components::RESOLVERS).parent().unwrap();
+    let out = succeeds(
+        weir()
+            .args(["demo", "--active-active", "--seconds", "2"])
+            .arg("--plugins")
+            .arg(plugins),
+    );
+    assert!(
+        out.contains("conflicts, each settled by the resolver plugin"),
+        "{out}"
+    );
+    assert!(out.contains("update_differs   merged"), "{out}");
+    assert!(
+        out.contains("converged: both regions hold identical rows"),
+        "{out}"
+    );
+}

@@ -3,8 +3,10 @@
 
 use weir_plugin_sdk::{ChangeEvent, Column, Conflict, Op, Resolution, Value};
 
-/// Merges `conflict` for counter columns `counters`.
-pub fn merge(counters: &[String], conflict: &Conflict) -> Resolution {
+/// Merges `conflict` for counter columns `counters`; the other columns take
+/// the incoming values when `incoming_later` (last-writer-wins), else keep
+/// the local ones.
+pub fn merge(counters: &[String], conflict: &Conflict, incoming_later: bool) -> Resolution {
     let incoming = &conflict.incoming;
     if incoming.op == Op::Delete {
         return Resolution::TakeIncoming;
@@ -62,7 +64,7 @@ pub fn merge(counters: &[String], conflict: &Conflict) -> Resolution {
         }
     }
     for c in merged.iter_mut() {
-        if counters.contains(&c.name) {
+        if counters.contains(&c.name) || !incoming_later {
             continue;
         }
         // An unchanged TOAST value says nothing new: the local one stays.

@@ -25,8 +25,10 @@
 //! up instead of overwriting each other. For each counter column the
 //! incoming change's delta, `after - before`, is added to the local value
 //! (exact for ints, float if any of the three values is a float). The
-//! other columns take the incoming after image's value, except unchanged
-//! TOAST values, which keep the local one. The result is
+//! other columns follow last-writer-wins, so that regions converge: when
+//! the incoming change is the later version they take the incoming after
+//! image's value (except unchanged TOAST values, which keep the local
+//! one), otherwise they keep the local values. The result is
 //! `Merged` with the local row's columns in the local row's order
 //! (columns only the incoming row has are not added). An incoming delete
 //! is taken as it is (`TakeIncoming`). A conflict goes to `Review`, with
@@ -81,7 +83,10 @@ impl Resolver for ConflictResolver {
                     .cmp(&version::rank(priority, incoming.origin))
                     .then_with(|| cmp_last_writer(incoming, local))
             }
-            Strategy::Counter(columns) => return Ok(counter::merge(columns, conflict)),
+            Strategy::Counter(columns) => {
+                let later = cmp_last_writer(incoming, local) == Ordering::Greater;
+                return Ok(counter::merge(columns, conflict, later));
+            }
         };
         Ok(match order {
             Ordering::Greater => Resolution::TakeIncoming,

@@ -257,6 +257,43 @@ fn counters_add_the_incoming_delta_to_the_local_value() {
 }
 
 #[test]
+fn counters_keep_the_local_values_of_other_columns_when_the_local_row_is_later() {
+    let local = row(&[
+        ("id", Value::Int(1)),
+        ("likes", Value::Int(10)),
+        ("stock", Value::Int(1)),
+        ("title", Value::Text("local".into())),
+    ]);
+    let before = row(&[
+        ("id", Value::Int(1)),
+        ("likes", Value::Int(7)),
+        ("stock", Value::Int(1)),
+        ("title", Value::Text("old".into())),
+    ]);
+    let after = row(&[
+        ("id", Value::Int(1)),
+        ("likes", Value::Int(9)),
+        ("stock", Value::Int(1)),
+        ("title", Value::Text("incoming".into())),
+    ]);
+    let m = meta(50, Some("eu-west"), Some("7"));
+    let conflict = Conflict {
+        local,
+        local_meta: meta(90, Some("us-east"), Some("3")),
+        incoming: change(Op::Update, &m, Some(before), Some(after)),
+    };
+    assert_eq!(
+        merge(&conflict),
+        Resolution::Merged(row(&[
+            ("id", Value::Int(1)),
+            ("likes", Value::Int(12)),
+            ("stock", Value::Int(1)),
+            ("title", Value::Text("local".into())),
+        ]))
+    );
+}
+
+#[test]
 fn counter_deletes_are_taken_and_missing_before_images_reviewed() {
     let r = row(&[
         ("id", Value::Int(1)),

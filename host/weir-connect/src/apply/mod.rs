@@ -144,6 +144,16 @@ pub trait Target: Send {
         ))
     }
 
+    /// Active-active: marks the open replay with a later commit time,
+    /// `commit_time_us` (a merge that kept a later local version's values
+    /// carries that version).
+    fn restamp(&mut self, commit_time_us: i64) -> Result<(), StageError> {
+        let _ = commit_time_us;
+        Err(StageError::operator(
+            "this sink kind does not resolve conflicts; remove its `conflicts` section",
+        ))
+    }
+
     /// Active-active: the target's row with `key` in `destination`'s table
     /// (`None` when there is none, or no table), locked until the commit.
     fn local_row(
@@ -165,6 +175,9 @@ struct Resolving {
     log: ConflictLog,
     /// The source transaction the open target transaction replays.
     replaying: Option<(Option<String>, i64)>,
+    /// The commit time the open replay must carry, when a merge made it
+    /// later than the source transaction's.
+    restamp: Option<i64>,
 }
 
 /// See the module docs.
@@ -213,6 +226,7 @@ impl<T: Target> ApplySink<T> {
             setup,
             resolver: None,
             replaying: None,
+            restamp: None,
         });
         self
     }
@@ -297,6 +311,9 @@ impl<T: Target> ApplySink<T> {
 
     /// Commits the open replay with the checkpoint row.
     fn commit_replay(&mut self) -> Result<(), StageError> {
+        if let Some(at) = self.resolving.as_mut().and_then(|r| r.restamp.take()) {
+            self.target.restamp(at)?;
+        }
         let source = self.source.clone();
         self.commit(&source)?;
         if let Some(r) = self.resolving.as_mut() {
@@ -397,6 +414,13 @@ impl<T: Target> ApplySink<T> {
             )
         })?;
         let (action, decision, reason) = Action::of(resolution);
+        if matches!(action, Action::Merged(_))
+            && conflict.local_meta.commit_time_us > event.source.commit_time_us
+        {
+            // The merged row is as recent as the later of its two versions.
+            let at = r.restamp.get_or_insert(event.source.commit_time_us);
+            *at = (*at).max(conflict.local_meta.commit_time_us);
+        }
         let merged = match &action {
             Action::Merged(row) => Some(row.as_slice()),
             _ => None,
@@ -482,6 +506,7 @@ impl<T: Target> Sink for ApplySink<T> {
         self.refused.clear();
         if let Some(r) = self.resolving.as_mut() {
             r.replaying = None;
+            r.restamp = None;
             r.log.discard();
             if r.resolver.is_none() {
                 r.resolver = Some(r.setup.resolver.make()?);
@@ -542,6 +567,9 @@ impl<T: Target> Sink for ApplySink<T> {
 
     fn flush(&mut self, source: &Json) -> Result<Json, StageError> {
         self.source = source.clone();
+        if let Some(at) = self.resolving.as_mut().and_then(|r| r.restamp.take()) {
+            self.target.restamp(at)?;
+        }
         if self.ledger.pending() {
             self.commit(source)?;
         }

@@ -48,6 +48,8 @@ pub struct PostgresTarget {
     conn: Option<Conn>,
     /// The replication origin the session takes, if any.
     origin: Option<String>,
+    /// The source LSN the open replay is marked with.
+    replay_lsn: String,
 }
 
 /// One connection and what it has learned.
@@ -88,6 +90,7 @@ impl PostgresTarget {
             runtime,
             conn: None,
             origin,
+            replay_lsn: "0/0".to_owned(),
         };
         let sink = ApplySink::new(name, target);
         Ok(match conflicts {
@@ -230,11 +233,19 @@ impl Target for PostgresTarget {
             });
             // Sinks of other pipelines may create the table at the same
             // moment; the loser of that race finds it there on a retry.
+            // (23505 and 42710 on the table's row type, 42P07 on the table.)
+            let raced = |r: &Result<(), tokio_postgres::Error>| {
+                r.as_ref().is_err_and(|e| {
+                    e.as_db_error()
+                        .is_some_and(|db| matches!(db.code().code(), "23505" | "42P07" | "42710"))
+                })
+            };
             let mut created = client.batch_execute(&create).await;
-            if created.as_ref().is_err_and(|e| {
-                e.as_db_error()
-                    .is_some_and(|db| matches!(db.code().code(), "23505" | "42P07"))
-            }) {
+            for _ in 0..3 {
+                if !raced(&created) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 created = client.batch_execute(&create).await;
             }
             created.map_err(|e| {
@@ -418,6 +429,10 @@ impl Target for PostgresTarget {
 
     fn begin_replay(&mut self, source: &SourceInfo) -> Result<(), StageError> {
         self.begin_replay_tx(source)
+    }
+
+    fn restamp(&mut self, commit_time_us: i64) -> Result<(), StageError> {
+        self.stamp(commit_time_us, false)
     }
 
     fn local_row(

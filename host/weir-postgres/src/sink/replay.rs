@@ -22,30 +22,40 @@ impl PostgresTarget {
     pub(super) fn begin_replay_tx(&mut self, source: &SourceInfo) -> Result<(), StageError> {
         // The origin's progress is Weir's checkpoint row, not this LSN; a
         // source without LSNs (MySQL) replays at 0/0.
-        let lsn = source
+        self.replay_lsn = source
             .position
             .parse::<Lsn>()
             .map_or_else(|_| "0/0".to_owned(), |l| l.to_string());
-        let us = source.commit_time_us;
+        self.stamp(source.commit_time_us, true)
+    }
+
+    /// Marks the open transaction (begun first when `begin`) as committed
+    /// at `us` microseconds since the epoch.
+    pub(super) fn stamp(&mut self, us: i64, begin: bool) -> Result<(), StageError> {
         let at = if us >= 0 {
             SystemTime::UNIX_EPOCH + Duration::from_micros(us.unsigned_abs())
         } else {
             SystemTime::UNIX_EPOCH - Duration::from_micros(us.unsigned_abs())
         };
+        let lsn = &self.replay_lsn;
         let conn = self.conn.as_mut().expect("connected in recover");
         let result = self.runtime.block_on(async {
-            conn.client.batch_execute("BEGIN").await?;
+            if begin {
+                conn.client.batch_execute("BEGIN").await?;
+            }
             conn.client
                 .execute(
                     "SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)",
-                    &[&lsn, &at],
+                    &[lsn, &at],
                 )
                 .await
         });
         match result {
             Ok(_) => {
-                conn.open = true;
-                conn.savepoint = false;
+                if begin {
+                    conn.open = true;
+                    conn.savepoint = false;
+                }
                 Ok(())
             }
             Err(e) => {
