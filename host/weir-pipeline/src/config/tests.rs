@@ -811,12 +811,69 @@ fn the_sql_sink_examples_read_and_validate() {
         })
         .collect();
     assert_eq!(kinds, ["postgres", "mysql"]);
-    let text = std::fs::read_to_string(dir.join("east-to-west.toml")).unwrap();
-    let c = PipelineConfig::from_str(&text, &dir, &env).unwrap_or_else(|e| panic!("{e}"));
+    // The resolver is built by `weir plugin build`; a stand-in file here.
+    let text = std::fs::read_to_string(dir.join("east-to-west.toml"))
+        .unwrap()
+        .replace(
+            "../../target/wasm32-wasip2/release/resolvers.wasm",
+            "plugins/router.wasm",
+        );
+    let fx = Fixture::new();
+    let c = PipelineConfig::from_str(&text, fx.dir.path(), &env).unwrap_or_else(|e| panic!("{e}"));
     let SourceConfig::Postgres(source) = &c.source else {
         panic!("not a postgres source")
     };
     assert_eq!(source.skip_origins, ["weir_*"]);
+    let conflicts = c.sinks[0].conflicts.as_ref().expect("a conflicts section");
+    assert_eq!(
+        (conflicts.region.as_str(), conflicts.source_region.as_str()),
+        ("west", "east")
+    );
+    assert!(conflicts.resolver.path.is_absolute());
+    assert_eq!(conflicts.resolver.config["strategy"], "last-writer-wins");
+    assert_eq!(
+        conflicts.log_path(&c.state_dir, "west"),
+        c.state_dir.join("conflicts-west.jsonl")
+    );
+}
+
+#[test]
+fn conflicts_sections_are_checked() {
+    let fx = Fixture::new();
+    let sink = |extra: &str, conflicts: &str| {
+        format!(
+            "{BASE}\n[[sinks]]\nname = \"db\"\n{extra}\n[sinks.conflicts]\n{conflicts}\n\
+             [sinks.conflicts.resolver]\nname = \"r\"\npath = \"plugins/router.wasm\"\n"
+        )
+    };
+    let pg = "kind = \"postgres\"\nuser = \"u\"\ndatabase = \"d\"";
+    let c = fx
+        .parse(&sink(pg, "region = \"west\"\nsource_region = \"east\""))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.sinks[1].conflicts.is_some());
+    let errors = fx.errors(&sink(
+        "kind = \"file\"\ndir = \"out2\"",
+        "region = \"West\"\nsource_region = \"West\"\nversion_column = \"\"",
+    ));
+    let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "sinks[1].conflicts.region",
+            "sinks[1].conflicts.source_region",
+            "sinks[1].conflicts.source_region",
+            "sinks[1].conflicts.version_column",
+            "sinks[1].conflicts"
+        ],
+        "{errors:?}"
+    );
+    assert!(errors[4].1.contains("`kind = \"postgres\"`"), "{errors:?}");
+    let errors = fx.errors(&sink(
+        &format!("{pg}\nreplication_origin = \"mine\""),
+        "region = \"west\"\nsource_region = \"east\"",
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].1.contains("`weir_east`"), "{errors:?}");
 }
 
 #[test]
