@@ -15,6 +15,7 @@ const COMPONENTS: &[&str] = &[
     "net-client",
     "fs-reader",
     "refuse-router",
+    "trap-resolver",
 ];
 
 fn main() {

@@ -32,6 +32,8 @@ pub mod components {
     pub const FS_READER: &str = env!("WEIR_WASM_FS_READER");
     /// A router that fails every event.
     pub const REFUSE_ROUTER: &str = env!("WEIR_WASM_REFUSE_ROUTER");
+    /// A resolver that traps on a change whose `v` starts with `trap`.
+    pub const TRAP_RESOLVER: &str = env!("WEIR_WASM_TRAP_RESOLVER");
 
     /// A bundled plugin's component by its crate name.
     pub fn bundled(name: &str) -> &'static str {

@@ -75,6 +75,17 @@ struct Direction {
 
 impl Direction {
     fn new(dir: &Path, from: &Region, to: &Region, resolver: &str) -> Direction {
+        Direction::with_resolver(dir, from, to, components::RESOLVERS, resolver)
+    }
+
+    /// A direction whose resolver is the component at `path`.
+    fn with_resolver(
+        dir: &Path,
+        from: &Region,
+        to: &Region,
+        path: &str,
+        resolver: &str,
+    ) -> Direction {
         let name = format!("{}-to-{}", from.name, to.name);
         let dir = dir.join(&name);
         std::fs::create_dir_all(&dir).unwrap();
@@ -95,7 +106,6 @@ impl Direction {
                 to_port = to.server.port,
                 to_name = to.name,
                 from_name = from.name,
-                path = components::RESOLVERS,
             ),
         )
         .unwrap();
@@ -504,4 +514,66 @@ fn three_regions_add_up_counters() {
             r.name
         );
     }
+}
+
+/// Waits for `done`, panicking with the direction's log on a timeout.
+fn wait_for(what: &str, done: impl FnMut() -> bool, direction: &Direction) {
+    wait(what, done, std::slice::from_ref(direction)).unwrap_or_else(|| panic!("{what}"));
+}
+
+#[test]
+fn a_resolver_that_traps_sets_the_change_aside_and_the_sink_goes_on() {
+    let dir = scratch_dir("weir-active-active");
+    let (east, west) = (Region::start("east"), Region::start("west"));
+    let mut d = Direction::with_resolver(&dir, &east, &west, components::TRAP_RESOLVER, "{}");
+    wait_for("streaming", || d.log().contains("Streaming changes"), &d);
+    // West changed rows 1 and 2 on its own (no pipeline brings them east):
+    // east's next changes to them are conflicts.
+    west.sql("UPDATE items SET v = 'west-local' WHERE id IN (1, 2)");
+    east.sql("UPDATE items SET v = 'trap-1' WHERE id = 1");
+    east.sql("UPDATE items SET v = 'taken-2' WHERE id = 2");
+    east.sql("UPDATE items SET v = 'plain-3' WHERE id = 3");
+    let rows = || west.sql("SELECT id, v FROM items WHERE id <= 3 ORDER BY id");
+    wait_for(
+        "the changes after the trap to be applied",
+        || rows() == "1|west-local\n2|taken-2\n3|plain-3\n",
+        &d,
+    );
+    // The change the resolver trapped on is a dead letter, with the reason;
+    // the target kept its row, and the resolver went on (row 2).
+    let letters =
+        std::fs::read_to_string(d.config.parent().unwrap().join("state/dead-letters.jsonl"))
+            .unwrap();
+    let letters: Vec<Json> = letters
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = letters[0].to_string();
+    assert!(letter.contains("trap-1"), "{letter}");
+    assert!(
+        letter.contains("resolver") && letter.contains("trap"),
+        "{letter}"
+    );
+    assert!(
+        d.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "still running"
+    );
+    d.kill_9();
+}
+
+#[test]
+fn a_resolver_of_another_world_stops_the_pipeline_with_the_reason() {
+    let dir = scratch_dir("weir-active-active");
+    let (east, west) = (Region::start("east"), Region::start("west"));
+    let mut d = Direction::with_resolver(&dir, &east, &west, components::PII_MASK, "{}");
+    let mut child = d.child.take().unwrap();
+    wait_for("weir to stop", || child.try_wait().unwrap().is_some(), &d);
+    assert!(!child.wait().unwrap().success());
+    let log = d.log();
+    assert!(log.contains("resolver"), "{log}");
+    assert!(
+        log.contains("transformer") || log.contains("resolve"),
+        "{log}"
+    );
 }
