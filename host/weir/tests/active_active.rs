@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 use weir_tests::{ThrowawayPostgres, components};
 
-use crate::pipeline::scratch_dir;
+use crate::pipeline::{BlockingClient, scratch_dir};
 use crate::weir;
 
 /// Rows every region writes to: few, so that writes collide.
@@ -176,38 +176,6 @@ impl Drop for Direction {
     }
 }
 
-/// A blocking client of a region's `app` database.
-struct Client {
-    runtime: tokio::runtime::Runtime,
-    client: tokio_postgres::Client,
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let client = runtime.block_on(async {
-            let (client, conn) = tokio_postgres::connect(
-                &format!("host=127.0.0.1 port={port} user=postgres dbname=app"),
-                tokio_postgres::NoTls,
-            )
-            .await
-            .unwrap();
-            tokio::spawn(conn);
-            client
-        });
-        Client { runtime, client }
-    }
-
-    fn execute(&mut self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) {
-        self.runtime
-            .block_on(self.client.execute(sql, params))
-            .unwrap();
-    }
-}
-
 /// What the workload changes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Writes {
@@ -228,13 +196,13 @@ fn workload(regions: &[Region], writes: Writes, stop: Arc<AtomicBool>) -> Vec<u6
             let (port, name) = (region.server.port, region.name);
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
-                let mut client = Client::connect(port);
+                let mut client = BlockingClient::connect(port, "app");
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     // Each region walks the rows in its own order, so they
                     // meet on the same rows at the same moments.
                     let id = ((n * (r as u64 + 1) + r as u64) % SHARED_ROWS as u64 + 1) as i64;
-                    match writes {
+                    let result = match writes {
                         Writes::Values => client.execute(
                             "UPDATE items SET v = $1 WHERE id = $2",
                             &[&format!("{name}-{n}"), &id],
@@ -246,7 +214,8 @@ fn workload(regions: &[Region], writes: Writes, stop: Arc<AtomicBool>) -> Vec<u6
                         Writes::Increments => {
                             client.execute("UPDATE items SET n = n + 1 WHERE id = $1", &[&id])
                         }
-                    }
+                    };
+                    result.unwrap();
                     n += 1;
                     std::thread::sleep(Duration::from_millis(4));
                 }
@@ -392,9 +361,19 @@ fn wait(what: &str, mut done: impl FnMut() -> bool, directions: &[Direction]) ->
     Some(())
 }
 
-/// The increments among a region's `writes` under [`Writes::Increments`].
-fn increments(writes: u64) -> u64 {
-    writes - writes / 3
+/// Checks that every region's counters add up to the increments made in
+/// all regions (`load`: each region's writes under [`Writes::Increments`],
+/// of which every third set `v` instead).
+fn assert_counters_add_up(regions: &[Region], load: &[u64]) {
+    let total: u64 = load.iter().map(|&w| w - w / 3).sum();
+    for r in regions {
+        assert_eq!(
+            r.sql("SELECT sum(n) FROM items").trim(),
+            total.to_string(),
+            "{}",
+            r.name
+        );
+    }
 }
 
 /// The conflicts every direction logged, by decision.
@@ -477,15 +456,7 @@ fn two_regions_add_up_counters() {
     );
     let by = decisions(&directions);
     assert!(by.get("merged").copied().unwrap_or(0) > 0, "{by:?}");
-    let total: u64 = load.iter().map(|&w| increments(w)).sum();
-    for r in &regions {
-        assert_eq!(
-            r.sql("SELECT sum(n) FROM items").trim(),
-            total.to_string(),
-            "{}",
-            r.name
-        );
-    }
+    assert_counters_add_up(&regions, &load);
 }
 
 #[test]
@@ -505,15 +476,7 @@ fn three_regions_add_up_counters() {
         "{ strategy = \"counter\", columns = [\"n\"] }",
         Writes::Increments,
     );
-    let total: u64 = load.iter().map(|&w| increments(w)).sum();
-    for r in &regions {
-        assert_eq!(
-            r.sql("SELECT sum(n) FROM items").trim(),
-            total.to_string(),
-            "{}",
-            r.name
-        );
-    }
+    assert_counters_add_up(&regions, &load);
 }
 
 /// Waits for `done`, panicking with the direction's log on a timeout.

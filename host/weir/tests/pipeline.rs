@@ -962,3 +962,38 @@ fn a_router_plugin_is_hot_reloaded_too_and_a_bad_one_rolled_back() {
     let destinations: Vec<String> = read_output(&setup.out()).into_keys().collect();
     assert_eq!(destinations, ["items"]);
 }
+
+/// A blocking client of database `db` of a throwaway server on `port`, for
+/// workloads running on plain threads.
+pub(crate) struct BlockingClient {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl BlockingClient {
+    pub(crate) fn connect(port: u16, db: &str) -> BlockingClient {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = runtime.block_on(async {
+            let (client, conn) = tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={port} user=postgres dbname={db}"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            .unwrap();
+            tokio::spawn(conn);
+            client
+        });
+        BlockingClient { runtime, client }
+    }
+
+    pub(crate) fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.runtime.block_on(self.client.execute(sql, params))
+    }
+}

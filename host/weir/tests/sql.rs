@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use weir_throwaway::ThrowawayMariadb;
 
-use crate::pipeline::{Setup, kill_9_at_random, paced_workload, terminate, wait_until};
+use crate::pipeline::{
+    BlockingClient, Setup, kill_9_at_random, paced_workload, terminate, wait_until,
+};
 use crate::weir;
 
 /// A config with one PostgreSQL sink into database `replica`; `sink_extra`
@@ -200,7 +202,7 @@ fn postgres_sink_applies_every_change_once_across_kill_9() {
 fn counter_workload(setup: &Setup, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     let port = setup.server.port;
     std::thread::spawn(move || {
-        let mut client = postgres_client(port);
+        let mut client = BlockingClient::connect(port, "db");
         let mut n = 0u64;
         while !stop.load(Ordering::Relaxed) {
             client
@@ -214,40 +216,6 @@ fn counter_workload(setup: &Setup, stop: Arc<AtomicBool>) -> std::thread::JoinHa
         }
         n
     })
-}
-
-/// A blocking client of database `db`.
-fn postgres_client(port: u16) -> BlockingClient {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = runtime.block_on(async {
-        let (client, conn) = tokio_postgres::connect(
-            &format!("host=127.0.0.1 port={port} user=postgres dbname=db"),
-            tokio_postgres::NoTls,
-        )
-        .await
-        .unwrap();
-        tokio::spawn(conn);
-        client
-    });
-    BlockingClient { runtime, client }
-}
-
-struct BlockingClient {
-    runtime: tokio::runtime::Runtime,
-    client: tokio_postgres::Client,
-}
-
-impl BlockingClient {
-    fn execute(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<u64, tokio_postgres::Error> {
-        self.runtime.block_on(self.client.execute(sql, params))
-    }
 }
 
 #[test]
