@@ -125,6 +125,31 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             let _ = stop_tx.send(true);
         });
         let stats = Arc::new(Stats::default());
+        let admin = match &config.admin {
+            None => None,
+            Some(a) => {
+                let tokens = a.tokens().map_err(|e| anyhow::anyhow!(e))?;
+                let started = weir_admin::start(
+                    a.socket_addr(),
+                    tokens,
+                    &config.name,
+                    config.state_dir.clone(),
+                    Arc::clone(&stats),
+                    stop_rx.clone(),
+                )
+                .await;
+                match started {
+                    Ok(handle) => Some(handle),
+                    Err(e) => {
+                        eprintln!(
+                            "error: pipeline `{}`: the admin API cannot listen on {}: {e}",
+                            config.name, a.address
+                        );
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+        };
         let reporter = tokio::spawn(report_progress(Arc::clone(&stats), Duration::from_secs(10)));
         info!(pipeline = %config.name, "Pipeline starting.");
         for warning in config.warnings() {
@@ -132,6 +157,9 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         }
         let result = weir_pipeline::run(&config, stop_rx, Arc::clone(&stats)).await;
         reporter.abort();
+        if let Some(admin) = admin {
+            admin.abort();
+        }
         match result {
             Ok(()) => {
                 info!(

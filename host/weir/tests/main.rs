@@ -3,6 +3,7 @@
 //! the errors a user sees.
 
 mod active_active;
+mod admin;
 mod bundles;
 mod demo;
 mod kafka;

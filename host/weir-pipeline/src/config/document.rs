@@ -26,7 +26,7 @@ use super::interpolate::interpolate;
 const MAX_ERRORS_PER_SECTION: usize = 32;
 
 /// Top-level sections in the order their errors are reported.
-const SECTION_ORDER: [&str; 8] = [
+const SECTION_ORDER: [&str; 9] = [
     "name",
     "state_dir",
     "source",
@@ -35,6 +35,7 @@ const SECTION_ORDER: [&str; 8] = [
     "sinks",
     "pipeline",
     "trust",
+    "admin",
 ];
 
 /// A parsed config text with its interpolated values, and the errors found

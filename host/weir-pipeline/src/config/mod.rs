@@ -25,6 +25,7 @@
 //! `router.template` and `router.plugin` is set, and every path is
 //! resolved.
 
+mod admin;
 mod document;
 mod interpolate;
 mod kinds;
@@ -41,6 +42,7 @@ use weir_connect::{BuildContext, Checker};
 pub use weir_connect::{ConfigError, ConfigErrors};
 use weir_core::{ChangeEvent, Op, SourceInfo};
 
+pub use self::admin::{AdminConfig, Tokens};
 use self::document::{Document, only, without};
 pub use self::plugins::{PluginConfig, RouterConfig, TrustConfig};
 use self::sinks::SinkCommon;
@@ -75,6 +77,8 @@ pub struct PipelineConfig {
     pub pipeline: PipelineSettings,
     /// Which plugins may load.
     pub trust: TrustConfig,
+    /// The admin API and metrics endpoint; off when absent.
+    pub admin: Option<AdminConfig>,
 }
 
 /// The top-level fields that are neither the source nor a sink.
@@ -91,6 +95,8 @@ struct TopLevel {
     pipeline: PipelineSettings,
     #[serde(default)]
     trust: TrustConfig,
+    #[serde(default)]
+    admin: Option<AdminConfig>,
 }
 
 /// Batching and backpressure.
@@ -237,6 +243,9 @@ impl PipelineConfig {
             &mut self.router,
         );
         self.source.component_mut().resolve_paths(base_dir);
+        if let Some(a) = &mut self.admin {
+            a.resolve_paths(base_dir);
+        }
         for s in &mut self.sinks {
             s.kind.component_mut().resolve_paths(base_dir);
             if let Some(c) = &mut s.conflicts {
@@ -297,6 +306,11 @@ impl PipelineConfig {
         }
 
         self.pipeline.validate(c);
+        if let Some(a) = &self.admin {
+            let mut section = Checker::new("admin");
+            a.validate(&mut section);
+            c.absorb(section);
+        }
     }
 
     /// Problems that do not stop the pipeline but probably are mistakes:
@@ -504,6 +518,7 @@ impl Sections {
                 sinks,
                 pipeline: top.pipeline,
                 trust: top.trust,
+                admin: top.admin,
             }),
             (top, source, _) => Err(Box::new(Sections {
                 top,

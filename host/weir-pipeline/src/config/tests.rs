@@ -887,3 +887,42 @@ fn sql_sink_problems_are_reported_with_their_paths() {
     assert!(err.contains("sinks[1].user: must not be empty"), "{err}");
     assert!(err.contains("sinks[1].checkpoint_table"), "{err}");
 }
+
+#[test]
+fn admin_sections_are_checked() {
+    let fx = Fixture::new();
+    let c = fx
+        .parse(&format!(
+            "{BASE}\n[admin]\naddress = \"127.0.0.1:9187\"\nadmin_token = \"${{PGPASSWORD}}-0123456789\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let admin = c.admin.as_ref().expect("an admin section");
+    assert_eq!(admin.socket_addr().port(), 9187);
+    assert!(admin.tokens().unwrap().admin.is_some());
+    assert!(
+        !format!("{c:?}").contains("hunter2"),
+        "the token shows in Debug"
+    );
+    let errors = fx.errors(&format!(
+        "{BASE}\n[admin]\naddress = \"localhost\"\nread_token = \"short\"\n\
+         admin_token = \"short\"\nadmin_token_file = \"t\"\n"
+    ));
+    let paths: Vec<&str> = errors.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "admin.address",
+            "admin.admin_token",
+            "admin.read_token",
+            "admin.admin_token",
+            "admin.read_token"
+        ],
+        "{errors:?}"
+    );
+    let errors = fx.errors(&format!("{BASE}\n[admin]\naddress = \"127.0.0.1:1\"\n"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].1.contains("never runs without a token"),
+        "{errors:?}"
+    );
+}

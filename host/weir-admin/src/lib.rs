@@ -1,0 +1,226 @@
+//! The admin API of `weir run` (`[admin]` in the pipeline config,
+//! `docs/operations.md`), on one address:
+//!
+//! - `GET /health`: the process answers (no token);
+//! - `GET /ready`: the source is reading (snapshot or streaming), else
+//!   503 (no token);
+//! - `GET /metrics`: Prometheus metrics in the OpenMetrics text format (no
+//!   token, as scrapers expect; [`metrics`]);
+//! - `GET /v1/status` (read or admin token): the pipeline's state,
+//!   position and counters;
+//! - `POST /v1/reload` (admin token): reloads changed plugins, as
+//!   `weir plugin reload` does.
+//!
+//! Tokens come as `Authorization: Bearer <token>` and are compared in
+//! constant time; none or an unknown one is 401, a read token on an
+//! admin endpoint 403. Tokens are never logged.
+
+pub mod metrics;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::sync::watch;
+use tracing::info;
+use weir_connect::Phase;
+use weir_pipeline::Stats;
+use weir_pipeline::config::Tokens;
+
+/// What the API serves.
+#[derive(Clone)]
+struct Api {
+    pipeline: String,
+    state_dir: PathBuf,
+    stats: Arc<Stats>,
+    tokens: Tokens,
+    metrics: Arc<prometheus_client::registry::Registry>,
+    started: Instant,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    Read,
+    Admin,
+}
+
+/// Listens on `address` (an error when it cannot) and serves the API for
+/// pipeline `pipeline` until `shutdown` becomes true.
+pub async fn start(
+    address: SocketAddr,
+    tokens: Tokens,
+    pipeline: &str,
+    state_dir: PathBuf,
+    stats: Arc<Stats>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let api = Api {
+        pipeline: pipeline.to_owned(),
+        state_dir,
+        metrics: Arc::new(metrics::registry(pipeline, Arc::clone(&stats))),
+        stats,
+        tokens,
+        started: Instant::now(),
+    };
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/status", get(status))
+        .route("/v1/reload", post(reload))
+        .with_state(api);
+    info!(address = %bound, "Admin API listening.");
+    Ok(tokio::spawn(async move {
+        let stopped = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await;
+    }))
+}
+
+async fn health() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn ready(State(api): State<Api>) -> Response {
+    let phase = api.stats.source.borrow().phase;
+    let ready = matches!(phase, Phase::Snapshot | Phase::Streaming);
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        axum::Json(json!({ "ready": ready, "phase": phase.label() })),
+    )
+        .into_response()
+}
+
+async fn metrics_text(State(api): State<Api>) -> Response {
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &api.metrics).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn status(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Some(denied) = denied(&api.tokens, &headers, Scope::Read) {
+        return denied;
+    }
+    let s = &api.stats;
+    let source = s.source.borrow().clone();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    axum::Json(json!({
+        "pipeline": api.pipeline,
+        "phase": source.phase.label(),
+        "acknowledged": source.acknowledged,
+        "snapshot": source.snapshot.map(|p| json!({
+            "tables_done": p.tables_done,
+            "tables_total": p.tables_total,
+            "rows": p.rows,
+        })),
+        "events_in": load(&s.events_in),
+        "events_out": load(&s.events_out),
+        "dead_letters": load(&s.dead_letters),
+        "checkpoints": load(&s.checkpoints),
+        "uptime_seconds": api.started.elapsed().as_secs(),
+    }))
+    .into_response()
+}
+
+/// Asks the pipeline's reloader, over its admin socket, to load changed
+/// plugins; answers with what it did.
+async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Some(denied) = denied(&api.tokens, &headers, Scope::Admin) {
+        return denied;
+    }
+    let socket = weir_pipeline::reload::admin_socket(&api.state_dir);
+    let answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        let stream = std::os::unix::net::UnixStream::connect(&socket)?;
+        stream.set_read_timeout(Some(Duration::from_secs(130)))?;
+        (&stream).write_all(b"reload\n")?;
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line)?;
+        Ok(line.trim().to_owned())
+    })
+    .await;
+    match answer {
+        Ok(Ok(answer)) if !answer.starts_with("error:") => {
+            axum::Json(json!({ "result": answer })).into_response()
+        }
+        Ok(Ok(answer)) => error(StatusCode::CONFLICT, &answer),
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the pipeline's reloader does not answer: {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn error(code: StatusCode, message: &str) -> Response {
+    (code, axum::Json(json!({ "error": message }))).into_response()
+}
+
+/// Checks the request's bearer token against `needed`: the answer when
+/// it falls short.
+fn denied(tokens: &Tokens, headers: &HeaderMap, needed: Scope) -> Option<Response> {
+    let unauthorized = |message: &str| {
+        let mut r = error(StatusCode::UNAUTHORIZED, message);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        r
+    };
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return Some(unauthorized(
+            "this endpoint needs a token: send `Authorization: Bearer <token>`",
+        ));
+    };
+    let matches = |token: &Option<SecretString>| {
+        token
+            .as_ref()
+            .is_some_and(|t| bool::from(t.expose_secret().as_bytes().ct_eq(given.as_bytes())))
+    };
+    let scope = if matches(&tokens.admin) {
+        Scope::Admin
+    } else if matches(&tokens.read) {
+        Scope::Read
+    } else {
+        return Some(unauthorized("the token is not valid"));
+    };
+    (scope < needed).then(|| {
+        error(
+            StatusCode::FORBIDDEN,
+            "the read-only token may not do this; use the admin token",
+        )
+    })
+}

@@ -1,0 +1,127 @@
+//! The pipeline's metrics in Prometheus form. The pipeline keeps its
+//! counters in [`Stats`] (atomics and a watch channel, updated where the
+//! work happens); a [`Collector`] reads them only when scraped, so metrics
+//! cost the hot path nothing.
+//!
+//! Names follow Prometheus conventions: `weir_` prefix, `_total` on
+//! counters, base units, a `pipeline` label on every series.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use weir_connect::Phase;
+use weir_pipeline::Stats;
+
+/// A registry holding the pipeline's collector.
+pub fn registry(pipeline: &str, stats: Arc<Stats>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(PipelineCollector {
+        pipeline: pipeline.to_owned(),
+        stats,
+        started: Instant::now(),
+    }));
+    registry
+}
+
+#[derive(Debug)]
+struct PipelineCollector {
+    pipeline: String,
+    stats: Arc<Stats>,
+    started: Instant,
+}
+
+const PHASES: [Phase; 4] = [
+    Phase::Starting,
+    Phase::Snapshot,
+    Phase::Streaming,
+    Phase::Stopped,
+];
+
+impl Collector for PipelineCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let s = &self.stats;
+        let labels = [("pipeline", self.pipeline.as_str())];
+        for (name, help, value) in [
+            (
+                "weir_events_in",
+                "Events the source handed to the pipeline.",
+                s.events_in.load(Ordering::Relaxed),
+            ),
+            (
+                "weir_events_out",
+                "Events written to sinks (an event routed to two destinations counts twice).",
+                s.events_out.load(Ordering::Relaxed),
+            ),
+            (
+                "weir_dead_letters",
+                "Events set aside as dead letters.",
+                s.dead_letters.load(Ordering::Relaxed),
+            ),
+            (
+                "weir_checkpoints",
+                "Checkpoints saved (every sink durable, then the source acknowledged).",
+                s.checkpoints.load(Ordering::Relaxed),
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            let mut m = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(m.encode_family(&labels)?)?;
+        }
+        let source = s.source.borrow().clone();
+        let mut m = encoder.encode_descriptor(
+            "weir_source_phase",
+            "1 for the phase the source is in, 0 for the others.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for phase in PHASES {
+            let labels = [
+                ("pipeline", self.pipeline.as_str()),
+                ("phase", phase.label()),
+            ];
+            ConstGauge::new(i64::from(phase == source.phase)).encode(m.encode_family(&labels)?)?;
+        }
+        if let Some(p) = source.snapshot {
+            let rows = ConstCounter::new(p.rows);
+            let mut m = encoder.encode_descriptor(
+                "weir_snapshot_rows",
+                "Rows the snapshot copied.",
+                None,
+                rows.metric_type(),
+            )?;
+            rows.encode(m.encode_family(&labels)?)?;
+            for (name, help, value) in [
+                (
+                    "weir_snapshot_tables_done",
+                    "Tables the snapshot finished.",
+                    p.tables_done,
+                ),
+                (
+                    "weir_snapshot_tables",
+                    "Tables the snapshot copies.",
+                    p.tables_total,
+                ),
+            ] {
+                let g = ConstGauge::new(value as i64);
+                let mut m = encoder.encode_descriptor(name, help, None, g.metric_type())?;
+                g.encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let uptime = ConstGauge::new(self.started.elapsed().as_secs_f64());
+        let mut m = encoder.encode_descriptor(
+            "weir_uptime_seconds",
+            "Seconds since the pipeline started.",
+            None,
+            uptime.metric_type(),
+        )?;
+        uptime.encode(m.encode_family(&labels)?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! The admin API of `weir run` end to end: a pipeline from a throwaway
+//! PostgreSQL into files with `[admin]` on a free port, asked over plain
+//! HTTP/1.1 what a load balancer, Prometheus and an operator ask.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::pipeline::{Setup, terminate, wait_until};
+
+const READ: &str = "read-token-0123456789";
+const ADMIN: &str = "admin-token-0123456789";
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP response: status code, headers and body.
+struct Reply {
+    code: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Json {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// Sends one request; `None` when nothing listens yet.
+fn request(port: u16, method: &str, path: &str, token: Option<&str>) -> Option<Reply> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Some(Reply {
+        code,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    })
+}
+
+/// The value of the series `name{pipeline="test"}` in a metrics text.
+fn series(text: &str, name: &str) -> Option<f64> {
+    let prefix = format!("{name}{{pipeline=\"test\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.parse().unwrap())
+}
+
+#[test]
+fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
+    let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
+    let port = free_port();
+    let config = setup.config_with_sink(
+        "",
+        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
+        &format!(
+            "[admin]\naddress = \"127.0.0.1:{port}\"\nread_token = \"{READ}\"\n\
+             admin_token = \"{ADMIN}\"\n"
+        ),
+    );
+    let child = setup.start(&config);
+    wait_until(
+        "the pipeline to be ready",
+        Duration::from_secs(60),
+        || request(port, "GET", "/ready", None).is_some_and(|r| r.code == 200),
+        &setup,
+    );
+    // No token for the probes a load balancer and Prometheus make.
+    let health = request(port, "GET", "/health", None).unwrap();
+    assert_eq!(
+        (health.code, health.json()["status"].clone()),
+        (200, "ok".into())
+    );
+    assert_eq!(
+        request(port, "GET", "/ready", None).unwrap().json()["phase"],
+        "streaming"
+    );
+
+    setup.sql("INSERT INTO items SELECT i, 'v' || i FROM generate_series(1, 25) i");
+    let mut metrics = String::new();
+    wait_until(
+        "the metrics to count the changes",
+        Duration::from_secs(60),
+        || {
+            metrics = request(port, "GET", "/metrics", None).unwrap().body;
+            series(&metrics, "weir_events_out_total") == Some(25.0)
+        },
+        &setup,
+    );
+    assert_eq!(
+        series(&metrics, "weir_events_in_total"),
+        Some(25.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        series(&metrics, "weir_dead_letters_total"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(
+        series(&metrics, "weir_checkpoints_total").unwrap() >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_source_phase{pipeline=\"test\",phase=\"streaming\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE weir_events_out counter"),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+
+    // `/v1` needs a token, the right one, of the right scope.
+    let none = request(port, "GET", "/v1/status", None).unwrap();
+    assert_eq!(none.code, 401, "{}", none.body);
+    assert!(
+        none.head
+            .to_lowercase()
+            .contains("www-authenticate: bearer"),
+        "{}",
+        none.head
+    );
+    let wrong = request(port, "GET", "/v1/status", Some("not-the-token-at-all")).unwrap();
+    assert_eq!(wrong.code, 401, "{}", wrong.body);
+    let status = request(port, "GET", "/v1/status", Some(READ)).unwrap();
+    assert_eq!(status.code, 200, "{}", status.body);
+    let status = status.json();
+    assert_eq!(status["pipeline"], "test");
+    assert_eq!(status["phase"], "streaming");
+    assert_eq!(status["events_out"], 25);
+    assert!(
+        status["acknowledged"].as_str().unwrap().contains('/'),
+        "{status}"
+    );
+    let forbidden = request(port, "POST", "/v1/reload", Some(READ)).unwrap();
+    assert_eq!(forbidden.code, 403, "{}", forbidden.body);
+    let reload = request(port, "POST", "/v1/reload", Some(ADMIN)).unwrap();
+    assert_eq!(reload.code, 200, "{}", reload.body);
+    assert!(reload.json()["result"].is_string(), "{}", reload.body);
+
+    terminate(child, &setup);
+    let log = setup.log();
+    assert!(log.contains("Admin API listening."), "{log}");
+    assert!(
+        !log.contains(READ) && !log.contains(ADMIN),
+        "a token was logged:\n{log}"
+    );
+}
+
+#[test]
+fn an_admin_address_in_use_stops_weir_with_the_reason() {
+    let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY)");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = setup.config_with_sink(
+        "",
+        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
+        &format!("[admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN}\"\n"),
+    );
+    let mut child = setup.start(&config);
+    wait_until(
+        "weir to stop",
+        Duration::from_secs(30),
+        || child.try_wait().unwrap().is_some(),
+        &setup,
+    );
+    assert!(!child.wait().unwrap().success());
+    let log = setup.log();
+    assert!(
+        log.contains(&format!("the admin API cannot listen on 127.0.0.1:{port}")),
+        "{log}"
+    );
+}
