@@ -147,6 +147,7 @@ async fn status(State(api): State<Api>, headers: HeaderMap) -> Response {
         "events_out": load(&s.events_out),
         "dead_letters": load(&s.dead_letters),
         "checkpoints": load(&s.checkpoints),
+        "lag_seconds": s.latency.lag_seconds(weir_pipeline::latency::now_us()),
         "uptime_seconds": api.started.elapsed().as_secs(),
     }))
     .into_response()

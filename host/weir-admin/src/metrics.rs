@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -113,6 +113,30 @@ impl Collector for PipelineCollector {
                 let mut m = encoder.encode_descriptor(name, help, None, g.metric_type())?;
                 g.encode(m.encode_family(&labels)?)?;
             }
+        }
+        let latency = s.latency.snapshot();
+        let mut m = encoder.encode_descriptor(
+            "weir_end_to_end_latency_seconds",
+            "From a change's commit at the source to the checkpoint that made it durable in \
+             every sink (snapshot rows left out).",
+            None,
+            MetricType::Histogram,
+        )?;
+        m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+            latency.sum_seconds,
+            latency.count,
+            &latency.buckets,
+            None,
+        )?;
+        if let Some(lag) = s.latency.lag_seconds(weir_pipeline::latency::now_us()) {
+            let g = ConstGauge::new(lag);
+            let mut m = encoder.encode_descriptor(
+                "weir_source_lag_seconds",
+                "Now minus the source commit time of the latest change durable in every sink.",
+                None,
+                g.metric_type(),
+            )?;
+            g.encode(m.encode_family(&labels)?)?;
         }
         let uptime = ConstGauge::new(self.started.elapsed().as_secs_f64());
         let mut m = encoder.encode_descriptor(

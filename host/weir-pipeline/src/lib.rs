@@ -13,6 +13,7 @@
 //! - [`admission`]: the trust policy applied to each plugin before it loads.
 //! - [`dead_letter`]: the dead-letter file, a sink for events a plugin or a
 //!   sink failed on.
+//! - [`latency`]: end-to-end latency and lag, recorded at checkpoints.
 //! - [`router`]: the built-in template router.
 //! - [`resolver`]: the resolver plugin of an active-active SQL sink.
 //! - [`worker`]: `weir worker`, the plugin stage scaled out on Kafka
@@ -22,6 +23,7 @@ pub mod admission;
 pub mod checkpoint;
 pub mod config;
 pub mod dead_letter;
+pub mod latency;
 pub mod processor;
 pub mod reload;
 pub mod resolver;

@@ -105,6 +105,8 @@ pub struct Stats {
     pub checkpoints: AtomicU64,
     /// What the source reports about itself: phase, position, snapshot.
     pub source: watch::Sender<SourceProgress>,
+    /// Source commit to durable in every sink, per change.
+    pub latency: crate::latency::Latency,
 }
 
 impl Default for Stats {
@@ -115,6 +117,7 @@ impl Default for Stats {
             dead_letters: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             source: watch::Sender::new(SourceProgress::default()),
+            latency: crate::latency::Latency::default(),
         }
     }
 }

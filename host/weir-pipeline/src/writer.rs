@@ -106,6 +106,10 @@ pub struct Writer {
     stats: Arc<Stats>,
     /// Destinations no sink takes, warned about once each.
     untaken: HashSet<String>,
+    /// The changes written since the last checkpoint, by source commit
+    /// time (one entry per source transaction): what the next checkpoint
+    /// makes durable, for the latency histogram.
+    unflushed: Vec<(i64, u64)>,
 }
 
 impl Writer {
@@ -134,6 +138,7 @@ impl Writer {
             acks,
             stats,
             untaken: HashSet::new(),
+            unflushed: Vec::new(),
         };
         Ok((writer, resume))
     }
@@ -230,6 +235,14 @@ impl Writer {
         self.stats
             .events_out
             .fetch_add(events.len() as u64, Ordering::Relaxed);
+        // Snapshot rows were not committed by a transaction of their own.
+        for (_, e) in events.iter().filter(|(_, e)| e.op != weir_core::Op::Read) {
+            let at = e.source.commit_time_us;
+            match self.unflushed.last_mut() {
+                Some((t, n)) if *t == at => *n += 1,
+                _ => self.unflushed.push((at, 1)),
+            }
+        }
         if !dead.is_empty() {
             for letter in &dead {
                 let (stage, name) = match &letter.failed_at {
@@ -281,6 +294,10 @@ impl Writer {
             .save(&self.checkpoint)
             .map_err(PipelineError::Checkpoint)?;
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+        let now = crate::latency::now_us();
+        for (at, n) in self.unflushed.drain(..) {
+            self.stats.latency.observe(at, now, n);
+        }
         // The source may be gone during shutdown; the checkpoint is what counts.
         let _ = self.acks.send(resume);
         Ok(())

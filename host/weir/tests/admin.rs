@@ -131,6 +131,23 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
         "{metrics}"
     );
     assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    // The 25 changes reached the files within the histogram's buckets; the
+    // last of them committed a moment ago.
+    assert_eq!(
+        series(&metrics, "weir_end_to_end_latency_seconds_count"),
+        Some(25.0),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains("weir_end_to_end_latency_seconds_bucket{le=\"+Inf\",pipeline=\"test\"} 25")
+            || metrics.contains(
+                "weir_end_to_end_latency_seconds_bucket{pipeline=\"test\",le=\"+Inf\"} 25"
+            ),
+        "{metrics}"
+    );
+    let lag = series(&metrics, "weir_source_lag_seconds").expect("a lag once changes are durable");
+    assert!((0.0..60.0).contains(&lag), "{metrics}");
 
     // `/v1` needs a token, the right one, of the right scope.
     let none = request(port, "GET", "/v1/status", None).unwrap();
@@ -154,6 +171,7 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
         status["acknowledged"].as_str().unwrap().contains('/'),
         "{status}"
     );
+    assert!(status["lag_seconds"].as_f64().is_some(), "{status}");
     let forbidden = request(port, "POST", "/v1/reload", Some(READ)).unwrap();
     assert_eq!(forbidden.code, 403, "{}", forbidden.body);
     let reload = request(port, "POST", "/v1/reload", Some(ADMIN)).unwrap();

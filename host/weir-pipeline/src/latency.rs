@@ -1,0 +1,105 @@
+//! End-to-end latency, from a change's commit at the source to the
+//! checkpoint that made it durable in every sink: a histogram of fixed
+//! buckets in atomics, fed once per source transaction at each checkpoint
+//! (never per event on the hot path), and read when metrics are scraped.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Upper bounds of the buckets, in seconds (the last bucket, `+Inf`, is
+/// implicit).
+pub const BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
+];
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Per bucket (not cumulative), the last one `+Inf`.
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_us: AtomicU64,
+    /// The commit time of the latest change made durable, µs since the
+    /// epoch (0: none yet).
+    last_durable_commit_us: AtomicI64,
+}
+
+/// A histogram as `prometheus-client` encodes it: sum, count, and the
+/// count in each bucket by its upper bound (not cumulative; the encoder
+/// adds them up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub sum_seconds: f64,
+    pub count: u64,
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl Latency {
+    /// Records `events` changes committed at `commit_us` that became
+    /// durable at `now_us`.
+    pub fn observe(&self, commit_us: i64, now_us: i64, events: u64) {
+        let us = now_us.saturating_sub(commit_us).max(0) as u64;
+        let seconds = us as f64 / 1e6;
+        let i = BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[i].fetch_add(events, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add(us.saturating_mul(events), Ordering::Relaxed);
+        self.last_durable_commit_us
+            .fetch_max(commit_us, Ordering::Relaxed);
+    }
+
+    /// The histogram so far.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut total = 0;
+        let mut buckets = Vec::with_capacity(BUCKETS.len() + 1);
+        for (i, c) in self.counts.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            total += n;
+            buckets.push((BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), n));
+        }
+        Snapshot {
+            sum_seconds: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+            count: total,
+            buckets,
+        }
+    }
+
+    /// Seconds from the commit of the latest durable change to `now_us`;
+    /// `None` before the first.
+    pub fn lag_seconds(&self, now_us: i64) -> Option<f64> {
+        let last = self.last_durable_commit_us.load(Ordering::Relaxed);
+        (last > 0).then(|| now_us.saturating_sub(last).max(0) as f64 / 1e6)
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn observations_land_in_their_buckets() {
+        let l = Latency::default();
+        assert_eq!(l.lag_seconds(10), None);
+        l.observe(1_000_000, 1_003_000, 10); // 3 ms
+        l.observe(1_000_000, 1_200_000, 1); // 200 ms
+        l.observe(2_000_000, 100_000_000, 2); // 98 s
+        let s = l.snapshot();
+        assert_eq!(s.count, 13);
+        assert!((s.sum_seconds - (0.03 + 0.2 + 196.0)).abs() < 1e-9, "{s:?}");
+        let at = |bound: f64| s.buckets.iter().find(|(b, _)| *b == bound).unwrap().1;
+        assert_eq!(at(0.0025), 0);
+        assert_eq!(at(0.005), 10);
+        assert_eq!(at(0.25), 1);
+        assert_eq!(at(60.0), 0);
+        assert_eq!(at(f64::INFINITY), 2);
+        assert_eq!(l.lag_seconds(3_000_000), Some(1.0));
+    }
+}
