@@ -3,6 +3,7 @@
 mod bundle_cmd;
 #[cfg(feature = "demo")]
 mod demo;
+mod logs;
 mod new_cmd;
 mod plugin_cmd;
 mod run_cmd;
@@ -67,15 +68,25 @@ fn main() -> ExitCode {
         Command::Run { .. } | Command::Worker { .. } => "info,wasmtime=warn,cranelift=warn",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
+    let format = match logs::Format::from_env() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         // No colour codes in redirected logs.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        logs::Format::Text => subscriber.init(),
+        logs::Format::Json => subscriber.event_format(logs::JsonLines).init(),
+    }
     let result = match cli.command {
         Command::Plugin(cmd) => plugin_cmd::run(cmd),
         Command::Run { config } => run_cmd::run(&config),

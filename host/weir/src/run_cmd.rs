@@ -125,6 +125,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             let _ = stop_tx.send(true);
         });
         let stats = Arc::new(Stats::default());
+        crate::logs::set_pipeline(&config.name, Arc::clone(&stats));
         let admin = match &config.admin {
             None => None,
             Some(a) => {

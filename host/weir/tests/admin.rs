@@ -211,3 +211,66 @@ fn an_admin_address_in_use_stops_weir_with_the_reason() {
         "{log}"
     );
 }
+
+#[test]
+fn json_logs_name_the_pipeline_and_position_on_every_line() {
+    let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY)");
+    let config = setup.config_with_sink(
+        "",
+        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
+        "",
+    );
+    let log_path = setup.dir.join("weir.log");
+    let child = crate::weir()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("WEIR_LOG", "info")
+        .env("WEIR_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "streaming",
+        Duration::from_secs(60),
+        || setup.log().contains("Streaming changes"),
+        &setup,
+    );
+    setup.sql("INSERT INTO items SELECT generate_series(1, 5)");
+    wait_until(
+        "a line with a durable position",
+        Duration::from_secs(60),
+        || setup.log().contains("\"position\""),
+        &setup,
+    );
+    terminate(child, &setup);
+    let log = setup.log();
+    let lines: Vec<Json> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(lines.len() > 3, "{log}");
+    for line in &lines {
+        assert_eq!(line["pipeline"], "test", "{line}");
+        assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+        assert!(
+            line["level"].is_string() && line["message"].is_string(),
+            "{line}"
+        );
+    }
+    let streaming = lines
+        .iter()
+        .find(|l| l["message"] == "Streaming changes.")
+        .expect("the streaming line");
+    assert!(streaming["slot"].is_string(), "{streaming}");
+
+    let bad = crate::weir()
+        .args(["validate"])
+        .arg(&config)
+        .env("WEIR_LOG_FORMAT", "xml")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("WEIR_LOG_FORMAT is `xml`"), "{stderr}");
+}
