@@ -7,6 +7,7 @@ mod logs;
 mod new_cmd;
 mod plugin_cmd;
 mod run_cmd;
+mod status_cmd;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -44,6 +45,13 @@ enum Command {
         /// name); its transactional id is `weir-<worker>-<instance>`.
         #[arg(long)]
         instance: Option<String>,
+    },
+    /// Print the status of a running pipeline, asked through its admin API
+    /// (`[admin]` in the same file).
+    Status {
+        /// The pipeline's TOML file.
+        #[arg(long)]
+        config: std::path::PathBuf,
     },
     /// Check a pipeline's TOML file and its plugins; every error is listed
     /// with its field path.
@@ -92,6 +100,7 @@ fn main() -> ExitCode {
         Command::Run { config } => run_cmd::run(&config),
         Command::Worker { config, instance } => worker_cmd::run(&config, instance.as_deref()),
         Command::Validate { file } => run_cmd::validate(&file),
+        Command::Status { config } => status_cmd::run(&config),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
     };

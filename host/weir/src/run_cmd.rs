@@ -13,7 +13,7 @@ use weir_pipeline::{PipelineConfig, Stats};
 use weir_plugin::{EngineOptions, PluginEngine, World};
 
 /// Loads a config, printing every error with its field path.
-fn load(path: &Path) -> Option<PipelineConfig> {
+pub fn load(path: &Path) -> Option<PipelineConfig> {
     loaded(path, PipelineConfig::from_file(path))
 }
 

@@ -178,7 +178,21 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
     assert_eq!(reload.code, 200, "{}", reload.body);
     assert!(reload.json()["result"].is_string(), "{}", reload.body);
 
+    // `weir status` asks the same API, with the token from the config.
+    let out = crate::succeeds(crate::weir().args(["status", "--config"]).arg(&config));
+    assert!(out.contains("pipeline      test"), "{out}");
+    assert!(out.contains("phase         streaming"), "{out}");
+    assert!(out.contains("events out    25"), "{out}");
+
     terminate(child, &setup);
+    let stopped = crate::weir()
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!stopped.status.success());
+    let stderr = String::from_utf8_lossy(&stopped.stderr);
+    assert!(stderr.contains("no admin API answers"), "{stderr}");
     let log = setup.log();
     assert!(log.contains("Admin API listening."), "{log}");
     assert!(
