@@ -9,7 +9,10 @@
 //! - `GET /v1/status` (read or admin token): the pipeline's state,
 //!   position and counters;
 //! - `POST /v1/reload` (admin token): reloads changed plugins, as
-//!   `weir plugin reload` does.
+//!   `weir plugin reload` does;
+//! - `POST /v1/pause`, `POST /v1/resume` (admin token): stops and starts
+//!   taking changes from the source;
+//! - `GET /v1/dead-letters` (read or admin token): the last dead letters.
 //!
 //! Tokens come as `Authorization: Bearer <token>` and are compared in
 //! constant time; none or an unknown one is 401, a read token on an
@@ -81,6 +84,9 @@ pub async fn start(
         .route("/metrics", get(metrics_text))
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
+        .route("/v1/pause", post(pause))
+        .route("/v1/resume", post(resume))
+        .route("/v1/dead-letters", get(dead_letters))
         .with_state(api);
     info!(address = %bound, "Admin API listening.");
     Ok(tokio::spawn(async move {
@@ -147,6 +153,7 @@ async fn status(State(api): State<Api>, headers: HeaderMap) -> Response {
         "events_out": load(&s.events_out),
         "dead_letters": load(&s.dead_letters),
         "checkpoints": load(&s.checkpoints),
+        "paused": s.paused.load(std::sync::atomic::Ordering::Relaxed),
         "lag_seconds": s.latency.lag_seconds(weir_pipeline::latency::now_us()),
         "uptime_seconds": api.started.elapsed().as_secs(),
     }))
@@ -180,6 +187,62 @@ async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
+}
+
+async fn pause(State(api): State<Api>, headers: HeaderMap) -> Response {
+    set_paused(&api, &headers, true)
+}
+
+async fn resume(State(api): State<Api>, headers: HeaderMap) -> Response {
+    set_paused(&api, &headers, false)
+}
+
+/// Pauses or resumes taking changes from the source.
+fn set_paused(api: &Api, headers: &HeaderMap, paused: bool) -> Response {
+    if let Some(denied) = denied(&api.tokens, headers, Scope::Admin) {
+        return denied;
+    }
+    let was = api
+        .stats
+        .paused
+        .swap(paused, std::sync::atomic::Ordering::Relaxed);
+    if was != paused {
+        if paused {
+            info!(
+                "Paused by the admin API: no changes are taken from the source until resumed; the source's confirmed position stays where it is."
+            );
+        } else {
+            info!("Resumed by the admin API.");
+        }
+    }
+    axum::Json(json!({ "paused": paused })).into_response()
+}
+
+/// The last dead letters (at most 100), newest last.
+async fn dead_letters(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Some(denied) = denied(&api.tokens, &headers, Scope::Read) {
+        return denied;
+    }
+    const MOST: usize = 100;
+    let path = api
+        .state_dir
+        .join(weir_pipeline::dead_letter::DeadLetterFile::FILE);
+    let text = match tokio::fs::read_to_string(&path).await {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read {}: {e}", path.display()),
+            );
+        }
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let letters: Vec<serde_json::Value> = lines[lines.len().saturating_sub(MOST)..]
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    axum::Json(json!({ "total": lines.len(), "dead_letters": letters })).into_response()
 }
 
 fn error(code: StatusCode, message: &str) -> Response {

@@ -107,6 +107,10 @@ pub struct Stats {
     pub source: watch::Sender<SourceProgress>,
     /// Source commit to durable in every sink, per change.
     pub latency: crate::latency::Latency,
+    /// Paused by the operator: the pipeline takes no batch from the source
+    /// (which stops reading once its channel is full; the position it
+    /// confirmed stays, so the server keeps the changes).
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Stats {
@@ -118,6 +122,7 @@ impl Default for Stats {
             checkpoints: AtomicU64::new(0),
             source: watch::Sender::new(SourceProgress::default()),
             latency: crate::latency::Latency::default(),
+            paused: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -221,9 +226,10 @@ async fn run_once(
     let processor = {
         let stats = Arc::clone(&stats);
         let batches = ends.batches;
+        let stopping = stop_tx.subscribe();
         std::thread::Builder::new()
             .name("weir-processor".into())
-            .spawn(move || process(batches, routed_tx, processor, &stats))
+            .spawn(move || process(batches, routed_tx, processor, &stats, &stopping))
             .map_err(|_| PipelineError::Stage("processor"))?
     };
     let writer = std::thread::Builder::new()
@@ -262,11 +268,17 @@ fn process(
     output: std::sync::mpsc::SyncSender<RoutedBatch>,
     mut processor: Processor,
     stats: &Stats,
+    stopping: &watch::Receiver<bool>,
 ) {
     // Whether the last batch ended at a transaction boundary: only there
     // may a new plugin version take over.
     let mut at_boundary = true;
     while let Some(mut batch) = input.blocking_recv() {
+        // Paused: hold the batch until resumed, or until the pipeline stops
+        // (what is queued is then written as usual).
+        while stats.paused.load(Ordering::Relaxed) && !*stopping.borrow() && !input.is_closed() {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         // Take in whatever else is already queued: one plugin call and one
         // writer round for many small transactions. The merged batch ends
         // where its last part ends, so its position is that part's (even

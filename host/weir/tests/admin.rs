@@ -178,12 +178,51 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
     assert_eq!(reload.code, 200, "{}", reload.body);
     assert!(reload.json()["result"].is_string(), "{}", reload.body);
 
+    // Paused, the pipeline takes nothing from the source; resumed, it
+    // catches up. Only the admin token may do either.
+    let denied = request(port, "POST", "/v1/pause", Some(READ)).unwrap();
+    assert_eq!(denied.code, 403, "{}", denied.body);
+    let paused = request(port, "POST", "/v1/pause", Some(ADMIN)).unwrap();
+    assert_eq!(
+        (paused.code, paused.json()["paused"].clone()),
+        (200, true.into())
+    );
+    setup.sql("INSERT INTO items SELECT i, 'p' || i FROM generate_series(26, 30) i");
+    std::thread::sleep(Duration::from_secs(2));
+    let status = request(port, "GET", "/v1/status", Some(READ))
+        .unwrap()
+        .json();
+    assert_eq!(
+        (status["paused"].clone(), status["events_out"].clone()),
+        (true.into(), 25.into()),
+        "{status}"
+    );
+    let resumed = request(port, "POST", "/v1/resume", Some(ADMIN)).unwrap();
+    assert_eq!(resumed.json()["paused"], false);
+    wait_until(
+        "the changes made while paused",
+        Duration::from_secs(30),
+        || {
+            request(port, "GET", "/v1/status", Some(READ))
+                .unwrap()
+                .json()["events_out"]
+                == 30
+        },
+        &setup,
+    );
+    let letters = request(port, "GET", "/v1/dead-letters", Some(READ)).unwrap();
+    assert_eq!(letters.code, 200, "{}", letters.body);
+    assert_eq!(letters.json()["total"], 0, "{}", letters.body);
+
     // `weir status` asks the same API, with the token from the config.
     let out = crate::succeeds(crate::weir().args(["status", "--config"]).arg(&config));
     assert!(out.contains("pipeline      test"), "{out}");
     assert!(out.contains("phase         streaming"), "{out}");
-    assert!(out.contains("events out    25"), "{out}");
+    assert!(out.contains("events out    30"), "{out}");
 
+    // A paused pipeline still stops cleanly.
+    request(port, "POST", "/v1/pause", Some(ADMIN)).unwrap();
+    setup.sql("INSERT INTO items VALUES (31, 'late')");
     terminate(child, &setup);
     let stopped = crate::weir()
         .args(["status", "--config"])
