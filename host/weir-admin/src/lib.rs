@@ -144,6 +144,7 @@ async fn status(State(api): State<Api>, headers: HeaderMap) -> Response {
         "pipeline": api.pipeline,
         "phase": source.phase.label(),
         "acknowledged": source.acknowledged,
+        "lag_bytes": source.behind_bytes,
         "snapshot": source.snapshot.map(|p| json!({
             "tables_done": p.tables_done,
             "tables_total": p.tables_total,

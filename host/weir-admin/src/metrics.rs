@@ -114,6 +114,17 @@ impl Collector for PipelineCollector {
                 g.encode(m.encode_family(&labels)?)?;
             }
         }
+        if let Some(bytes) = source.behind_bytes {
+            let g = ConstGauge::new(bytes as i64);
+            let mut m = encoder.encode_descriptor(
+                "weir_source_lag_bytes",
+                "How far the server's log is ahead of the position every sink made durable \
+                 (PostgreSQL: WAL end minus the slot's confirmed position).",
+                None,
+                g.metric_type(),
+            )?;
+            g.encode(m.encode_family(&labels)?)?;
+        }
         let latency = s.latency.snapshot();
         let mut m = encoder.encode_descriptor(
             "weir_end_to_end_latency_seconds",

@@ -112,6 +112,10 @@ pub struct SourceProgress {
     pub acknowledged: Option<String>,
     /// While copying existing rows: tables done, tables in all, rows copied.
     pub snapshot: Option<SnapshotProgress>,
+    /// How far the server's log is ahead of `acknowledged`, in bytes
+    /// (PostgreSQL: its WAL end minus the confirmed position), when the
+    /// source knows.
+    pub behind_bytes: Option<u64>,
 }
 
 /// The phase a source is in.

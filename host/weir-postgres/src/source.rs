@@ -336,6 +336,8 @@ async fn stream(
     // before handing on what it has.
     let mut lingered = false;
     let mut last_feedback = Instant::now();
+    // The end of the server's WAL, as its messages tell it.
+    let mut server_end = acked;
     let mut ticker = tokio::time::interval(config.status_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -406,13 +408,17 @@ async fn stream(
             repl.send_status(acked, acked, false).await?;
             reported = acked;
             last_feedback = Instant::now();
+            report_behind(channels, server_end, acked);
         }
         let Some(msg) = msg else { continue };
         lingered = false;
         match msg {
             ReplicationMessage::XLogData {
-                wal_start, data, ..
+                wal_start,
+                wal_end,
+                data,
             } => {
+                server_end = server_end.max(wal_end);
                 let decoded = decoder.decode(&data).map_err(|source| PgError::Decode {
                     lsn: wal_start,
                     source,
@@ -460,6 +466,7 @@ async fn stream(
                 // is open, so nothing before `wal_end` is still owed to the
                 // pipeline. Confirming it lets the server recycle WAL that
                 // carried nothing for this publication.
+                server_end = server_end.max(wal_end);
                 let idle =
                     !assembler.in_transaction() && assembler.ready_len() == 0 && acked >= emitted;
                 if idle && wal_end > acked {
@@ -474,6 +481,7 @@ async fn stream(
                     reported = acked;
                     last_feedback = Instant::now();
                 }
+                report_behind(channels, server_end, acked);
             }
         }
     }
@@ -533,6 +541,14 @@ fn report_snapshot(channels: &SourceChannels, snap: &SnapshotState) {
             rows: snap.tables.values().map(|t| t.rows).sum(),
         });
     });
+}
+
+/// Reports how far the server's WAL is ahead of the confirmed position.
+fn report_behind(channels: &SourceChannels, server_end: Lsn, acked: Lsn) {
+    let behind = Some(server_end.0.saturating_sub(acked.0));
+    if channels.progress.borrow().behind_bytes != behind {
+        channels.report(|p| p.behind_bytes = behind);
+    }
 }
 
 fn note_ack(ack: &Json, acked: &mut Lsn) {

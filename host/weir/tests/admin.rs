@@ -105,6 +105,7 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
         || {
             metrics = request(port, "GET", "/metrics", None).unwrap().body;
             series(&metrics, "weir_events_out_total") == Some(25.0)
+                && series(&metrics, "weir_source_lag_bytes").is_some()
         },
         &setup,
     );
@@ -146,6 +147,8 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
             ),
         "{metrics}"
     );
+    let behind = series(&metrics, "weir_source_lag_bytes").expect("the WAL distance");
+    assert!(behind >= 0.0, "{metrics}");
     let lag = series(&metrics, "weir_source_lag_seconds").expect("a lag once changes are durable");
     assert!((0.0..60.0).contains(&lag), "{metrics}");
 
