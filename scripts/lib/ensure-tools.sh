@@ -27,6 +27,8 @@ ensure_tools() {
     command -v make >/dev/null 2>&1 || apt_pkgs+=(make)
     [ -f /usr/include/zlib.h ] || apt_pkgs+=(zlib1g-dev)
     [ -f /usr/include/openssl/ssl.h ] || apt_pkgs+=(libssl-dev)
+    # promtool checks and unit-tests the alert rules in deploy/.
+    command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
     compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null ||
         apt_pkgs+=(libclang-rt-dev-wasm32)
     if ((${#apt_pkgs[@]})); then
