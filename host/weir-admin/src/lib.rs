@@ -18,6 +18,7 @@
 //! constant time; none or an unknown one is 401, a read token on an
 //! admin endpoint 403. Tokens are never logged.
 
+pub mod anomaly;
 pub mod metrics;
 
 use std::io::{BufRead, BufReader, Write};
@@ -58,24 +59,40 @@ enum Scope {
     Admin,
 }
 
-/// Listens on `address` (an error when it cannot) and serves the API for
-/// pipeline `pipeline` until `shutdown` becomes true.
+/// Where the API listens and what it watches.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub address: SocketAddr,
+    pub tokens: Tokens,
+    pub pipeline: String,
+    pub state_dir: PathBuf,
+    /// How often the anomaly detector samples.
+    pub anomaly_interval: Duration,
+}
+
+/// Listens on the setup's address (an error when it cannot) and serves the
+/// API, and runs the anomaly detector, until `shutdown` becomes true.
 pub async fn start(
-    address: SocketAddr,
-    tokens: Tokens,
-    pipeline: &str,
-    state_dir: PathBuf,
+    setup: Setup,
     stats: Arc<Stats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(address).await?;
+    let listener = tokio::net::TcpListener::bind(setup.address).await?;
     let bound = listener.local_addr()?;
+    let raised = Arc::new(anomaly::Raised::default());
+    tokio::spawn(anomaly::watch(
+        Arc::clone(&stats),
+        Arc::clone(&raised),
+        setup.anomaly_interval,
+        shutdown.clone(),
+    ));
+    let pipeline = setup.pipeline.as_str();
     let api = Api {
         pipeline: pipeline.to_owned(),
-        state_dir,
-        metrics: Arc::new(metrics::registry(pipeline, Arc::clone(&stats))),
+        state_dir: setup.state_dir,
+        metrics: Arc::new(metrics::registry(pipeline, Arc::clone(&stats), raised)),
         stats,
-        tokens,
+        tokens: setup.tokens,
         started: Instant::now(),
     };
     let app = Router::new()

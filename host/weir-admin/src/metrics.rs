@@ -19,12 +19,15 @@ use prometheus_client::registry::Registry;
 use weir_connect::Phase;
 use weir_pipeline::Stats;
 
+use crate::anomaly::{Raised, Signal};
+
 /// A registry holding the pipeline's collector.
-pub fn registry(pipeline: &str, stats: Arc<Stats>) -> Registry {
+pub fn registry(pipeline: &str, stats: Arc<Stats>, anomalies: Arc<Raised>) -> Registry {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(PipelineCollector {
         pipeline: pipeline.to_owned(),
         stats,
+        anomalies,
         started: Instant::now(),
     }));
     registry
@@ -34,6 +37,7 @@ pub fn registry(pipeline: &str, stats: Arc<Stats>) -> Registry {
 struct PipelineCollector {
     pipeline: String,
     stats: Arc<Stats>,
+    anomalies: Arc<Raised>,
     started: Instant,
 }
 
@@ -148,6 +152,21 @@ impl Collector for PipelineCollector {
                 g.metric_type(),
             )?;
             g.encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = encoder.encode_descriptor(
+            "weir_anomaly",
+            "1 while the anomaly detector finds the signal far from its normal level for the \
+             hour, else 0.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for signal in Signal::ALL {
+            let labels = [
+                ("pipeline", self.pipeline.as_str()),
+                ("signal", signal.label()),
+            ];
+            ConstGauge::new(i64::from(self.anomalies.get(signal)))
+                .encode(m.encode_family(&labels)?)?;
         }
         let uptime = ConstGauge::new(self.started.elapsed().as_secs_f64());
         let mut m = encoder.encode_descriptor(

@@ -130,15 +130,14 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             None => None,
             Some(a) => {
                 let tokens = a.tokens().map_err(|e| anyhow::anyhow!(e))?;
-                let started = weir_admin::start(
-                    a.socket_addr(),
+                let setup = weir_admin::Setup {
+                    address: a.socket_addr(),
                     tokens,
-                    &config.name,
-                    config.state_dir.clone(),
-                    Arc::clone(&stats),
-                    stop_rx.clone(),
-                )
-                .await;
+                    pipeline: config.name.clone(),
+                    state_dir: config.state_dir.clone(),
+                    anomaly_interval: Duration::from_millis(a.anomaly_interval_ms),
+                };
+                let started = weir_admin::start(setup, Arc::clone(&stats), stop_rx.clone()).await;
                 match started {
                     Ok(handle) => Some(handle),
                     Err(e) => {

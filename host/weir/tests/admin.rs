@@ -330,3 +330,81 @@ fn json_logs_name_the_pipeline_and_position_on_every_line() {
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("WEIR_LOG_FORMAT is `xml`"), "{stderr}");
 }
+
+#[test]
+fn a_stalled_pipeline_under_a_steady_load_raises_the_throughput_anomaly() {
+    let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
+    let port = free_port();
+    let config = setup.config_with_sink(
+        "",
+        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
+        &format!(
+            "[admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN}\"\n\
+             anomaly_interval_ms = 250\n"
+        ),
+    );
+    let child = setup.start(&config);
+    wait_until(
+        "the pipeline to be ready",
+        Duration::from_secs(60),
+        || request(port, "GET", "/ready", None).is_some_and(|r| r.code == 200),
+        &setup,
+    );
+    // A steady load: a row every 5 ms.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = std::sync::Arc::clone(&stop);
+        let port = setup.server.port;
+        std::thread::spawn(move || {
+            let mut client = crate::pipeline::BlockingClient::connect(port, "db");
+            let mut id = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                id += 1;
+                client
+                    .execute("INSERT INTO items VALUES ($1, 'x')", &[&id])
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let anomaly = |signal: &str| {
+        let text = request(port, "GET", "/metrics", None).unwrap().body;
+        let prefix = format!("weir_anomaly{{pipeline=\"test\",signal=\"{signal}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v == "1")
+            .unwrap_or_else(|| panic!("no {signal} anomaly series in:\n{text}"))
+    };
+    // Learning the steady level (12 samples of 250 ms), and nothing raised
+    // while it holds.
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!anomaly("throughput"), "{}", setup.log());
+        assert!(!anomaly("lag"), "{}", setup.log());
+    }
+    // The pipeline stalls (paused) while changes keep coming.
+    let paused = request(port, "POST", "/v1/pause", Some(ADMIN)).unwrap();
+    assert_eq!(paused.code, 200);
+    wait_until(
+        "the throughput anomaly",
+        Duration::from_secs(10),
+        || anomaly("throughput"),
+        &setup,
+    );
+    request(port, "POST", "/v1/resume", Some(ADMIN)).unwrap();
+    wait_until(
+        "the anomaly to clear",
+        Duration::from_secs(30),
+        || !anomaly("throughput"),
+        &setup,
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+    terminate(child, &setup);
+    let log = setup.log();
+    assert!(
+        log.contains("Anomaly raised") && log.contains("signal=\"throughput\""),
+        "{log}"
+    );
+    assert!(log.contains("Anomaly cleared"), "{log}");
+}

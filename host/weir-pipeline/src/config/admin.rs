@@ -30,6 +30,14 @@ pub struct AdminConfig {
     /// A file holding the admin token, instead of `admin_token`.
     #[serde(default)]
     pub admin_token_file: Option<PathBuf>,
+    /// How often the anomaly detector samples throughput, lag and failure
+    /// rate, in milliseconds (at least 100).
+    #[serde(default = "default_anomaly_interval_ms")]
+    pub anomaly_interval_ms: u64,
+}
+
+const fn default_anomaly_interval_ms() -> u64 {
+    10_000
 }
 
 /// Fewest characters in a token.
@@ -91,6 +99,9 @@ impl AdminConfig {
                     self.address
                 ),
             );
+        }
+        if self.anomaly_interval_ms < 100 {
+            c.err("anomaly_interval_ms", "must be 100 or more");
         }
         for (field, given, file) in [
             ("read_token", &self.read_token, &self.read_token_file),
