@@ -29,6 +29,8 @@ ensure_tools() {
     [ -f /usr/include/openssl/ssl.h ] || apt_pkgs+=(libssl-dev)
     # promtool checks and unit-tests the alert rules in deploy/.
     command -v promtool >/dev/null 2>&1 || apt_pkgs+=(prometheus)
+    # The status page test drives a real browser.
+    [ -x /usr/bin/chromium ] || apt_pkgs+=(chromium)
     compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null ||
         apt_pkgs+=(libclang-rt-dev-wasm32)
     if ((${#apt_pkgs[@]})); then
@@ -56,6 +58,7 @@ ensure_tools() {
     fi
     ensure_guest_tools
     ensure_kafka_tools
+    ensure_browser_tools
 }
 
 # The Kafka-protocol broker the tests and `weir demo --sink kafka` start
@@ -112,4 +115,21 @@ ensure_guest_tools() {
     WEIR_COMPONENTIZE_PY="$PWD/$tools/venv/bin/componentize-py"
     WEIR_COMPONENTIZE_JS="$PWD/$tools/js/node_modules/.bin/componentize-js"
     export WEIR_COMPONENTIZE_PY WEIR_COMPONENTIZE_JS
+}
+
+# playwright-core (no bundled browsers: the tests drive Debian's chromium),
+# at the version in scripts/lib/browser-tools, installed under
+# target/tools/browser; its node_modules directory is exported as
+# WEIR_PLAYWRIGHT_MODULES.
+ensure_browser_tools() {
+    local pins=scripts/lib/browser-tools tools=target/tools/browser
+    if ! cmp -s "$pins/package-lock.json" "$tools/package-lock.json"; then
+        echo "==> npm ci (playwright-core, into $tools)"
+        rm -rf "$tools"
+        mkdir -p "$tools"
+        cp "$pins/package.json" "$pins/package-lock.json" "$tools/"
+        (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    WEIR_PLAYWRIGHT_MODULES="$PWD/$tools/node_modules"
+    export WEIR_PLAYWRIGHT_MODULES
 }

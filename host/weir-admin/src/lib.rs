@@ -1,6 +1,8 @@
 //! The admin API of `weir run` (`[admin]` in the pipeline config,
 //! `docs/operations.md`), on one address:
 //!
+//! - `GET /`: the status page (`page/index.html`; no token to load it, it
+//!   asks for one and reads `/v1` with it);
 //! - `GET /health`: the process answers (no token);
 //! - `GET /ready`: the source is reading (snapshot or streaming), else
 //!   503 (no token);
@@ -50,6 +52,8 @@ struct Api {
     tokens: Tokens,
     metrics: Arc<prometheus_client::registry::Registry>,
     started: Instant,
+    stages: Arc<serde_json::Value>,
+    raised: Arc<anomaly::Raised>,
 }
 
 /// What a token may do.
@@ -68,6 +72,9 @@ pub struct Setup {
     pub state_dir: PathBuf,
     /// How often the anomaly detector samples.
     pub anomaly_interval: Duration,
+    /// The pipeline's stages (source, plugins, router, sinks) for the
+    /// status page.
+    pub stages: serde_json::Value,
 }
 
 /// Listens on the setup's address (an error when it cannot) and serves the
@@ -90,12 +97,19 @@ pub async fn start(
     let api = Api {
         pipeline: pipeline.to_owned(),
         state_dir: setup.state_dir,
-        metrics: Arc::new(metrics::registry(pipeline, Arc::clone(&stats), raised)),
+        metrics: Arc::new(metrics::registry(
+            pipeline,
+            Arc::clone(&stats),
+            Arc::clone(&raised),
+        )),
         stats,
         tokens: setup.tokens,
         started: Instant::now(),
+        stages: Arc::new(setup.stages),
+        raised,
     };
     let app = Router::new()
+        .route("/", get(page))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
@@ -114,6 +128,23 @@ pub async fn start(
             .with_graceful_shutdown(stopped)
             .await;
     }))
+}
+
+/// The status page: one HTML file with its styles and script inline (no
+/// CDN, no fonts), reading `/v1` with the token the user enters.
+async fn page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self'",
+            ),
+        ],
+        include_str!("page/index.html"),
+    )
+        .into_response()
 }
 
 async fn health() -> Response {
@@ -174,6 +205,19 @@ async fn status(State(api): State<Api>, headers: HeaderMap) -> Response {
         "paused": s.paused.load(std::sync::atomic::Ordering::Relaxed),
         "lag_seconds": s.latency.lag_seconds(weir_pipeline::latency::now_us()),
         "uptime_seconds": api.started.elapsed().as_secs(),
+        "stages": *api.stages,
+        "plugins": s.plugins.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|p| json!({
+            "name": p.name,
+            "role": p.role,
+            "version": p.version,
+            "probation": p.probation,
+        })).collect::<Vec<_>>(),
+        "rollbacks": load(&s.rollbacks),
+        "anomalies": anomaly::Signal::ALL
+            .iter()
+            .filter(|sig| api.raised.get(**sig))
+            .map(|sig| sig.label())
+            .collect::<Vec<_>>(),
     }))
     .into_response()
 }

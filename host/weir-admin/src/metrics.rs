@@ -153,6 +153,33 @@ impl Collector for PipelineCollector {
             )?;
             g.encode(m.encode_family(&labels)?)?;
         }
+        let rollbacks = ConstCounter::new(s.rollbacks.load(Ordering::Relaxed));
+        let mut m = encoder.encode_descriptor(
+            "weir_plugin_rollbacks",
+            "Plugin versions rolled back after failing on probation.",
+            None,
+            rollbacks.metric_type(),
+        )?;
+        rollbacks.encode(m.encode_family(&labels)?)?;
+        let plugins = s.plugins.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !plugins.is_empty() {
+            let mut m = encoder.encode_descriptor(
+                "weir_plugin_probation",
+                "1 while the plugin's running version is on probation, else 0; labelled with \
+                 the version.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for p in &plugins {
+                let labels = [
+                    ("pipeline", self.pipeline.as_str()),
+                    ("plugin", p.name.as_str()),
+                    ("role", p.role),
+                    ("version", p.version.as_str()),
+                ];
+                ConstGauge::new(i64::from(p.probation)).encode(m.encode_family(&labels)?)?;
+            }
+        }
         let mut m = encoder.encode_descriptor(
             "weir_anomaly",
             "1 while the anomaly detector finds the signal far from its normal level for the \

@@ -159,6 +159,12 @@ impl Processor {
         ))
     }
 
+    /// The plugins with their versions and probation state, and the
+    /// rollbacks so far.
+    pub fn plugin_states(&self) -> (Vec<crate::reload::PluginState>, u64) {
+        (self.chain.states(), self.chain.rollbacks())
+    }
+
     /// Runs one batch through the chain and the router into `routed`.
     /// Waiting versions are swapped in first when the batch starts at a
     /// transaction boundary (`at_boundary`). A version on probation that

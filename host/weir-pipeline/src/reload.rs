@@ -132,6 +132,20 @@ pub struct Chain {
     router: Option<Versioned<RouterPlugin>>,
     canary_events: u64,
     canary_failure_ratio: f64,
+    /// Versions rolled back so far.
+    rollbacks: u64,
+}
+
+/// A plugin of a running chain, as status reports show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginState {
+    pub name: String,
+    /// `transformer` or `router`.
+    pub role: &'static str,
+    /// `name@version+digest` (bundle) or `file+digest`.
+    pub version: String,
+    /// A new version on probation (its predecessor kept for a rollback).
+    pub probation: bool,
 }
 
 impl Chain {
@@ -141,7 +155,35 @@ impl Chain {
             router: None,
             canary_events,
             canary_failure_ratio,
+            rollbacks: 0,
         }
+    }
+
+    /// Every plugin with its version and probation state, transformers
+    /// first.
+    pub fn states(&self) -> Vec<PluginState> {
+        let state = |role, s: &Versioned<_>| PluginState {
+            name: s.name.clone(),
+            role,
+            version: s.version.clone(),
+            probation: s.previous.is_some(),
+        };
+        let mut all: Vec<PluginState> =
+            self.slots.iter().map(|s| state("transformer", s)).collect();
+        if let Some(r) = &self.router {
+            all.push(PluginState {
+                name: r.name.clone(),
+                role: "router",
+                version: r.version.clone(),
+                probation: r.previous.is_some(),
+            });
+        }
+        all
+    }
+
+    /// Versions rolled back so far.
+    pub fn rollbacks(&self) -> u64 {
+        self.rollbacks
     }
 
     pub fn push(&mut self, name: String, plugin: TransformerPlugin, version: String) {
@@ -217,7 +259,10 @@ impl Chain {
                 }
             }
             events = next;
-            rolled_back |= slot.judge(fed, failed, self.canary_events, self.canary_failure_ratio);
+            if slot.judge(fed, failed, self.canary_events, self.canary_failure_ratio) {
+                rolled_back = true;
+                self.rollbacks += 1;
+            }
         }
         (events, dead, rolled_back)
     }
@@ -238,6 +283,7 @@ impl Chain {
         let routes = router.plugin.route(events);
         let failed = routes.iter().filter(|r| r.is_err()).count() as u64;
         if router.judge(events.len() as u64, failed, canary_events, ratio) {
+            self.rollbacks += 1;
             restamp(events, self.stamp());
             let router = self.router.as_mut().expect("checked");
             return router.plugin.route(events);

@@ -111,6 +111,11 @@ pub struct Stats {
     /// (which stops reading once its channel is full; the position it
     /// confirmed stays, so the server keeps the changes).
     pub paused: std::sync::atomic::AtomicBool,
+    /// The plugins with their versions and probation state, as the plugin
+    /// stage last reported them.
+    pub plugins: std::sync::Mutex<Vec<crate::reload::PluginState>>,
+    /// Plugin versions rolled back since the pipeline started.
+    pub rollbacks: AtomicU64,
 }
 
 impl Default for Stats {
@@ -123,6 +128,8 @@ impl Default for Stats {
             source: watch::Sender::new(SourceProgress::default()),
             latency: crate::latency::Latency::default(),
             paused: std::sync::atomic::AtomicBool::new(false),
+            plugins: std::sync::Mutex::new(Vec::new()),
+            rollbacks: AtomicU64::new(0),
         }
     }
 }
@@ -262,6 +269,21 @@ async fn run_once(
     Ok(())
 }
 
+/// Publishes the plugin stage's state in `stats` when it changed;
+/// `counted` is the stage's rollbacks already added to the pipeline's
+/// count (a restarted pipeline's stage counts from zero again).
+fn publish_plugins(processor: &Processor, stats: &Stats, counted: &mut u64) {
+    let (states, rollbacks) = processor.plugin_states();
+    let mut shown = stats.plugins.lock().unwrap_or_else(|p| p.into_inner());
+    if *shown != states {
+        *shown = states;
+    }
+    stats
+        .rollbacks
+        .fetch_add(rollbacks.saturating_sub(*counted), Ordering::Relaxed);
+    *counted = rollbacks.max(*counted);
+}
+
 /// The processor stage: plugins and router.
 fn process(
     mut input: mpsc::Receiver<ChangeBatch>,
@@ -273,6 +295,8 @@ fn process(
     // Whether the last batch ended at a transaction boundary: only there
     // may a new plugin version take over.
     let mut at_boundary = true;
+    let mut rollbacks = 0;
+    publish_plugins(&processor, stats, &mut rollbacks);
     while let Some(mut batch) = input.blocking_recv() {
         // Paused: hold the batch until resumed, or until the pipeline stops
         // (what is queued is then written as usual).
@@ -301,6 +325,7 @@ fn process(
         let starts_at_boundary = at_boundary;
         at_boundary = routed.resume.is_some();
         processor.run(batch.events, starts_at_boundary, &mut routed);
+        publish_plugins(&processor, stats, &mut rollbacks);
         if output.send(routed).is_err() {
             // The writer failed; it reports why.
             return;

@@ -131,6 +131,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             Some(a) => {
                 let tokens = a.tokens().map_err(|e| anyhow::anyhow!(e))?;
                 let setup = weir_admin::Setup {
+                    stages: stages(&config),
                     address: a.socket_addr(),
                     tokens,
                     pipeline: config.name.clone(),
@@ -174,6 +175,26 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         }
+    })
+}
+
+/// The pipeline's stages as the status page draws them; no secrets.
+fn stages(config: &PipelineConfig) -> serde_json::Value {
+    serde_json::json!({
+        "source": {
+            "kind": config.source.kind(),
+            "describe": config.source.component().describe(),
+        },
+        "plugins": config.plugins.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        "router": match (&config.router.template, &config.router.plugin) {
+            (_, Some(p)) => serde_json::json!({ "plugin": p.name }),
+            (Some(t), None) => serde_json::json!({ "template": t }),
+            (None, None) => serde_json::Value::Null,
+        },
+        "sinks": config.sinks.iter().map(|s| serde_json::json!({
+            "name": s.name,
+            "kind": s.kind.kind(),
+        })).collect::<Vec<_>>(),
     })
 }
 

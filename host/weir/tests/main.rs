@@ -12,6 +12,7 @@ mod mysql;
 mod pipeline;
 mod scaffold;
 mod sql;
+mod status_page;
 mod worker;
 
 use std::process::Command;

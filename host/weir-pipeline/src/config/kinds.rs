@@ -40,6 +40,13 @@ macro_rules! component_kinds {
                 }
             }
 
+            /// The `kind` that chose it (not an alias).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $($enum::$variant(_) => $kind,)*
+                }
+            }
+
             /// The kind-specific behaviour.
             pub fn component(&self) -> &dyn $component {
                 match self {
