@@ -99,13 +99,7 @@ ensure_guest_tools() {
         "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$pins/requirements.txt"
         cp "$pins/requirements.txt" "$tools/venv/requirements.txt"
     fi
-    if ! cmp -s "$pins/package-lock.json" "$tools/js/package-lock.json"; then
-        echo "==> npm ci (componentize-js, into $tools/js)"
-        rm -rf "$tools/js"
-        mkdir -p "$tools/js"
-        cp "$pins/package.json" "$pins/package-lock.json" "$tools/js/"
-        (cd "$tools/js" && npm ci --no-audit --no-fund --loglevel=error)
-    fi
+    npm_ci_pinned "$pins" "$tools/js" componentize-js
     local node_major
     node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
     if [ "$node_major" -lt 20 ]; then
@@ -123,13 +117,21 @@ ensure_guest_tools() {
 # WEIR_PLAYWRIGHT_MODULES.
 ensure_browser_tools() {
     local pins=scripts/lib/browser-tools tools=target/tools/browser
-    if ! cmp -s "$pins/package-lock.json" "$tools/package-lock.json"; then
-        echo "==> npm ci (playwright-core, into $tools)"
-        rm -rf "$tools"
-        mkdir -p "$tools"
-        cp "$pins/package.json" "$pins/package-lock.json" "$tools/"
-        (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error)
-    fi
+    npm_ci_pinned "$pins" "$tools" playwright-core
     WEIR_PLAYWRIGHT_MODULES="$PWD/$tools/node_modules"
     export WEIR_PLAYWRIGHT_MODULES
+}
+
+# Installs the npm packages pinned in directory $1 (package.json and
+# package-lock.json) into directory $2, unless the same lock file is
+# there already; $3 names them in the progress line.
+npm_ci_pinned() {
+    local pins=$1 dir=$2 what=$3
+    if ! cmp -s "$pins/package-lock.json" "$dir/package-lock.json"; then
+        echo "==> npm ci ($what, into $dir)"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        cp "$pins/package.json" "$pins/package-lock.json" "$dir/"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
 }

@@ -4,6 +4,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -67,24 +69,32 @@ fn series(text: &str, name: &str) -> Option<f64> {
         .map(|v| v.parse().unwrap())
 }
 
-#[test]
-fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
-    let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
+/// Starts weir on `setup`'s database into files, with `[admin]` on a free
+/// port plus `admin` (tokens, settings), and waits until it is ready.
+/// Returns weir, its port and the config's path.
+pub(crate) fn start_with_admin(setup: &Setup, admin: &str) -> (Child, u16, PathBuf) {
     let port = free_port();
     let config = setup.config_with_sink(
         "",
         "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
-        &format!(
-            "[admin]\naddress = \"127.0.0.1:{port}\"\nread_token = \"{READ}\"\n\
-             admin_token = \"{ADMIN}\"\n"
-        ),
+        &format!("[admin]\naddress = \"127.0.0.1:{port}\"\n{admin}\n"),
     );
     let child = setup.start(&config);
     wait_until(
         "the pipeline to be ready",
         Duration::from_secs(60),
         || request(port, "GET", "/ready", None).is_some_and(|r| r.code == 200),
+        setup,
+    );
+    (child, port, config)
+}
+
+#[test]
+fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
+    let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
+    let (child, port, config) = start_with_admin(
         &setup,
+        &format!("read_token = \"{READ}\"\nadmin_token = \"{ADMIN}\""),
     );
     // No token for the probes a load balancer and Prometheus make.
     let health = request(port, "GET", "/health", None).unwrap();
@@ -334,21 +344,9 @@ fn json_logs_name_the_pipeline_and_position_on_every_line() {
 #[test]
 fn a_stalled_pipeline_under_a_steady_load_raises_the_throughput_anomaly() {
     let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
-    let port = free_port();
-    let config = setup.config_with_sink(
-        "",
-        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
-        &format!(
-            "[admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN}\"\n\
-             anomaly_interval_ms = 250\n"
-        ),
-    );
-    let child = setup.start(&config);
-    wait_until(
-        "the pipeline to be ready",
-        Duration::from_secs(60),
-        || request(port, "GET", "/ready", None).is_some_and(|r| r.code == 200),
+    let (child, port, _) = start_with_admin(
         &setup,
+        &format!("admin_token = \"{ADMIN}\"\nanomaly_interval_ms = 250"),
     );
     // A steady load: a row every 5 ms.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

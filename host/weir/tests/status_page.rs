@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::pipeline::{BlockingClient, Setup, terminate, wait_until};
+use crate::admin::start_with_admin;
+use crate::pipeline::{BlockingClient, Setup, terminate};
 
 /// Where `scripts/test` installed playwright-core.
 fn playwright() -> PathBuf {
@@ -28,26 +29,10 @@ fn the_status_page_shows_the_pipeline_live_in_a_browser() {
         modules.display()
     );
     let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let (read, admin) = ("page-read-token-0123456789", "page-admin-token-0123456789");
-    let config = setup.config_with_sink(
-        "",
-        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
-        &format!(
-            "[admin]\naddress = \"127.0.0.1:{port}\"\nread_token = \"{read}\"\n\
-             admin_token = \"{admin}\"\n"
-        ),
-    );
-    let child = setup.start(&config);
-    wait_until(
-        "streaming",
-        Duration::from_secs(60),
-        || setup.log().contains("Streaming changes"),
+    let (child, port, _) = start_with_admin(
         &setup,
+        &format!("read_token = \"{read}\"\nadmin_token = \"{admin}\""),
     );
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
