@@ -180,6 +180,51 @@ impl Collector for PipelineCollector {
                 ConstGauge::new(i64::from(p.probation)).encode(m.encode_family(&labels)?)?;
             }
         }
+        let calls = s
+            .plugin_calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !calls.is_empty() {
+            let mut m = encoder.encode_descriptor(
+                "weir_plugin_call_seconds",
+                "Time of one plugin call (a batch) since the plugin stage started.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for c in &calls {
+                let labels = [
+                    ("pipeline", self.pipeline.as_str()),
+                    ("plugin", c.name.as_str()),
+                ];
+                let buckets: Vec<(f64, u64)> = weir_pipeline::latency::BUCKETS
+                    .iter()
+                    .copied()
+                    .chain([f64::INFINITY])
+                    .zip(c.buckets.iter().copied())
+                    .collect();
+                let count = c.buckets.iter().sum();
+                m.encode_family(&labels)?
+                    .encode_histogram::<NoLabelSet>(c.seconds, count, &buckets, None)?;
+            }
+            let mut m = encoder.encode_descriptor(
+                "weir_plugin_failures",
+                "Events a plugin failed on, by failure kind (trap, timeout, out_of_memory, \
+                 out_of_fuel, plugin_reported, contract).",
+                None,
+                MetricType::Counter,
+            )?;
+            for c in &calls {
+                for (kind, n) in &c.failures {
+                    let labels = [
+                        ("pipeline", self.pipeline.as_str()),
+                        ("plugin", c.name.as_str()),
+                        ("kind", kind),
+                    ];
+                    ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
         let mut m = encoder.encode_descriptor(
             "weir_anomaly",
             "1 while the anomaly detector finds the signal far from its normal level for the \

@@ -65,6 +65,12 @@ fn exported() -> BTreeSet<String> {
         version: "pii-mask@1.0.0+abc".into(),
         probation: true,
     }];
+    *stats.plugin_calls.lock().unwrap() = vec![weir_pipeline::reload::PluginCalls {
+        name: "mask".into(),
+        buckets: vec![1; weir_pipeline::latency::BUCKETS.len() + 1],
+        seconds: 0.5,
+        failures: [("trap", 2)].into_iter().collect(),
+    }];
     let registry = weir_admin::metrics::registry("p", stats, Default::default());
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

@@ -165,6 +165,11 @@ impl Processor {
         (self.chain.states(), self.chain.rollbacks())
     }
 
+    /// Each plugin's calls and failures since the stage started.
+    pub fn plugin_calls(&self) -> &[crate::reload::PluginCalls] {
+        self.chain.calls()
+    }
+
     /// Runs one batch through the chain and the router into `routed`.
     /// Waiting versions are swapped in first when the batch starts at a
     /// transaction boundary (`at_boundary`). A version on probation that

@@ -134,6 +134,8 @@ pub struct Chain {
     canary_failure_ratio: f64,
     /// Versions rolled back so far.
     rollbacks: u64,
+    /// Per plugin (by name, transformers then the router), its calls.
+    calls: Vec<PluginCalls>,
 }
 
 /// A plugin of a running chain, as status reports show it.
@@ -148,6 +150,57 @@ pub struct PluginState {
     pub probation: bool,
 }
 
+/// The calls of plugin `name` in `calls`, added when missing.
+fn calls_of<'c>(calls: &'c mut Vec<PluginCalls>, name: &str) -> &'c mut PluginCalls {
+    match calls.iter().position(|c| c.name == name) {
+        Some(i) => &mut calls[i],
+        None => {
+            calls.push(PluginCalls::new(name));
+            calls.last_mut().expect("pushed")
+        }
+    }
+}
+
+/// What a plugin's calls cost and how its events failed, since the chain
+/// started: one call per batch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginCalls {
+    pub name: String,
+    /// Calls per bucket of [`crate::latency::BUCKETS`] (the last `+Inf`).
+    pub buckets: Vec<u64>,
+    pub seconds: f64,
+    /// Failed events by failure kind (`trap`, `timeout`, ...).
+    pub failures: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl PluginCalls {
+    fn new(name: &str) -> Self {
+        PluginCalls {
+            name: name.to_owned(),
+            buckets: vec![0; crate::latency::BUCKETS.len() + 1],
+            ..PluginCalls::default()
+        }
+    }
+
+    fn record(&mut self, took: std::time::Duration, failures: &[EventFailure]) {
+        let refs: Vec<&EventFailure> = failures.iter().collect();
+        self.record_refs(took, &refs);
+    }
+
+    fn record_refs(&mut self, took: std::time::Duration, failures: &[&EventFailure]) {
+        let s = took.as_secs_f64();
+        let i = crate::latency::BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(crate::latency::BUCKETS.len());
+        self.buckets[i] += 1;
+        self.seconds += s;
+        for f in failures {
+            *self.failures.entry(f.kind.label()).or_default() += 1;
+        }
+    }
+}
+
 impl Chain {
     pub fn new(canary_events: u64, canary_failure_ratio: f64) -> Self {
         Chain {
@@ -156,7 +209,13 @@ impl Chain {
             canary_events,
             canary_failure_ratio,
             rollbacks: 0,
+            calls: Vec::new(),
         }
+    }
+
+    /// Each plugin's calls and failures so far.
+    pub fn calls(&self) -> &[PluginCalls] {
+        &self.calls
     }
 
     /// Every plugin with its version and probation state, transformers
@@ -249,7 +308,11 @@ impl Chain {
             let fed = events.len() as u64;
             let mut next = Vec::with_capacity(events.len());
             let mut failed = 0;
-            for result in slot.plugin.transform(events) {
+            let started = std::time::Instant::now();
+            let results = slot.plugin.transform(events);
+            let took = started.elapsed();
+            let first_failure = dead.len();
+            for result in results {
                 match result {
                     Ok(out) => next.extend(out),
                     Err(f) => {
@@ -259,6 +322,7 @@ impl Chain {
                 }
             }
             events = next;
+            calls_of(&mut self.calls, &slot.name).record(took, &dead[first_failure..]);
             if slot.judge(fed, failed, self.canary_events, self.canary_failure_ratio) {
                 rolled_back = true;
                 self.rollbacks += 1;
@@ -280,8 +344,12 @@ impl Chain {
         let Some(router) = &mut self.router else {
             return Vec::new();
         };
+        let started = std::time::Instant::now();
         let routes = router.plugin.route(events);
+        let took = started.elapsed();
         let failed = routes.iter().filter(|r| r.is_err()).count() as u64;
+        let failures: Vec<&EventFailure> = routes.iter().filter_map(|r| r.as_ref().err()).collect();
+        calls_of(&mut self.calls, &router.name).record_refs(took, &failures);
         if router.judge(events.len() as u64, failed, canary_events, ratio) {
             self.rollbacks += 1;
             restamp(events, self.stamp());

@@ -116,6 +116,8 @@ pub struct Stats {
     pub plugins: std::sync::Mutex<Vec<crate::reload::PluginState>>,
     /// Plugin versions rolled back since the pipeline started.
     pub rollbacks: AtomicU64,
+    /// Each plugin's calls and failures since the plugin stage (re)started.
+    pub plugin_calls: std::sync::Mutex<Vec<crate::reload::PluginCalls>>,
 }
 
 impl Default for Stats {
@@ -130,6 +132,7 @@ impl Default for Stats {
             paused: std::sync::atomic::AtomicBool::new(false),
             plugins: std::sync::Mutex::new(Vec::new()),
             rollbacks: AtomicU64::new(0),
+            plugin_calls: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -277,6 +280,13 @@ fn publish_plugins(processor: &Processor, stats: &Stats, counted: &mut u64) {
     let mut shown = stats.plugins.lock().unwrap_or_else(|p| p.into_inner());
     if *shown != states {
         *shown = states;
+    }
+    drop(shown);
+    let calls = processor.plugin_calls();
+    if !calls.is_empty() {
+        let mut shown = stats.plugin_calls.lock().unwrap_or_else(|p| p.into_inner());
+        shown.clear();
+        shown.extend(calls.iter().cloned());
     }
     stats
         .rollbacks

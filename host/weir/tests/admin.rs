@@ -94,7 +94,11 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
     let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
     let (child, port, config) = start_with_admin(
         &setup,
-        &format!("read_token = \"{READ}\"\nadmin_token = \"{ADMIN}\""),
+        &format!(
+            "read_token = \"{READ}\"\nadmin_token = \"{ADMIN}\"\n\n[[plugins]]\nname = \"mask\"\n\
+             path = \"{}\"\n\n[trust]\nallow_unsigned = true",
+            weir_tests::components::PII_MASK
+        ),
     );
     // No token for the probes a load balancer and Prometheus make.
     let health = request(port, "GET", "/health", None).unwrap();
@@ -157,6 +161,27 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
             ),
         "{metrics}"
     );
+    // The plugin's calls and state.
+    let plugin = |name: &str| {
+        let prefix = format!("{name}{{pipeline=\"test\",plugin=\"mask\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.parse::<f64>().unwrap())
+    };
+    assert!(
+        plugin("weir_plugin_call_seconds_count").unwrap() >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_plugin_probation{pipeline=\"test\",plugin=\"mask\",role=\"transformer\",version=\"pii_mask+"),
+        "{metrics}"
+    );
+    assert_eq!(
+        series(&metrics, "weir_plugin_rollbacks_total"),
+        Some(0.0),
+        "{metrics}"
+    );
     let behind = series(&metrics, "weir_source_lag_bytes").expect("the WAL distance");
     assert!(behind >= 0.0, "{metrics}");
     let lag = series(&metrics, "weir_source_lag_seconds").expect("a lag once changes are durable");
@@ -180,6 +205,9 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
     assert_eq!(status["pipeline"], "test");
     assert_eq!(status["phase"], "streaming");
     assert_eq!(status["events_out"], 25);
+    assert_eq!(status["plugins"][0]["name"], "mask", "{status}");
+    assert_eq!(status["plugins"][0]["probation"], false, "{status}");
+    assert_eq!(status["stages"]["sinks"][0]["kind"], "file", "{status}");
     assert!(
         status["acknowledged"].as_str().unwrap().contains('/'),
         "{status}"
