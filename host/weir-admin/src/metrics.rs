@@ -48,6 +48,33 @@ const PHASES: [Phase; 4] = [
     Phase::Stopped,
 ];
 
+/// Encodes `metric` as the one series of family `name`, labelled `labels`.
+fn single(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+    labels: &[(&str, &str)],
+) -> Result<(), std::fmt::Error> {
+    let mut m = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(m.encode_family(&labels)?)
+}
+
+/// Encodes `h` as a histogram series labelled `labels` of the family `m`
+/// belongs to.
+fn histogram(
+    m: &mut prometheus_client::encoding::MetricEncoder<'_>,
+    labels: &[(&str, &str)],
+    h: &weir_pipeline::latency::Snapshot,
+) -> Result<(), std::fmt::Error> {
+    m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+        h.sum_seconds,
+        h.count,
+        &h.buckets,
+        None,
+    )
+}
+
 impl Collector for PipelineCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let s = &self.stats;
@@ -74,9 +101,7 @@ impl Collector for PipelineCollector {
                 s.checkpoints.load(Ordering::Relaxed),
             ),
         ] {
-            let counter = ConstCounter::new(value);
-            let mut m = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
-            counter.encode(m.encode_family(&labels)?)?;
+            single(&mut encoder, name, help, ConstCounter::new(value), &labels)?;
         }
         let source = s.source.borrow().clone();
         let mut m = encoder.encode_descriptor(
@@ -93,43 +118,38 @@ impl Collector for PipelineCollector {
             ConstGauge::new(i64::from(phase == source.phase)).encode(m.encode_family(&labels)?)?;
         }
         if let Some(p) = source.snapshot {
-            let rows = ConstCounter::new(p.rows);
-            let mut m = encoder.encode_descriptor(
+            single(
+                &mut encoder,
                 "weir_snapshot_rows",
                 "Rows the snapshot copied.",
-                None,
-                rows.metric_type(),
+                ConstCounter::new(p.rows),
+                &labels,
             )?;
-            rows.encode(m.encode_family(&labels)?)?;
-            for (name, help, value) in [
-                (
-                    "weir_snapshot_tables_done",
-                    "Tables the snapshot finished.",
-                    p.tables_done,
-                ),
-                (
-                    "weir_snapshot_tables",
-                    "Tables the snapshot copies.",
-                    p.tables_total,
-                ),
-            ] {
-                let g = ConstGauge::new(value as i64);
-                let mut m = encoder.encode_descriptor(name, help, None, g.metric_type())?;
-                g.encode(m.encode_family(&labels)?)?;
-            }
+            single(
+                &mut encoder,
+                "weir_snapshot_tables_done",
+                "Tables the snapshot finished.",
+                ConstGauge::new(p.tables_done as i64),
+                &labels,
+            )?;
+            single(
+                &mut encoder,
+                "weir_snapshot_tables",
+                "Tables the snapshot copies.",
+                ConstGauge::new(p.tables_total as i64),
+                &labels,
+            )?;
         }
         if let Some(bytes) = source.behind_bytes {
-            let g = ConstGauge::new(bytes as i64);
-            let mut m = encoder.encode_descriptor(
+            single(
+                &mut encoder,
                 "weir_source_lag_bytes",
                 "How far the server's log is ahead of the position every sink made durable \
                  (PostgreSQL: WAL end minus the slot's confirmed position).",
-                None,
-                g.metric_type(),
+                ConstGauge::new(bytes as i64),
+                &labels,
             )?;
-            g.encode(m.encode_family(&labels)?)?;
         }
-        let latency = s.latency.snapshot();
         let mut m = encoder.encode_descriptor(
             "weir_end_to_end_latency_seconds",
             "From a change's commit at the source to the checkpoint that made it durable in \
@@ -137,30 +157,23 @@ impl Collector for PipelineCollector {
             None,
             MetricType::Histogram,
         )?;
-        m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-            latency.sum_seconds,
-            latency.count,
-            &latency.buckets,
-            None,
-        )?;
+        histogram(&mut m, &labels, &s.latency.snapshot())?;
         if let Some(lag) = s.latency.lag_seconds(weir_pipeline::latency::now_us()) {
-            let g = ConstGauge::new(lag);
-            let mut m = encoder.encode_descriptor(
+            single(
+                &mut encoder,
                 "weir_source_lag_seconds",
                 "Now minus the source commit time of the latest change durable in every sink.",
-                None,
-                g.metric_type(),
+                ConstGauge::new(lag),
+                &labels,
             )?;
-            g.encode(m.encode_family(&labels)?)?;
         }
-        let rollbacks = ConstCounter::new(s.rollbacks.load(Ordering::Relaxed));
-        let mut m = encoder.encode_descriptor(
+        single(
+            &mut encoder,
             "weir_plugin_rollbacks",
             "Plugin versions rolled back after failing on probation.",
-            None,
-            rollbacks.metric_type(),
+            ConstCounter::new(s.rollbacks.load(Ordering::Relaxed)),
+            &labels,
         )?;
-        rollbacks.encode(m.encode_family(&labels)?)?;
         let plugins = s.plugins.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if !plugins.is_empty() {
             let mut m = encoder.encode_descriptor(
@@ -197,15 +210,8 @@ impl Collector for PipelineCollector {
                     ("pipeline", self.pipeline.as_str()),
                     ("plugin", c.name.as_str()),
                 ];
-                let buckets: Vec<(f64, u64)> = weir_pipeline::latency::BUCKETS
-                    .iter()
-                    .copied()
-                    .chain([f64::INFINITY])
-                    .zip(c.buckets.iter().copied())
-                    .collect();
-                let count = c.buckets.iter().sum();
-                m.encode_family(&labels)?
-                    .encode_histogram::<NoLabelSet>(c.seconds, count, &buckets, None)?;
+                let h = weir_pipeline::latency::Snapshot::of(&c.buckets, c.seconds);
+                histogram(&mut m, &labels, &h)?;
             }
             let mut m = encoder.encode_descriptor(
                 "weir_plugin_failures",
@@ -240,14 +246,12 @@ impl Collector for PipelineCollector {
             ConstGauge::new(i64::from(self.anomalies.get(signal)))
                 .encode(m.encode_family(&labels)?)?;
         }
-        let uptime = ConstGauge::new(self.started.elapsed().as_secs_f64());
-        let mut m = encoder.encode_descriptor(
+        single(
+            &mut encoder,
             "weir_uptime_seconds",
             "Seconds since the pipeline started.",
-            None,
-            uptime.metric_type(),
-        )?;
-        uptime.encode(m.encode_family(&labels)?)?;
-        Ok(())
+            ConstGauge::new(self.started.elapsed().as_secs_f64()),
+            &labels,
+        )
     }
 }

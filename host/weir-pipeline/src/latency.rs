@@ -11,6 +11,20 @@ pub const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 ];
 
+/// The bucket of a duration of `seconds`: the first whose bound holds it,
+/// or the last, `+Inf`.
+pub fn bucket_of(seconds: f64) -> usize {
+    BUCKETS
+        .iter()
+        .position(|b| seconds <= *b)
+        .unwrap_or(BUCKETS.len())
+}
+
+/// Every bucket's upper bound, `+Inf` last.
+pub fn bounds() -> impl Iterator<Item = f64> {
+    BUCKETS.into_iter().chain([f64::INFINITY])
+}
+
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Latency {
@@ -37,12 +51,7 @@ impl Latency {
     /// durable at `now_us`.
     pub fn observe(&self, commit_us: i64, now_us: i64, events: u64) {
         let us = now_us.saturating_sub(commit_us).max(0) as u64;
-        let seconds = us as f64 / 1e6;
-        let i = BUCKETS
-            .iter()
-            .position(|b| seconds <= *b)
-            .unwrap_or(BUCKETS.len());
-        self.counts[i].fetch_add(events, Ordering::Relaxed);
+        self.counts[bucket_of(us as f64 / 1e6)].fetch_add(events, Ordering::Relaxed);
         self.sum_us
             .fetch_add(us.saturating_mul(events), Ordering::Relaxed);
         self.last_durable_commit_us
@@ -51,18 +60,12 @@ impl Latency {
 
     /// The histogram so far.
     pub fn snapshot(&self) -> Snapshot {
-        let mut total = 0;
-        let mut buckets = Vec::with_capacity(BUCKETS.len() + 1);
-        for (i, c) in self.counts.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            total += n;
-            buckets.push((BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), n));
-        }
-        Snapshot {
-            sum_seconds: self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
-            count: total,
-            buckets,
-        }
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        Snapshot::of(&counts, self.sum_us.load(Ordering::Relaxed) as f64 / 1e6)
     }
 
     /// Seconds from the commit of the latest durable change to `now_us`;
@@ -70,6 +73,17 @@ impl Latency {
     pub fn lag_seconds(&self, now_us: i64) -> Option<f64> {
         let last = self.last_durable_commit_us.load(Ordering::Relaxed);
         (last > 0).then(|| now_us.saturating_sub(last).max(0) as f64 / 1e6)
+    }
+}
+
+impl Snapshot {
+    /// From per-bucket counts (in [`bounds`] order) and the sum.
+    pub fn of(counts: &[u64], sum_seconds: f64) -> Snapshot {
+        Snapshot {
+            sum_seconds,
+            count: counts.iter().sum(),
+            buckets: bounds().zip(counts.iter().copied()).collect(),
+        }
     }
 }
 

@@ -189,11 +189,7 @@ impl PluginCalls {
 
     fn record_refs(&mut self, took: std::time::Duration, failures: &[&EventFailure]) {
         let s = took.as_secs_f64();
-        let i = crate::latency::BUCKETS
-            .iter()
-            .position(|b| s <= *b)
-            .unwrap_or(crate::latency::BUCKETS.len());
-        self.buckets[i] += 1;
+        self.buckets[crate::latency::bucket_of(s)] += 1;
         self.seconds += s;
         for f in failures {
             *self.failures.entry(f.kind.label()).or_default() += 1;

@@ -272,16 +272,12 @@ async fn run_once(
     Ok(())
 }
 
-/// Publishes the plugin stage's state in `stats` when it changed;
-/// `counted` is the stage's rollbacks already added to the pipeline's
-/// count (a restarted pipeline's stage counts from zero again).
+/// Publishes the plugin stage's state in `stats`; `counted` is the
+/// stage's rollbacks already added to the pipeline's count (a restarted
+/// pipeline's stage counts from zero again).
 fn publish_plugins(processor: &Processor, stats: &Stats, counted: &mut u64) {
     let (states, rollbacks) = processor.plugin_states();
-    let mut shown = stats.plugins.lock().unwrap_or_else(|p| p.into_inner());
-    if *shown != states {
-        *shown = states;
-    }
-    drop(shown);
+    *stats.plugins.lock().unwrap_or_else(|p| p.into_inner()) = states;
     let calls = processor.plugin_calls();
     if !calls.is_empty() {
         let mut shown = stats.plugin_calls.lock().unwrap_or_else(|p| p.into_inner());
@@ -291,7 +287,7 @@ fn publish_plugins(processor: &Processor, stats: &Stats, counted: &mut u64) {
     stats
         .rollbacks
         .fetch_add(rollbacks.saturating_sub(*counted), Ordering::Relaxed);
-    *counted = rollbacks.max(*counted);
+    *counted = rollbacks;
 }
 
 /// The processor stage: plugins and router.

@@ -139,9 +139,7 @@ pub trait Target: Send {
     /// commit time and the session's replication origin.
     fn begin_replay(&mut self, source: &SourceInfo) -> Result<(), StageError> {
         let _ = source;
-        Err(StageError::operator(
-            "this sink kind does not resolve conflicts; remove its `conflicts` section",
-        ))
+        Err(not_resolving())
     }
 
     /// Active-active: marks the open replay with a later commit time,
@@ -149,9 +147,7 @@ pub trait Target: Send {
     /// carries that version).
     fn restamp(&mut self, commit_time_us: i64) -> Result<(), StageError> {
         let _ = commit_time_us;
-        Err(StageError::operator(
-            "this sink kind does not resolve conflicts; remove its `conflicts` section",
-        ))
+        Err(not_resolving())
     }
 
     /// Active-active: the target's row with `key` in `destination`'s table
@@ -162,10 +158,15 @@ pub trait Target: Send {
         key: &[Column],
     ) -> Result<Option<LocalRow>, StageError> {
         let _ = (destination, key);
-        Err(StageError::operator(
-            "this sink kind does not resolve conflicts; remove its `conflicts` section",
-        ))
+        Err(not_resolving())
     }
+}
+
+/// What a target without active-active support answers to its calls.
+fn not_resolving() -> StageError {
+    StageError::operator(
+        "this sink kind does not resolve conflicts; remove its `conflicts` section",
+    )
 }
 
 /// An apply sink's conflict handling, once started.
@@ -311,9 +312,6 @@ impl<T: Target> ApplySink<T> {
 
     /// Commits the open replay with the checkpoint row.
     fn commit_replay(&mut self) -> Result<(), StageError> {
-        if let Some(at) = self.resolving.as_mut().and_then(|r| r.restamp.take()) {
-            self.target.restamp(at)?;
-        }
         let source = self.source.clone();
         self.commit(&source)?;
         if let Some(r) = self.resolving.as_mut() {
@@ -322,11 +320,15 @@ impl<T: Target> ApplySink<T> {
         Ok(())
     }
 
-    /// Writes the checkpoint row (and the conflicts of the transaction)
-    /// and commits.
+    /// Writes the checkpoint row (and, resolving, the conflicts of the
+    /// transaction and the later commit time a merge asked for) and
+    /// commits.
     fn commit(&mut self, source: &Json) -> Result<(), StageError> {
         if let Some(r) = self.resolving.as_mut() {
             r.log.write()?;
+            if let Some(at) = r.restamp.take() {
+                self.target.restamp(at)?;
+            }
         }
         let row = CheckpointRow {
             held: self.ledger.record(),
@@ -364,10 +366,12 @@ impl<T: Target> ApplySink<T> {
         if incoming.source.origin.is_none() {
             incoming.source.origin = Some(r.setup.source_region.clone());
         }
+        let local_region = local
+            .as_ref()
+            .map(|l| conflict::region_of(l.origin.as_deref(), &r.setup.region));
         if let Some(l) = &local
             && l.commit_time_us == Some(event.source.commit_time_us)
-            && conflict::region_of(l.origin.as_deref(), &r.setup.region)
-                == incoming.source.origin.as_deref().unwrap_or_default()
+            && local_region.as_deref() == incoming.source.origin.as_deref()
         {
             // The row carries this change's own version: it was applied
             // already (a replay after a crash).
@@ -393,7 +397,7 @@ impl<T: Target> ApplySink<T> {
             local_meta: match &local {
                 Some(l) => VersionMeta {
                     commit_time_us: l.commit_time_us.unwrap_or(0),
-                    origin: Some(conflict::region_of(l.origin.as_deref(), &r.setup.region)),
+                    origin: local_region,
                     txid: None,
                 },
                 // A missing row is older than any change.
@@ -567,9 +571,6 @@ impl<T: Target> Sink for ApplySink<T> {
 
     fn flush(&mut self, source: &Json) -> Result<Json, StageError> {
         self.source = source.clone();
-        if let Some(at) = self.resolving.as_mut().and_then(|r| r.restamp.take()) {
-            self.target.restamp(at)?;
-        }
         if self.ledger.pending() {
             self.commit(source)?;
         }

@@ -66,6 +66,18 @@ struct Conn {
     types: TypeCache,
 }
 
+impl Conn {
+    /// `sql` prepared on this connection, once.
+    async fn prepared(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await?;
+        self.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+}
+
 impl PostgresTarget {
     /// The sink for `config`; it connects in `Sink::recover`. With
     /// `conflicts` (active-active), the session's replication origin is
@@ -333,14 +345,7 @@ impl Target for PostgresTarget {
             .map_err(|e| StageError::operator(format!("sink `{}`: {e}", self.name)))?;
         let conn = self.conn.as_mut().expect("connected in recover");
         let result = self.runtime.block_on(async {
-            let statement = match conn.statements.get(&sql) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = conn.client.prepare(&sql).await?;
-                    conn.statements.insert(sql.clone(), s.clone());
-                    s
-                }
-            };
+            let statement = conn.prepared(&sql).await?;
             let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_param()).collect();
             conn.client.execute(&statement, &refs).await
         });

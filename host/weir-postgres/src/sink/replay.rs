@@ -122,14 +122,7 @@ impl PostgresTarget {
             for (_, oid) in &table.oids {
                 decoders.push(conn.types.resolve(&conn.client, *oid).await);
             }
-            let statement = match conn.statements.get(&sql) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = conn.client.prepare(&sql).await?;
-                    conn.statements.insert(sql.clone(), s.clone());
-                    s
-                }
-            };
+            let statement = conn.prepared(&sql).await?;
             let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                 params.iter().map(|p| p.as_param()).collect();
             let row = conn.client.query_opt(&statement, &refs).await?;
