@@ -1,5 +1,6 @@
 //! The admin API of `weir run` (`[admin]` in the pipeline config,
-//! `docs/operations.md`), on one address:
+//! `docs/operations.md`), on one address, over HTTP or, with
+//! `[admin.tls]`, HTTPS (rustls):
 //!
 //! - `GET /`: the status page (`page/index.html`; no token to load it, it
 //!   asks for one and reads `/v1` with it);
@@ -9,21 +10,23 @@
 //! - `GET /metrics`: Prometheus metrics in the OpenMetrics text format (no
 //!   token, as scrapers expect; [`metrics`]);
 //! - `GET /v1/status` (read or admin token): the pipeline's state,
-//!   position and counters;
+//!   positions, counters, plugins and sinks;
 //! - `POST /v1/reload` (admin token): reloads changed plugins, as
 //!   `weir plugin reload` does;
 //! - `POST /v1/pause`, `POST /v1/resume` (admin token): stops and starts
 //!   taking changes from the source;
-//! - `GET /v1/dead-letters` (read or admin token): the last dead letters.
+//! - `GET /v1/dead-letters` (read or admin token): the last dead letters;
+//! - `GET /v1/openapi.json` (read or admin token): the OpenAPI document,
+//!   generated from the handlers and their answer types ([`api::ApiDoc`]).
 //!
 //! Tokens come as `Authorization: Bearer <token>` and are compared in
 //! constant time; none or an unknown one is 401, a read token on an
 //! admin endpoint 403. Tokens are never logged.
 
 pub mod anomaly;
+pub mod api;
 pub mod metrics;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,43 +34,23 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
-use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 use tracing::info;
-use weir_connect::Phase;
 use weir_pipeline::Stats;
-use weir_pipeline::config::Tokens;
+use weir_pipeline::config::{TlsConfig, Tokens};
 
-/// What the API serves.
-#[derive(Clone)]
-struct Api {
-    pipeline: String,
-    state_dir: PathBuf,
-    stats: Arc<Stats>,
-    tokens: Tokens,
-    metrics: Arc<prometheus_client::registry::Registry>,
-    started: Instant,
-    stages: Arc<serde_json::Value>,
-    raised: Arc<anomaly::Raised>,
-}
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Scope {
-    Read,
-    Admin,
-}
+use crate::api::Api;
 
 /// Where the API listens and what it watches.
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub address: SocketAddr,
     pub tokens: Tokens,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<TlsConfig>,
     pub pipeline: String,
     pub state_dir: PathBuf,
     /// How often the anomaly detector samples.
@@ -77,14 +60,20 @@ pub struct Setup {
     pub stages: serde_json::Value,
 }
 
-/// Listens on the setup's address (an error when it cannot) and serves the
-/// API, and runs the anomaly detector, until `shutdown` becomes true.
+/// Listens on the setup's address (an error when it cannot, or when the
+/// TLS certificate or key does not read) and serves the API, and runs the
+/// anomaly detector, until `shutdown` becomes true.
 pub async fn start(
     setup: Setup,
     stats: Arc<Stats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(setup.address).await?;
+    let tls = match &setup.tls {
+        Some(tls) => Some(rustls_config(tls)?),
+        None => None,
+    };
+    let listener = std::net::TcpListener::bind(setup.address)?;
+    listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
     let raised = Arc::new(anomaly::Raised::default());
     tokio::spawn(anomaly::watch(
@@ -110,24 +99,71 @@ pub async fn start(
     };
     let app = Router::new()
         .route("/", get(page))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route("/health", get(api::health))
+        .route("/ready", get(api::ready))
         .route("/metrics", get(metrics_text))
-        .route("/v1/status", get(status))
-        .route("/v1/reload", post(reload))
-        .route("/v1/pause", post(pause))
-        .route("/v1/resume", post(resume))
-        .route("/v1/dead-letters", get(dead_letters))
+        .route("/v1/status", get(api::status))
+        .route("/v1/reload", post(api::reload))
+        .route("/v1/pause", post(api::pause))
+        .route("/v1/resume", post(api::resume))
+        .route("/v1/dead-letters", get(api::dead_letters))
+        .route("/v1/openapi.json", get(api::openapi))
         .with_state(api);
-    info!(address = %bound, "Admin API listening.");
-    Ok(tokio::spawn(async move {
-        let stopped = async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        };
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await;
-    }))
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(address = %bound, scheme, "Admin API listening.");
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        let _ = shutdown.wait_for(|s| *s).await;
+        stopping.graceful_shutdown(Some(Duration::from_secs(1)));
+    });
+    let service = app.into_make_service();
+    Ok(match tls {
+        Some(tls) => {
+            let server = axum_server::from_tcp_rustls(listener, tls)?.handle(handle);
+            tokio::spawn(async move {
+                let _ = server.serve(service).await;
+            })
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)?.handle(handle);
+            tokio::spawn(async move {
+                let _ = server.serve(service).await;
+            })
+        }
+    })
+}
+
+/// The server's TLS setup from PEM files: rustls with the *ring* provider,
+/// HTTP/1.1.
+fn rustls_config(tls: &TlsConfig) -> std::io::Result<axum_server::tls_rustls::RustlsConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let invalid = |what: &std::path::Path, e: &dyn std::fmt::Display| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("[admin.tls] {}: {e}", what.display()),
+        )
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| invalid(&tls.cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid(&tls.cert, &e))?;
+    if certs.is_empty() {
+        return Err(invalid(&tls.cert, &"holds no PEM certificate"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| invalid(&tls.key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(&tls.cert, &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid(&tls.key, &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(config),
+    ))
 }
 
 /// The status page: one HTML file with its styles and script inline (no
@@ -147,25 +183,6 @@ async fn page() -> Response {
         .into_response()
 }
 
-async fn health() -> Response {
-    axum::Json(json!({ "status": "ok" })).into_response()
-}
-
-async fn ready(State(api): State<Api>) -> Response {
-    let phase = api.stats.source.borrow().phase;
-    let ready = matches!(phase, Phase::Snapshot | Phase::Streaming);
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        code,
-        axum::Json(json!({ "ready": ready, "phase": phase.label() })),
-    )
-        .into_response()
-}
-
 async fn metrics_text(State(api): State<Api>) -> Response {
     let mut text = String::new();
     if prometheus_client::encoding::text::encode(&mut text, &api.metrics).is_err() {
@@ -179,174 +196,4 @@ async fn metrics_text(State(api): State<Api>) -> Response {
         text,
     )
         .into_response()
-}
-
-async fn status(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Some(denied) = denied(&api.tokens, &headers, Scope::Read) {
-        return denied;
-    }
-    let s = &api.stats;
-    let source = s.source.borrow().clone();
-    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    axum::Json(json!({
-        "pipeline": api.pipeline,
-        "phase": source.phase.label(),
-        "acknowledged": source.acknowledged,
-        "lag_bytes": source.behind_bytes,
-        "snapshot": source.snapshot.map(|p| json!({
-            "tables_done": p.tables_done,
-            "tables_total": p.tables_total,
-            "rows": p.rows,
-        })),
-        "events_in": load(&s.events_in),
-        "events_out": load(&s.events_out),
-        "dead_letters": load(&s.dead_letters),
-        "checkpoints": load(&s.checkpoints),
-        "paused": s.paused.load(std::sync::atomic::Ordering::Relaxed),
-        "lag_seconds": s.latency.lag_seconds(weir_pipeline::latency::now_us()),
-        "uptime_seconds": api.started.elapsed().as_secs(),
-        "stages": *api.stages,
-        "plugins": s.plugins.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|p| json!({
-            "name": p.name,
-            "role": p.role,
-            "version": p.version,
-            "probation": p.probation,
-        })).collect::<Vec<_>>(),
-        "rollbacks": load(&s.rollbacks),
-        "anomalies": anomaly::Signal::ALL
-            .iter()
-            .filter(|sig| api.raised.get(**sig))
-            .map(|sig| sig.label())
-            .collect::<Vec<_>>(),
-    }))
-    .into_response()
-}
-
-/// Asks the pipeline's reloader, over its admin socket, to load changed
-/// plugins; answers with what it did.
-async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Some(denied) = denied(&api.tokens, &headers, Scope::Admin) {
-        return denied;
-    }
-    let socket = weir_pipeline::reload::admin_socket(&api.state_dir);
-    let answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-        let stream = std::os::unix::net::UnixStream::connect(&socket)?;
-        stream.set_read_timeout(Some(Duration::from_secs(130)))?;
-        (&stream).write_all(b"reload\n")?;
-        let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line)?;
-        Ok(line.trim().to_owned())
-    })
-    .await;
-    match answer {
-        Ok(Ok(answer)) if !answer.starts_with("error:") => {
-            axum::Json(json!({ "result": answer })).into_response()
-        }
-        Ok(Ok(answer)) => error(StatusCode::CONFLICT, &answer),
-        Ok(Err(e)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("the pipeline's reloader does not answer: {e}"),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
-}
-
-async fn pause(State(api): State<Api>, headers: HeaderMap) -> Response {
-    set_paused(&api, &headers, true)
-}
-
-async fn resume(State(api): State<Api>, headers: HeaderMap) -> Response {
-    set_paused(&api, &headers, false)
-}
-
-/// Pauses or resumes taking changes from the source.
-fn set_paused(api: &Api, headers: &HeaderMap, paused: bool) -> Response {
-    if let Some(denied) = denied(&api.tokens, headers, Scope::Admin) {
-        return denied;
-    }
-    let was = api
-        .stats
-        .paused
-        .swap(paused, std::sync::atomic::Ordering::Relaxed);
-    if was != paused {
-        if paused {
-            info!(
-                "Paused by the admin API: no changes are taken from the source until resumed; the source's confirmed position stays where it is."
-            );
-        } else {
-            info!("Resumed by the admin API.");
-        }
-    }
-    axum::Json(json!({ "paused": paused })).into_response()
-}
-
-/// The last dead letters (at most 100), newest last.
-async fn dead_letters(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Some(denied) = denied(&api.tokens, &headers, Scope::Read) {
-        return denied;
-    }
-    const MOST: usize = 100;
-    let path = api
-        .state_dir
-        .join(weir_pipeline::dead_letter::DeadLetterFile::FILE);
-    let text = match tokio::fs::read_to_string(&path).await {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("cannot read {}: {e}", path.display()),
-            );
-        }
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    let letters: Vec<serde_json::Value> = lines[lines.len().saturating_sub(MOST)..]
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    axum::Json(json!({ "total": lines.len(), "dead_letters": letters })).into_response()
-}
-
-fn error(code: StatusCode, message: &str) -> Response {
-    (code, axum::Json(json!({ "error": message }))).into_response()
-}
-
-/// Checks the request's bearer token against `needed`: the answer when
-/// it falls short.
-fn denied(tokens: &Tokens, headers: &HeaderMap, needed: Scope) -> Option<Response> {
-    let unauthorized = |message: &str| {
-        let mut r = error(StatusCode::UNAUTHORIZED, message);
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        r
-    };
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return Some(unauthorized(
-            "this endpoint needs a token: send `Authorization: Bearer <token>`",
-        ));
-    };
-    let matches = |token: &Option<SecretString>| {
-        token
-            .as_ref()
-            .is_some_and(|t| bool::from(t.expose_secret().as_bytes().ct_eq(given.as_bytes())))
-    };
-    let scope = if matches(&tokens.admin) {
-        Scope::Admin
-    } else if matches(&tokens.read) {
-        Scope::Read
-    } else {
-        return Some(unauthorized("the token is not valid"));
-    };
-    (scope < needed).then(|| {
-        error(
-            StatusCode::FORBIDDEN,
-            "the read-only token may not do this; use the admin token",
-        )
-    })
 }

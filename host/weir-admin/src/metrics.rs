@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use weir_connect::Phase;
 use weir_pipeline::Stats;
+use weir_pipeline::stats::{ERROR_KINDS, SinkMetrics, lock};
 
 use crate::anomaly::{Raised, Signal};
 
@@ -75,6 +76,96 @@ fn histogram(
     )
 }
 
+impl PipelineCollector {
+    /// Events routed, per destination.
+    fn encode_destinations(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let destinations = lock(&self.stats.destinations).clone();
+        let mut m = encoder.encode_descriptor(
+            "weir_destination_events",
+            "Events routed to the destination (a table's, or what the router chose).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (destination, n) in &destinations {
+            let labels = [
+                ("pipeline", self.pipeline.as_str()),
+                ("destination", destination.as_str()),
+            ];
+            ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    /// Each sink's events, write and flush times, errors and retries.
+    fn encode_sinks(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let sinks: Vec<(String, Arc<SinkMetrics>)> = lock(&self.stats.sinks)
+            .iter()
+            .map(|(name, m)| (name.clone(), Arc::clone(m)))
+            .collect();
+        let mut m = encoder.encode_descriptor(
+            "weir_sink_events",
+            "Events handed to the sink.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (name, s) in &sinks {
+            ConstCounter::new(s.events.load(Ordering::Relaxed))
+                .encode(m.encode_family(&sink_labels(&self.pipeline, name))?)?;
+        }
+        for (family, help, of) in [
+            (
+                "weir_sink_write_seconds",
+                "Time of one write to the sink (a batch).",
+                (|s: &SinkMetrics| s.write.snapshot()) as fn(&SinkMetrics) -> _,
+            ),
+            (
+                "weir_sink_flush_seconds",
+                "Time of one flush of the sink (its writes made durable, with the checkpoint).",
+                |s: &SinkMetrics| s.flush.snapshot(),
+            ),
+        ] {
+            let mut m = encoder.encode_descriptor(family, help, None, MetricType::Histogram)?;
+            for (name, s) in &sinks {
+                histogram(&mut m, &sink_labels(&self.pipeline, name), &of(s))?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "weir_sink_errors",
+            "Failed writes and flushes by error kind (event: one event refused and set \
+             aside as a dead letter; transient: retried from the last checkpoint; operator: \
+             the pipeline stopped).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (name, s) in &sinks {
+            for (kind, n) in ERROR_KINDS.iter().zip(&s.errors) {
+                let labels = [
+                    ("pipeline", self.pipeline.as_str()),
+                    ("sink", name.as_str()),
+                    ("kind", kind.label()),
+                ];
+                ConstCounter::new(n.load(Ordering::Relaxed)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "weir_sink_retries",
+            "Restarts from the last checkpoint that a transient failure of the sink caused.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (name, s) in &sinks {
+            ConstCounter::new(s.retries.load(Ordering::Relaxed))
+                .encode(m.encode_family(&sink_labels(&self.pipeline, name))?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The labels of a sink's series.
+fn sink_labels<'a>(pipeline: &'a str, sink: &'a str) -> [(&'static str, &'a str); 2] {
+    [("pipeline", pipeline), ("sink", sink)]
+}
+
 impl Collector for PipelineCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let s = &self.stats;
@@ -100,8 +191,47 @@ impl Collector for PipelineCollector {
                 "Checkpoints saved (every sink durable, then the source acknowledged).",
                 s.checkpoints.load(Ordering::Relaxed),
             ),
+            (
+                "weir_bytes_in",
+                "Approximate in-memory bytes of the events the source handed on.",
+                s.bytes_in.load(Ordering::Relaxed),
+            ),
+            (
+                "weir_bytes_out",
+                "Approximate in-memory bytes of the events routed to sinks.",
+                s.bytes_out.load(Ordering::Relaxed),
+            ),
+            (
+                "weir_pipeline_restarts",
+                "Restarts from the last checkpoint after a transient failure.",
+                s.restarts.load(Ordering::Relaxed),
+            ),
         ] {
             single(&mut encoder, name, help, ConstCounter::new(value), &labels)?;
+        }
+        self.encode_destinations(&mut encoder)?;
+        self.encode_sinks(&mut encoder)?;
+        let mut m = encoder.encode_descriptor(
+            "weir_queued_bytes",
+            "Approximate bytes waiting between two stages (source -> plugins, plugins -> sinks).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (between, bytes) in [
+            ("source_plugins", s.source_queue_bytes()),
+            ("plugins_sinks", s.sink_queue.load(Ordering::Relaxed)),
+        ] {
+            let labels = [("pipeline", self.pipeline.as_str()), ("between", between)];
+            ConstGauge::new(bytes as i64).encode(m.encode_family(&labels)?)?;
+        }
+        if let Some(age) = s.checkpoint_age_seconds(weir_pipeline::latency::now_us()) {
+            single(
+                &mut encoder,
+                "weir_checkpoint_age_seconds",
+                "Seconds since the last checkpoint was saved.",
+                ConstGauge::new(age),
+                &labels,
+            )?;
         }
         let source = s.source.borrow().clone();
         let mut m = encoder.encode_descriptor(
@@ -125,6 +255,35 @@ impl Collector for PipelineCollector {
                 ConstCounter::new(p.rows),
                 &labels,
             )?;
+            let mut m = encoder.encode_descriptor(
+                "weir_snapshot_table_rows",
+                "Rows the snapshot copied from the table.",
+                None,
+                MetricType::Counter,
+            )?;
+            for t in &p.tables {
+                let labels = [
+                    ("pipeline", self.pipeline.as_str()),
+                    ("table", t.table.as_str()),
+                ];
+                ConstCounter::new(t.rows).encode(m.encode_family(&labels)?)?;
+            }
+            let mut m = encoder.encode_descriptor(
+                "weir_snapshot_table_rows_estimated",
+                "The server's estimate of the table's rows when the snapshot started \
+                 (PostgreSQL reltuples, InnoDB TABLE_ROWS); absent where it has none.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for t in &p.tables {
+                if let Some(estimate) = t.estimated_rows {
+                    let labels = [
+                        ("pipeline", self.pipeline.as_str()),
+                        ("table", t.table.as_str()),
+                    ];
+                    ConstGauge::new(estimate as i64).encode(m.encode_family(&labels)?)?;
+                }
+            }
             single(
                 &mut encoder,
                 "weir_snapshot_tables_done",
@@ -145,7 +304,8 @@ impl Collector for PipelineCollector {
                 &mut encoder,
                 "weir_source_lag_bytes",
                 "How far the server's log is ahead of the position every sink made durable \
-                 (PostgreSQL: WAL end minus the slot's confirmed position).",
+                 (PostgreSQL: WAL end minus the slot's confirmed position; MySQL: binlog \
+                 bytes after the acknowledged position).",
                 ConstGauge::new(bytes as i64),
                 &labels,
             )?;

@@ -10,8 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use weir_connect::source::SnapshotProgress;
-use weir_connect::{Phase, SourceProgress};
+use weir_connect::{Phase, SnapshotProgress, SourceProgress, TableSnapshot};
 use weir_pipeline::Stats;
 
 fn deploy() -> PathBuf {
@@ -52,17 +51,29 @@ fn exported() -> BTreeSet<String> {
     stats.source.send_replace(SourceProgress {
         phase: Phase::Snapshot,
         acknowledged: Some("0/1".into()),
-        snapshot: Some(SnapshotProgress {
-            tables_done: 1,
-            tables_total: 2,
+        snapshot: Some(SnapshotProgress::of(vec![TableSnapshot {
+            table: "public.t".into(),
             rows: 10,
-        }),
+            estimated_rows: Some(20),
+            done: false,
+        }])),
         behind_bytes: Some(5),
     });
+    stats.last_checkpoint_us.store(1, Ordering::Relaxed);
+    stats
+        .destinations
+        .lock()
+        .unwrap()
+        .insert("public.t".into(), 3);
+    stats
+        .sink("files")
+        .write
+        .observe(std::time::Duration::from_millis(2));
     *stats.plugins.lock().unwrap() = vec![weir_pipeline::reload::PluginState {
         name: "mask".into(),
         role: "transformer",
         version: "pii-mask@1.0.0+abc".into(),
+        signer: None,
         probation: true,
     }];
     *stats.plugin_calls.lock().unwrap() = vec![weir_pipeline::reload::PluginCalls {

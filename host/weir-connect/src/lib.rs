@@ -26,7 +26,10 @@ pub use component::{
     BuildContext, Checker, ConfigError, ConfigErrors, SinkComponent, SourceComponent, TableRef,
 };
 pub use retry::{Backoff, Directive};
-pub use source::{Phase, PipelineEnds, Source, SourceChannels, SourceProgress, source_error};
+pub use source::{
+    BatchSender, Phase, PipelineEnds, SnapshotProgress, Source, SourceChannels, SourceProgress,
+    TableSnapshot, source_error,
+};
 pub use weir_core::{
     ChangeBatch, Checkpoint, CheckpointStore, DeadLetter, Delivery, ErrorKind, FailedAt,
     PositionOrder, Sink, StageError,

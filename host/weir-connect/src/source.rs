@@ -3,6 +3,7 @@
 //! the channels it talks through.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
@@ -55,7 +56,7 @@ pub trait Source: Send {
 pub struct SourceChannels {
     /// Batches out, in commit order. Bounded: a slow pipeline slows the
     /// source.
-    pub out: mpsc::Sender<ChangeBatch>,
+    pub out: BatchSender,
     /// Resume states of batches every sink made durable, in order.
     pub acks: mpsc::UnboundedReceiver<Json>,
     /// Becomes `true` when the pipeline should stop.
@@ -69,6 +70,71 @@ pub struct SourceChannels {
 pub struct PipelineEnds {
     pub batches: mpsc::Receiver<ChangeBatch>,
     pub acks: mpsc::UnboundedSender<Json>,
+    /// Bytes handed on and not yet taken ([`ChangeBatch::bytes`]): whoever
+    /// takes a batch from `batches` subtracts its bytes.
+    pub queued_bytes: Arc<AtomicU64>,
+}
+
+/// The sending end of a source's batch channel: a bounded channel that
+/// also counts the bytes in it, for the pipeline's metrics.
+#[derive(Debug)]
+pub struct BatchSender {
+    inner: mpsc::Sender<ChangeBatch>,
+    queued_bytes: Arc<AtomicU64>,
+}
+
+/// Room for one batch in a [`BatchSender`]'s channel.
+#[derive(Debug)]
+pub struct BatchPermit<'a> {
+    inner: mpsc::Permit<'a, ChangeBatch>,
+    queued_bytes: &'a AtomicU64,
+}
+
+/// The pipeline is gone: nothing takes batches any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the pipeline stopped taking batches")]
+pub struct Closed;
+
+impl BatchSender {
+    /// Hands `batch` on, waiting for room.
+    pub async fn send(&self, batch: ChangeBatch) -> Result<(), Closed> {
+        self.reserve().await?.send(batch);
+        Ok(())
+    }
+
+    /// Waits for room for one batch.
+    pub async fn reserve(&self) -> Result<BatchPermit<'_>, Closed> {
+        let inner = self.inner.reserve().await.map_err(|_| Closed)?;
+        Ok(BatchPermit {
+            inner,
+            queued_bytes: &self.queued_bytes,
+        })
+    }
+
+    /// Batches that fit in the channel now.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// Batches the channel holds at most.
+    pub fn max_capacity(&self) -> usize {
+        self.inner.max_capacity()
+    }
+
+    /// Hands on nothing more: the pipeline sees the channel end.
+    pub fn close(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        self.inner = closed;
+    }
+}
+
+impl BatchPermit<'_> {
+    /// Hands `batch` on.
+    pub fn send(self, batch: ChangeBatch) {
+        self.queued_bytes
+            .fetch_add(batch.bytes as u64, Ordering::Relaxed);
+        self.inner.send(batch);
+    }
 }
 
 impl SourceChannels {
@@ -82,9 +148,13 @@ impl SourceChannels {
     ) -> (SourceChannels, PipelineEnds) {
         let (out, batches) = mpsc::channel(capacity.max(1));
         let (acks_tx, acks) = mpsc::unbounded_channel();
+        let queued_bytes = Arc::new(AtomicU64::new(0));
         (
             SourceChannels {
-                out,
+                out: BatchSender {
+                    inner: out,
+                    queued_bytes: Arc::clone(&queued_bytes),
+                },
                 acks,
                 shutdown,
                 progress,
@@ -92,6 +162,7 @@ impl SourceChannels {
             PipelineEnds {
                 batches,
                 acks: acks_tx,
+                queued_bytes,
             },
         )
     }
@@ -150,6 +221,42 @@ pub struct SnapshotProgress {
     pub tables_done: usize,
     pub tables_total: usize,
     pub rows: u64,
+    /// Per table, in the order the source lists them.
+    pub tables: Vec<TableSnapshot>,
+}
+
+/// How far one table's copy got.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableSnapshot {
+    /// `schema.table` (PostgreSQL), `database.table` (MySQL).
+    pub table: String,
+    pub rows: u64,
+    /// The server's estimate of the table's rows when the snapshot
+    /// started (PostgreSQL's `reltuples`, InnoDB's `TABLE_ROWS`), if it
+    /// has one: a guide for progress bars, not a promise.
+    pub estimated_rows: Option<u64>,
+    pub done: bool,
+}
+
+impl SnapshotProgress {
+    /// The progress of `tables`, with the totals worked out.
+    pub fn of(tables: Vec<TableSnapshot>) -> SnapshotProgress {
+        SnapshotProgress {
+            tables_done: tables.iter().filter(|t| t.done).count(),
+            tables_total: tables.len(),
+            rows: tables.iter().map(|t| t.rows).sum(),
+            tables,
+        }
+    }
+
+    /// The estimated rows of every table, where every table has an
+    /// estimate (at least the rows copied so far).
+    pub fn estimated_rows(&self) -> Option<u64> {
+        self.tables
+            .iter()
+            .map(|t| t.estimated_rows.map(|e| e.max(t.rows)))
+            .sum()
+    }
 }
 
 /// A source's error with its kind. A source cannot hand on what it could

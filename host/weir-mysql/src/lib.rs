@@ -6,6 +6,7 @@
 //!   naming the statement that fixes it.
 //! - [`position`]: binlog file and position (and GTID state), and their order.
 //! - [`gtid`]: MariaDB and MySQL GTIDs and the state a pipeline has read.
+//! - [`lag`]: the binlog distance of the acknowledged position.
 //! - [`rows`]: row images read against a layout built once per table map.
 //! - [`values`]: binlog row values to typed [`weir_core::Value`]s.
 //! - [`snapshot`]: the initial, consistent, lock-free snapshot (MariaDB).
@@ -21,6 +22,7 @@ pub mod checks;
 pub mod config;
 pub mod error;
 pub mod gtid;
+pub mod lag;
 pub mod position;
 pub mod rows;
 pub mod sink;

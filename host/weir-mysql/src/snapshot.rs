@@ -30,8 +30,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value as MyValue};
 use serde::{Deserialize, Serialize};
 use tracing::info;
-use weir_connect::source::SnapshotProgress;
-use weir_connect::{Phase, SourceChannels};
+use weir_connect::{Phase, SnapshotProgress, SourceChannels, TableSnapshot};
 use weir_core::{ChangeBatch, ChangeEvent, Column as EventColumn, Op, SourceInfo};
 
 use crate::checks::{self, ServerInfo};
@@ -217,10 +216,23 @@ pub async fn copy_tables(
     let commit_time_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-    let progress = |state: &SnapshotState| SnapshotProgress {
-        tables_done: state.tables.values().filter(|t| t.done).count(),
-        tables_total: tables.len(),
-        rows: state.tables.values().map(|t| t.rows).sum(),
+    let estimates = estimated_rows(conn, tables).await;
+    let progress = |state: &SnapshotState| {
+        SnapshotProgress::of(
+            tables
+                .iter()
+                .map(|(database, table)| {
+                    let name = format!("{database}.{table}");
+                    let t = state.tables.get(&name).cloned().unwrap_or_default();
+                    TableSnapshot {
+                        estimated_rows: estimates.get(&name).copied(),
+                        table: name,
+                        rows: t.rows,
+                        done: t.done,
+                    }
+                })
+                .collect(),
+        )
     };
     channels.report(|p| {
         p.phase = Phase::Snapshot;
@@ -468,4 +480,28 @@ async fn send(channels: &mut SourceChannels, batch: ChangeBatch) -> Result<bool,
         }
         _ = channels.shutdown.changed() => Ok(false),
     }
+}
+
+/// InnoDB's row estimate (`information_schema.TABLES.TABLE_ROWS`) per
+/// `database.table`, for snapshot progress. A failed query only costs the
+/// estimates.
+async fn estimated_rows(conn: &mut Conn, tables: &[(String, String)]) -> BTreeMap<String, u64> {
+    let mut estimates = BTreeMap::new();
+    for (database, table) in tables {
+        let rows: Result<Option<Option<u64>>, _> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (database, table),
+            )
+            .await;
+        match rows {
+            Ok(Some(Some(n))) => {
+                estimates.insert(format!("{database}.{table}"), n);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(table = %table, error = %e, "No row estimate."),
+        }
+    }
+    estimates
 }

@@ -256,6 +256,11 @@ async fn stream(
         p.phase = Phase::Streaming;
         p.acknowledged = Some(start.to_string());
     });
+    let _lag = crate::lag::watch(
+        settings.connect.opts().into(),
+        channels.progress.clone(),
+        settings.heartbeat,
+    );
 
     let mut tx = Transaction::new(start.clone(), gtids);
     let mut acked = Some(start.clone());
@@ -443,8 +448,7 @@ async fn finish(
     mut channels: SourceChannels,
     mut acked: Option<BinlogPosition>,
 ) -> Result<(), MysqlError> {
-    let (closed, _) = tokio::sync::mpsc::channel(1);
-    drop(std::mem::replace(&mut channels.out, closed));
+    channels.out.close();
     while let Some(ack) = channels.acks.recv().await {
         note_ack(&channels, &ack, &mut acked);
     }

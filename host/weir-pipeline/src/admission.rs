@@ -24,6 +24,8 @@ pub struct Admitted {
     /// `name@version+digest` for a bundle, `file+digest` for a bare
     /// component: what output events are stamped with.
     pub version: String,
+    /// The key that signed the bundle, if signed.
+    pub signer: Option<String>,
 }
 
 /// Applies `trust` to `plugin` and returns the spec to load. A bundle's
@@ -45,9 +47,10 @@ pub fn admit(
     let mut spec = plugin.spec();
     if is_bundle(&plugin.path) {
         let bundle = Bundle::read(&plugin.path).map_err(|e| refuse(e.to_string()))?;
-        policy
+        let signer = policy
             .admit(&bundle, &plugin.capabilities())
-            .map_err(|e| refuse(e.to_string()))?;
+            .map_err(|e| refuse(e.to_string()))?
+            .map(|key| key.to_string());
         let digest = bundle.digest();
         let dir = state_dir.join("plugins");
         let target: PathBuf = dir.join(format!("{}.wasm", digest.trim_start_matches("sha256:")));
@@ -67,7 +70,11 @@ pub fn admit(
         spec.path = target;
         let m = &bundle.manifest;
         let version = format!("{}@{}+{}", m.name, m.version, short(&digest));
-        Ok(Admitted { spec, version })
+        Ok(Admitted {
+            spec,
+            version,
+            signer,
+        })
     } else {
         let bytes = std::fs::read(&plugin.path).map_err(|e| refuse(e.to_string()))?;
         policy
@@ -78,7 +85,11 @@ pub fn admit(
             .file_stem()
             .map_or_else(|| plugin.name.clone(), |s| s.to_string_lossy().into_owned());
         let version = format!("{stem}+{}", short(&weir_plugin::bundle::digest(&bytes)));
-        Ok(Admitted { spec, version })
+        Ok(Admitted {
+            spec,
+            version,
+            signer: None,
+        })
     }
 }
 

@@ -25,12 +25,43 @@ pub fn bounds() -> impl Iterator<Item = f64> {
     BUCKETS.into_iter().chain([f64::INFINITY])
 }
 
-/// See the module docs.
+/// A histogram over [`BUCKETS`] in atomics: observed from one thread,
+/// read from any.
 #[derive(Debug, Default)]
-pub struct Latency {
+pub struct Histogram {
     /// Per bucket (not cumulative), the last one `+Inf`.
     counts: [AtomicU64; BUCKETS.len() + 1],
     sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records `n` observations of `us` microseconds each.
+    pub fn observe_us(&self, us: u64, n: u64) {
+        self.counts[bucket_of(us as f64 / 1e6)].fetch_add(n, Ordering::Relaxed);
+        self.sum_us
+            .fetch_add(us.saturating_mul(n), Ordering::Relaxed);
+    }
+
+    /// Records one observation of `took`.
+    pub fn observe(&self, took: std::time::Duration) {
+        self.observe_us(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), 1);
+    }
+
+    /// The histogram so far.
+    pub fn snapshot(&self) -> Snapshot {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        Snapshot::of(&counts, self.sum_us.load(Ordering::Relaxed) as f64 / 1e6)
+    }
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Latency {
+    histogram: Histogram,
     /// The commit time of the latest change made durable, µs since the
     /// epoch (0: none yet).
     last_durable_commit_us: AtomicI64,
@@ -51,21 +82,14 @@ impl Latency {
     /// durable at `now_us`.
     pub fn observe(&self, commit_us: i64, now_us: i64, events: u64) {
         let us = now_us.saturating_sub(commit_us).max(0) as u64;
-        self.counts[bucket_of(us as f64 / 1e6)].fetch_add(events, Ordering::Relaxed);
-        self.sum_us
-            .fetch_add(us.saturating_mul(events), Ordering::Relaxed);
+        self.histogram.observe_us(us, events);
         self.last_durable_commit_us
             .fetch_max(commit_us, Ordering::Relaxed);
     }
 
     /// The histogram so far.
     pub fn snapshot(&self) -> Snapshot {
-        let counts: Vec<u64> = self
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
-        Snapshot::of(&counts, self.sum_us.load(Ordering::Relaxed) as f64 / 1e6)
+        self.histogram.snapshot()
     }
 
     /// Seconds from the commit of the latest durable change to `now_us`;
@@ -84,6 +108,32 @@ impl Snapshot {
             count: counts.iter().sum(),
             buckets: bounds().zip(counts.iter().copied()).collect(),
         }
+    }
+
+    /// The `q` quantile (0..=1) estimated as Prometheus's
+    /// `histogram_quantile` does: linear within the bucket that holds it,
+    /// the highest finite bound for the `+Inf` bucket; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = q.clamp(0.0, 1.0) * self.count as f64;
+        let mut below = 0u64;
+        let mut lower = 0.0;
+        for (bound, n) in &self.buckets {
+            if *n > 0 && (below + n) as f64 >= rank {
+                if bound.is_infinite() {
+                    return Some(lower);
+                }
+                let within = (rank - below as f64) / *n as f64;
+                return Some(lower + (bound - lower) * within);
+            }
+            below += n;
+            if bound.is_finite() {
+                lower = *bound;
+            }
+        }
+        Some(lower)
     }
 }
 
@@ -115,5 +165,21 @@ mod tests {
         assert_eq!(at(60.0), 0);
         assert_eq!(at(f64::INFINITY), 2);
         assert_eq!(l.lag_seconds(3_000_000), Some(1.0));
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_their_bucket() {
+        let h = Histogram::default();
+        assert_eq!(h.snapshot().quantile(0.5), None);
+        // 90 observations of 2 ms (bucket 1..2.5 ms), 10 of 40 ms (25..50 ms).
+        h.observe_us(2_000, 90);
+        h.observe_us(40_000, 10);
+        let s = h.snapshot();
+        let p50 = s.quantile(0.5).unwrap();
+        assert!((p50 - (0.001 + 0.0015 * 50.0 / 90.0)).abs() < 1e-9, "{p50}");
+        let p99 = s.quantile(0.99).unwrap();
+        assert!((p99 - (0.025 + 0.025 * 0.9)).abs() < 1e-9, "{p99}");
+        h.observe_us(100_000_000, 1_000);
+        assert_eq!(h.snapshot().quantile(0.99), Some(60.0));
     }
 }

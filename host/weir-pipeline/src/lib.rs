@@ -14,6 +14,7 @@
 //! - [`dead_letter`]: the dead-letter file, a sink for events a plugin or a
 //!   sink failed on.
 //! - [`latency`]: end-to-end latency and lag, recorded at checkpoints.
+//! - [`stats`]: the counters a running pipeline keeps for metrics and status.
 //! - [`router`]: the built-in template router.
 //! - [`resolver`]: the resolver plugin of an active-active SQL sink.
 //! - [`worker`]: `weir worker`, the plugin stage scaled out on Kafka
@@ -30,6 +31,7 @@ pub mod resolver;
 pub mod router;
 pub mod runner;
 pub mod sinks;
+pub mod stats;
 pub mod worker;
 pub mod writer;
 

@@ -97,7 +97,7 @@ impl Processor {
                     source,
                 }
             })?;
-            chain.push(p.name.clone(), plugin, admitted.version);
+            chain.push(p.name.clone(), plugin, &admitted);
         }
         let router = match (&setup.router.plugin, &setup.router.template) {
             (Some(p), _) => {
@@ -108,7 +108,7 @@ impl Processor {
                         source,
                     }
                 })?;
-                chain.set_router(p.name.clone(), plugin, admitted.version);
+                chain.set_router(p.name.clone(), plugin, &admitted);
                 Router::Plugin
             }
             (None, template) => Router::Template(

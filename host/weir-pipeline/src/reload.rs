@@ -17,7 +17,7 @@
 //!   is restored and the batch that tipped it over is processed again,
 //!   whole, by the previous version, so nothing is lost or half-processed.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use tracing::{error, info, warn};
 use weir_core::ChangeEvent;
 use weir_plugin::{EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
 
-use crate::admission::admit;
+use crate::admission::{Admitted, admit};
 use crate::config::{PluginConfig, TrustConfig};
 
 /// A plugin of the running pipeline with the version it runs, and while a
@@ -38,7 +38,9 @@ pub struct Versioned<P> {
     pub name: String,
     plugin: P,
     version: String,
-    previous: Option<(P, String)>,
+    /// The key that signed the running version's bundle, if signed.
+    signer: Option<String>,
+    previous: Option<(P, String, Option<String>)>,
     canary: Canary,
 }
 
@@ -49,17 +51,18 @@ struct Canary {
 }
 
 impl<P> Versioned<P> {
-    fn new(name: String, plugin: P, version: String) -> Self {
+    fn new(name: String, plugin: P, version: String, signer: Option<String>) -> Self {
         Versioned {
             name,
             plugin,
             version,
+            signer,
             previous: None,
             canary: Canary::default(),
         }
     }
 
-    fn swap(&mut self, plugin: P, version: String) {
+    fn swap(&mut self, plugin: P, version: String, signer: Option<String>) {
         info!(
             plugin = %self.name,
             from = %self.version,
@@ -68,7 +71,8 @@ impl<P> Versioned<P> {
         );
         let old_plugin = std::mem::replace(&mut self.plugin, plugin);
         let old_version = std::mem::replace(&mut self.version, version);
-        self.previous = Some((old_plugin, old_version));
+        let old_signer = std::mem::replace(&mut self.signer, signer);
+        self.previous = Some((old_plugin, old_version, old_signer));
         self.canary = Canary::default();
     }
 
@@ -82,7 +86,7 @@ impl<P> Versioned<P> {
         self.canary.failed += failed;
         let ratio = self.canary.failed as f64 / self.canary.seen as f64;
         if ratio > failure_ratio {
-            let (plugin, version) = self.previous.take().expect("checked");
+            let (plugin, version, signer) = self.previous.take().expect("checked");
             error!(
                 plugin = %self.name,
                 bad = %self.version,
@@ -93,6 +97,7 @@ impl<P> Versioned<P> {
             );
             self.plugin = plugin;
             self.version = version;
+            self.signer = signer;
             return true;
         }
         if self.canary.seen >= canary_events {
@@ -123,6 +128,7 @@ pub enum Loaded {
 pub struct Swap {
     pub plugin: Loaded,
     pub version: String,
+    pub signer: Option<String>,
 }
 
 /// The plugins of a running pipeline: the transformer chain and, when the
@@ -146,6 +152,8 @@ pub struct PluginState {
     pub role: &'static str,
     /// `name@version+digest` (bundle) or `file+digest`.
     pub version: String,
+    /// The key that signed the version's bundle, if signed.
+    pub signer: Option<String>,
     /// A new version on probation (its predecessor kept for a rollback).
     pub probation: bool,
 }
@@ -221,6 +229,7 @@ impl Chain {
             name: s.name.clone(),
             role,
             version: s.version.clone(),
+            signer: s.signer.clone(),
             probation: s.previous.is_some(),
         };
         let mut all: Vec<PluginState> =
@@ -230,6 +239,7 @@ impl Chain {
                 name: r.name.clone(),
                 role: "router",
                 version: r.version.clone(),
+                signer: r.signer.clone(),
                 probation: r.previous.is_some(),
             });
         }
@@ -241,12 +251,22 @@ impl Chain {
         self.rollbacks
     }
 
-    pub fn push(&mut self, name: String, plugin: TransformerPlugin, version: String) {
-        self.slots.push(Versioned::new(name, plugin, version));
+    pub fn push(&mut self, name: String, plugin: TransformerPlugin, admitted: &Admitted) {
+        self.slots.push(Versioned::new(
+            name,
+            plugin,
+            admitted.version.clone(),
+            admitted.signer.clone(),
+        ));
     }
 
-    pub fn set_router(&mut self, name: String, plugin: RouterPlugin, version: String) {
-        self.router = Some(Versioned::new(name, plugin, version));
+    pub fn set_router(&mut self, name: String, plugin: RouterPlugin, admitted: &Admitted) {
+        self.router = Some(Versioned::new(
+            name,
+            plugin,
+            admitted.version.clone(),
+            admitted.signer.clone(),
+        ));
     }
 
     /// Swaps a new version in (call only at a transaction boundary).
@@ -254,12 +274,12 @@ impl Chain {
         match swap.plugin {
             Loaded::Transformer(i, p) => {
                 if let Some(slot) = self.slots.get_mut(i) {
-                    slot.swap(p, swap.version);
+                    slot.swap(p, swap.version, swap.signer);
                 }
             }
             Loaded::Router(p) => {
                 if let Some(router) = &mut self.router {
-                    router.swap(p, swap.version);
+                    router.swap(p, swap.version, swap.signer);
                 }
             }
         }
@@ -443,6 +463,7 @@ impl Reloader {
                 let _ = self.swaps.send(Swap {
                     plugin,
                     version: admitted.version.clone(),
+                    signer: admitted.signer.clone(),
                 });
                 format!("{}: swapping to {}", p.name, admitted.version)
             }
@@ -465,6 +486,29 @@ fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
 /// The admin socket's path in a state directory.
 pub fn admin_socket(state_dir: &Path) -> PathBuf {
     state_dir.join("admin.sock")
+}
+
+/// Asks the pipeline or worker instance whose state directory is
+/// `state_dir`, over its admin socket, to load changed plugins; returns
+/// its answer, a line per plugin (see [`reload_failed`]).
+pub fn request_reload(state_dir: &Path) -> std::io::Result<String> {
+    let stream = std::os::unix::net::UnixStream::connect(admin_socket(state_dir))?;
+    // The reloader checks and compiles each new version before it answers.
+    stream.set_read_timeout(Some(Duration::from_secs(130)))?;
+    (&stream).write_all(b"reload\n")?;
+    let mut answer = String::new();
+    BufReader::new(&stream).read_to_string(&mut answer)?;
+    Ok(answer.trim_end().to_owned())
+}
+
+/// Whether a reload answer says a new version was refused or failed to
+/// load, or the reloader could not be asked.
+pub fn reload_failed(answer: &str) -> bool {
+    answer.lines().any(|l| {
+        l.starts_with("error:")
+            || l.contains(": refused, keeping")
+            || l.contains(": failed to load, keeping")
+    })
 }
 
 /// Serves `reload` requests on the admin socket until `stop`.

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
-use weir_connect::{Backoff, Directive, SourceChannels, SourceProgress};
+use weir_connect::{Backoff, Directive, SourceChannels};
 use weir_core::{ChangeBatch, ErrorKind, StageError};
 use weir_plugin::{EngineOptions, PluginEngine};
 
@@ -35,6 +35,7 @@ use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetterFile;
 use crate::processor::{Processor, Stamping};
 use crate::sinks::Inputs;
+pub use crate::stats::Stats;
 use crate::writer::{RoutedBatch, SinkSlot, Writer};
 
 /// Largest batch the source hands on, in approximate bytes; the channels
@@ -90,53 +91,6 @@ impl PipelineError {
     }
 }
 
-/// Counters a running pipeline updates, readable from another thread (the
-/// demo's live view, the progress log, the admin endpoint).
-#[derive(Debug)]
-pub struct Stats {
-    /// Events received from the source.
-    pub events_in: AtomicU64,
-    /// Events routed to destinations (after transforms and routing; an
-    /// event a router sends to two destinations counts twice).
-    pub events_out: AtomicU64,
-    /// Events set aside as dead letters.
-    pub dead_letters: AtomicU64,
-    /// Checkpoints saved.
-    pub checkpoints: AtomicU64,
-    /// What the source reports about itself: phase, position, snapshot.
-    pub source: watch::Sender<SourceProgress>,
-    /// Source commit to durable in every sink, per change.
-    pub latency: crate::latency::Latency,
-    /// Paused by the operator: the pipeline takes no batch from the source
-    /// (which stops reading once its channel is full; the position it
-    /// confirmed stays, so the server keeps the changes).
-    pub paused: std::sync::atomic::AtomicBool,
-    /// The plugins with their versions and probation state, as the plugin
-    /// stage last reported them.
-    pub plugins: std::sync::Mutex<Vec<crate::reload::PluginState>>,
-    /// Plugin versions rolled back since the pipeline started.
-    pub rollbacks: AtomicU64,
-    /// Each plugin's calls and failures since the plugin stage (re)started.
-    pub plugin_calls: std::sync::Mutex<Vec<crate::reload::PluginCalls>>,
-}
-
-impl Default for Stats {
-    fn default() -> Self {
-        Stats {
-            events_in: AtomicU64::new(0),
-            events_out: AtomicU64::new(0),
-            dead_letters: AtomicU64::new(0),
-            checkpoints: AtomicU64::new(0),
-            source: watch::Sender::new(SourceProgress::default()),
-            latency: crate::latency::Latency::default(),
-            paused: std::sync::atomic::AtomicBool::new(false),
-            plugins: std::sync::Mutex::new(Vec::new()),
-            rollbacks: AtomicU64::new(0),
-            plugin_calls: std::sync::Mutex::new(Vec::new()),
-        }
-    }
-}
-
 /// Runs the pipeline until `shutdown` becomes true or it fails. Transient
 /// failures of any stage (a lost connection, a restarting server, a sink's
 /// broker blip) restart it from the last checkpoint after a growing delay;
@@ -156,6 +110,12 @@ pub async fn run(
         };
         match Directive::for_kind(error.kind()) {
             Directive::Retry if !*shutdown.borrow() => {
+                stats.restarts.fetch_add(1, Ordering::Relaxed);
+                *crate::stats::lock(&stats.last_error) =
+                    Some((crate::latency::now_us(), error.to_string()));
+                if let PipelineError::Sink { name, .. } = &error {
+                    stats.sink(name).retries.fetch_add(1, Ordering::Relaxed);
+                }
                 let delay = backoff.next_delay();
                 warn!(error = %error, kind = %error.kind(), retry_in_s = delay.as_secs(),
                     "Pipeline interrupted; restarting from the last checkpoint.");
@@ -221,6 +181,8 @@ async fn run_once(
         })
     };
     let (channels, ends) = SourceChannels::new(capacity, stop_rx, stats.source.clone());
+    *crate::stats::lock(&stats.source_queue) = Arc::clone(&ends.queued_bytes);
+    stats.sink_queue.store(0, Ordering::Relaxed);
     let (writer, resume) = Writer::start(
         sinks,
         Box::new(DeadLetterFile::new(&config.state_dir)),
@@ -235,11 +197,14 @@ async fn run_once(
 
     let processor = {
         let stats = Arc::clone(&stats);
-        let batches = ends.batches;
+        let input = Input {
+            batches: ends.batches,
+            queued_bytes: ends.queued_bytes,
+        };
         let stopping = stop_tx.subscribe();
         std::thread::Builder::new()
             .name("weir-processor".into())
-            .spawn(move || process(batches, routed_tx, processor, &stats, &stopping))
+            .spawn(move || process(input, routed_tx, processor, &stats, &stopping))
             .map_err(|_| PipelineError::Stage("processor"))?
     };
     let writer = std::thread::Builder::new()
@@ -290,9 +255,36 @@ fn publish_plugins(processor: &Processor, stats: &Stats, counted: &mut u64) {
     *counted = rollbacks;
 }
 
+/// The source's batches, and the bytes queued in their channel.
+struct Input {
+    batches: mpsc::Receiver<ChangeBatch>,
+    queued_bytes: Arc<AtomicU64>,
+}
+
+impl Input {
+    /// The next batch, waiting for one; `None` once the source is done.
+    fn next(&mut self) -> Option<ChangeBatch> {
+        let batch = self.batches.blocking_recv()?;
+        self.taken(&batch);
+        Some(batch)
+    }
+
+    /// A batch already queued, if any.
+    fn queued(&mut self) -> Option<ChangeBatch> {
+        let batch = self.batches.try_recv().ok()?;
+        self.taken(&batch);
+        Some(batch)
+    }
+
+    fn taken(&self, batch: &ChangeBatch) {
+        self.queued_bytes
+            .fetch_sub(batch.bytes as u64, Ordering::Relaxed);
+    }
+}
+
 /// The processor stage: plugins and router.
 fn process(
-    mut input: mpsc::Receiver<ChangeBatch>,
+    mut input: Input,
     output: std::sync::mpsc::SyncSender<RoutedBatch>,
     mut processor: Processor,
     stats: &Stats,
@@ -303,10 +295,13 @@ fn process(
     let mut at_boundary = true;
     let mut rollbacks = 0;
     publish_plugins(&processor, stats, &mut rollbacks);
-    while let Some(mut batch) = input.blocking_recv() {
+    while let Some(mut batch) = input.next() {
         // Paused: hold the batch until resumed, or until the pipeline stops
         // (what is queued is then written as usual).
-        while stats.paused.load(Ordering::Relaxed) && !*stopping.borrow() && !input.is_closed() {
+        while stats.paused.load(Ordering::Relaxed)
+            && !*stopping.borrow()
+            && !input.batches.is_closed()
+        {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         // Take in whatever else is already queued: one plugin call and one
@@ -315,23 +310,30 @@ fn process(
         // none, mid-transaction): a checkpoint never claims less than the
         // files hold.
         while batch.events.len() < MAX_MERGED_EVENTS && batch.bytes < MAX_BATCH_BYTES {
-            match input.try_recv() {
-                Ok(next) => {
+            match input.queued() {
+                Some(next) => {
                     batch.events.extend(next.events);
                     batch.resume = next.resume;
                     batch.bytes += next.bytes;
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         stats
             .events_in
             .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
+        stats
+            .bytes_in
+            .fetch_add(batch.bytes as u64, Ordering::Relaxed);
         let mut routed = RoutedBatch::new(batch.resume);
         let starts_at_boundary = at_boundary;
         at_boundary = routed.resume.is_some();
         processor.run(batch.events, starts_at_boundary, &mut routed);
         publish_plugins(&processor, stats, &mut rollbacks);
+        routed.bytes = routed.approx_bytes();
+        stats
+            .sink_queue
+            .fetch_add(routed.bytes as u64, Ordering::Relaxed);
         if output.send(routed).is_err() {
             // The writer failed; it reports why.
             return;

@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
@@ -26,6 +27,7 @@ use weir_core::{
 
 use crate::runner::{PipelineError, Stats};
 use crate::sinks::Inputs;
+use crate::stats::SinkMetrics;
 
 /// What one batch became after the plugins and the router: its events in
 /// commit order, each with the destination the router chose.
@@ -41,6 +43,9 @@ pub struct RoutedBatch {
     /// The source state to checkpoint once the batch is durable; `None`
     /// when it ends inside a transaction.
     pub resume: Option<Json>,
+    /// The events' approximate size (set by whoever hands the batch on;
+    /// see [`RoutedBatch::approx_bytes`]).
+    pub bytes: usize,
 }
 
 impl RoutedBatch {
@@ -74,6 +79,11 @@ impl RoutedBatch {
         })
     }
 
+    /// The events' approximate in-memory size.
+    pub fn approx_bytes(&self) -> usize {
+        self.events.iter().map(|(_, e)| e.approx_bytes()).sum()
+    }
+
     /// How many events the batch holds (not counting dead letters).
     pub fn len(&self) -> usize {
         self.events.len()
@@ -88,11 +98,17 @@ impl RoutedBatch {
 pub struct SinkSlot {
     sink: Box<dyn Sink>,
     inputs: Inputs,
+    /// Set when the writer starts.
+    metrics: Arc<SinkMetrics>,
 }
 
 impl SinkSlot {
     pub fn new(sink: Box<dyn Sink>, inputs: Inputs) -> Self {
-        SinkSlot { sink, inputs }
+        SinkSlot {
+            sink,
+            inputs,
+            metrics: Arc::default(),
+        }
     }
 }
 
@@ -100,6 +116,7 @@ impl SinkSlot {
 pub struct Writer {
     sinks: Vec<SinkSlot>,
     dead_letters: Box<dyn Sink>,
+    dead_letter_metrics: Arc<SinkMetrics>,
     store: Box<dyn CheckpointStore>,
     checkpoint: Checkpoint,
     acks: mpsc::UnboundedSender<Json>,
@@ -119,7 +136,7 @@ impl Writer {
     /// the source already reads: sinks that connect somewhere (Kafka, a
     /// database) start up behind the source's own start.
     pub fn start(
-        sinks: Vec<SinkSlot>,
+        mut sinks: Vec<SinkSlot>,
         dead_letters: Box<dyn Sink>,
         mut store: Box<dyn CheckpointStore>,
         acks: mpsc::UnboundedSender<Json>,
@@ -130,8 +147,12 @@ impl Writer {
             .map_err(PipelineError::Checkpoint)?
             .unwrap_or_default();
         let resume = checkpoint.source.clone();
+        for slot in &mut sinks {
+            slot.metrics = stats.sink(slot.sink.name());
+        }
         let writer = Writer {
             sinks,
+            dead_letter_metrics: stats.sink(dead_letters.name()),
             dead_letters,
             store,
             checkpoint,
@@ -156,6 +177,9 @@ impl Writer {
             let mut pending: Option<Json> = None;
             let mut next = Some(first);
             while let Some(batch) = next.take() {
+                self.stats
+                    .sink_queue
+                    .fetch_sub(batch.bytes as u64, Ordering::Relaxed);
                 let resume = batch.resume.clone();
                 self.write_batch(batch)?;
                 if resume.is_some() {
@@ -206,6 +230,7 @@ impl Writer {
             destinations,
             events,
             mut dead,
+            bytes,
             ..
         } = batch;
         let mut taken = vec![false; destinations.len()];
@@ -222,7 +247,7 @@ impl Writer {
                     event,
                 })
                 .collect();
-            write_to(slot.sink.as_mut(), &deliveries, &mut dead)?;
+            write_to(slot.sink.as_mut(), &slot.metrics, &deliveries, &mut dead)?;
         }
         for (destination, taken) in destinations.iter().zip(taken) {
             if !taken && self.untaken.insert(destination.clone()) {
@@ -235,6 +260,10 @@ impl Writer {
         self.stats
             .events_out
             .fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.stats
+            .bytes_out
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.count_destinations(&destinations, &events);
         // Snapshot rows were not committed by a transaction of their own.
         for (_, e) in events.iter().filter(|(_, e)| e.op != weir_core::Op::Read) {
             let at = e.source.commit_time_us;
@@ -259,9 +288,15 @@ impl Writer {
                     "Event set aside as a dead letter."
                 );
             }
+            let started = Instant::now();
             self.dead_letters
                 .write_dead_letters(&dead)
+                .inspect_err(|e| self.dead_letter_metrics.failed(e.kind()))
                 .map_err(PipelineError::DeadLetter)?;
+            self.dead_letter_metrics.write.observe(started.elapsed());
+            self.dead_letter_metrics
+                .events
+                .fetch_add(dead.len() as u64, Ordering::Relaxed);
             self.stats
                 .dead_letters
                 .fetch_add(dead.len() as u64, Ordering::Relaxed);
@@ -269,23 +304,48 @@ impl Writer {
         Ok(())
     }
 
+    /// Counts the batch's events per destination: one count per
+    /// destination per batch, not per event.
+    fn count_destinations(&self, destinations: &[String], events: &[(u32, ChangeEvent)]) {
+        let mut counts = vec![0u64; destinations.len()];
+        for (d, _) in events {
+            counts[*d as usize] += 1;
+        }
+        let mut shown = crate::stats::lock(&self.stats.destinations);
+        for (name, n) in destinations.iter().zip(counts) {
+            match shown.get_mut(name) {
+                Some(total) => *total += n,
+                None => {
+                    shown.insert(name.clone(), n);
+                }
+            }
+        }
+    }
+
     /// Makes every sink durable, saves the checkpoint, then acknowledges.
     fn flush(&mut self, resume: Json) -> Result<(), PipelineError> {
         for slot in &mut self.sinks {
             let name = slot.sink.name().to_owned();
+            let started = Instant::now();
             let position = slot
                 .sink
                 .flush(&resume)
+                .inspect_err(|e| slot.metrics.failed(e.kind()))
                 .map_err(|error| PipelineError::Sink {
                     name: name.clone(),
                     error,
                 })?;
+            slot.metrics.flush.observe(started.elapsed());
+            *crate::stats::lock(&slot.metrics.position) = Some(position.clone());
             self.checkpoint.sinks.insert(name, position);
         }
+        let started = Instant::now();
         let position = self
             .dead_letters
             .flush(&resume)
+            .inspect_err(|e| self.dead_letter_metrics.failed(e.kind()))
             .map_err(PipelineError::DeadLetter)?;
+        self.dead_letter_metrics.flush.observe(started.elapsed());
         self.checkpoint
             .sinks
             .insert(self.dead_letters.name().to_owned(), position);
@@ -295,6 +355,7 @@ impl Writer {
             .map_err(PipelineError::Checkpoint)?;
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         let now = crate::latency::now_us();
+        self.stats.last_checkpoint_us.store(now, Ordering::Relaxed);
         for (at, n) in self.unflushed.drain(..) {
             self.stats.latency.observe(at, now, n);
         }
@@ -308,15 +369,23 @@ impl Writer {
 /// fault join `dead`, and the rest is written on.
 fn write_to(
     sink: &mut dyn Sink,
+    metrics: &SinkMetrics,
     deliveries: &[Delivery<'_>],
     dead: &mut Vec<DeadLetter>,
 ) -> Result<(), PipelineError> {
+    metrics
+        .events
+        .fetch_add(deliveries.len() as u64, Ordering::Relaxed);
     let mut rest = deliveries;
     loop {
-        let error = match sink.write(rest) {
+        let started = Instant::now();
+        let written = sink.write(rest);
+        metrics.write.observe(started.elapsed());
+        let error = match written {
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
+        metrics.failed(error.kind());
         let name = sink.name().to_owned();
         match (Directive::for_kind(error.kind()), error.event_index()) {
             (Directive::DeadLetter, Some(i)) if i < rest.len() => {

@@ -3,6 +3,7 @@
 //! captures, their columns, types and keys. Every check that fails says what
 //! to run to fix it.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 
 use tokio_postgres::Client;
@@ -313,6 +314,32 @@ impl TypeCache {
         self.known.insert(oid, ty);
         Ok(ty)
     }
+}
+
+/// The planner's row estimate (`pg_class.reltuples`) per `schema.table`,
+/// for snapshot progress; tables never analyzed have none. A failed query
+/// only costs the estimates.
+pub async fn estimated_rows(client: &Client, tables: &[TableInfo]) -> BTreeMap<String, u64> {
+    let mut estimates = BTreeMap::new();
+    for t in tables {
+        let row = client
+            .query_opt(
+                "SELECT reltuples::float8 FROM pg_class WHERE oid = $1::text::regclass",
+                &[&t.quoted()],
+            )
+            .await;
+        match row {
+            Ok(Some(row)) => {
+                let n: f64 = row.get(0);
+                if n >= 0.0 {
+                    estimates.insert(t.qualified(), n as u64);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(table = %t.qualified(), error = %e, "No row estimate."),
+        }
+    }
+    estimates
 }
 
 /// `schema.table` or `table` (in `public`).

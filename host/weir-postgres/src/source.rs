@@ -4,6 +4,7 @@
 //! pipeline says they are durable.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,8 +15,7 @@ use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 use tracing::{debug, info, warn};
-use weir_connect::source::SnapshotProgress;
-use weir_connect::{Phase, Source, SourceChannels};
+use weir_connect::{Phase, SnapshotProgress, Source, SourceChannels, TableSnapshot};
 use weir_core::{ChangeBatch, PositionOrder, StageError};
 
 use crate::assembler::{Assembler, RelationInfo};
@@ -226,7 +226,9 @@ pub async fn run(
             chunk_rows: config.snapshot_chunk_rows,
             parallelism: config.snapshot_parallelism,
         };
-        let finished = run_snapshot(plan, tables, snap, &mut state, &mut channels).await?;
+        let estimates = catalog::estimated_rows(&client, &tables).await;
+        let finished =
+            run_snapshot(plan, tables, snap, estimates, &mut state, &mut channels).await?;
         if !finished {
             return finish(repl, &mut channels, None).await;
         }
@@ -264,6 +266,7 @@ async fn run_snapshot(
     plan: SnapshotPlan,
     tables: Vec<catalog::TableInfo>,
     mut snap: SnapshotState,
+    estimates: BTreeMap<String, u64>,
     state: &mut ResumeState,
     channels: &mut SourceChannels,
 ) -> Result<bool, PgError> {
@@ -272,7 +275,7 @@ async fn run_snapshot(
     }
     let mut progress = Progress::new(tables.len());
     progress.log(&snap, "Snapshot started.");
-    report_snapshot(channels, &snap);
+    report_snapshot(channels, &snap, &estimates);
     let (chunk_tx, mut chunk_rx) = mpsc::channel(plan.parallelism.max(1) * 2);
     let start_state = snap.clone();
     let copy = snapshot::copy_tables(plan, tables, &start_state, chunk_tx);
@@ -285,7 +288,7 @@ async fn run_snapshot(
                 let Some(chunk) = chunk else { break };
                 progress.chunk(chunk.events.len(), &snap);
                 snap.tables.insert(chunk.table, chunk.progress);
-                report_snapshot(channels, &snap);
+                report_snapshot(channels, &snap, &estimates);
                 state.snapshot = Some(snap.clone());
                 let bytes = chunk.events.iter().map(weir_core::ChangeEvent::approx_bytes).sum();
                 let batch = ChangeBatch { events: chunk.events, resume: Some(state.to_json()), bytes };
@@ -532,14 +535,24 @@ async fn send_batch(
 }
 
 /// Publishes how far the snapshot got.
-fn report_snapshot(channels: &SourceChannels, snap: &SnapshotState) {
+fn report_snapshot(
+    channels: &SourceChannels,
+    snap: &SnapshotState,
+    estimates: &BTreeMap<String, u64>,
+) {
+    let tables = snap
+        .tables
+        .iter()
+        .map(|(table, t)| TableSnapshot {
+            table: table.clone(),
+            rows: t.rows,
+            estimated_rows: estimates.get(table).copied(),
+            done: t.done,
+        })
+        .collect();
     channels.report(|p| {
         p.phase = Phase::Snapshot;
-        p.snapshot = Some(SnapshotProgress {
-            tables_done: snap.tables.values().filter(|t| t.done).count(),
-            tables_total: snap.tables.len(),
-            rows: snap.tables.values().map(|t| t.rows).sum(),
-        });
+        p.snapshot = Some(SnapshotProgress::of(tables));
     });
 }
 
@@ -565,9 +578,7 @@ async fn finish(
     channels: &mut SourceChannels,
     streaming_from: Option<Lsn>,
 ) -> Result<(), PgError> {
-    let (closed_tx, _) = mpsc::channel(1);
-    let out = std::mem::replace(&mut channels.out, closed_tx);
-    drop(out);
+    channels.out.close();
     let mut acked = streaming_from.unwrap_or_default();
     while let Some(ack) = channels.acks.recv().await {
         note_ack(&ack, &mut acked);

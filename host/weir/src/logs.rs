@@ -18,6 +18,26 @@ use weir_pipeline::Stats;
 /// The pipeline this process runs, for JSON lines: its name and counters.
 static PIPELINE: OnceLock<(String, Arc<Stats>)> = OnceLock::new();
 
+/// The progress bars on standard error, when it is a terminal: log lines
+/// are written above them ([`Stderr`]).
+static BARS: OnceLock<indicatif::MultiProgress> = OnceLock::new();
+
+/// Standard error for log lines: written around the progress bars, if any.
+pub struct Stderr;
+
+impl std::io::Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BARS.get() {
+            Some(bars) => bars.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Names the pipeline on every later JSON line.
 pub fn set_pipeline(name: &str, stats: Arc<Stats>) {
     let _ = PIPELINE.set((name.to_owned(), stats));
@@ -111,5 +131,52 @@ impl Visit for Fields {
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.0.insert(field.name().to_owned(), Json::from(value));
+    }
+}
+
+/// Shows the snapshot's progress as a bar on standard error while the
+/// source copies tables, when standard error is a terminal and logs are
+/// text (otherwise the periodic "Pipeline progress." lines tell it).
+/// Runs until aborted.
+pub async fn snapshot_bar(stats: Arc<Stats>) {
+    use indicatif::{ProgressBar, ProgressStyle};
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr())
+        || Format::from_env() != Ok(Format::Text)
+    {
+        return;
+    }
+    let bars = BARS.get_or_init(indicatif::MultiProgress::new);
+    let mut bar: Option<ProgressBar> = None;
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        ticks.tick().await;
+        let source = stats.source.borrow().clone();
+        let snapshot = source
+            .snapshot
+            .filter(|_| source.phase == weir_connect::Phase::Snapshot);
+        match (snapshot, bar.take()) {
+            (Some(p), shown) => {
+                let b = shown.unwrap_or_else(|| {
+                    bars.add(ProgressBar::new(0).with_style(
+                        ProgressStyle::with_template(
+                            "snapshot [{bar:30}] {human_pos}/{human_len} rows, {per_sec}, {msg}",
+                        )
+                        .expect("a valid template")
+                        .progress_chars("=> "),
+                    ))
+                });
+                // Without every table's estimate the total is unknown: the
+                // bar then grows with the rows copied.
+                b.set_length(p.estimated_rows().unwrap_or(p.rows).max(p.rows));
+                b.set_position(p.rows);
+                b.set_message(format!("{}/{} tables", p.tables_done, p.tables_total));
+                bar = Some(b);
+            }
+            (None, Some(b)) => {
+                b.finish_and_clear();
+                bars.remove(&b);
+            }
+            (None, None) => {}
+        }
     }
 }

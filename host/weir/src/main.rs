@@ -1,5 +1,6 @@
 //! `weir`: the command-line entry point.
 
+mod admin_client;
 mod bundle_cmd;
 #[cfg(feature = "demo")]
 mod demo;
@@ -88,7 +89,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| logs::Stderr)
         // No colour codes in redirected logs.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {

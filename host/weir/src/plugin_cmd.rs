@@ -66,7 +66,8 @@ pub enum PluginCommand {
         trusted_keys: Vec<String>,
     },
     /// Ask a running pipeline to check its plugin files now and swap in new
-    /// versions (through the admin socket in its state directory).
+    /// versions (through its admin API when the file has `[admin]`, else
+    /// the admin socket in its state directory).
     Reload {
         /// The running pipeline's (or worker's) TOML file.
         #[arg(long, short)]
@@ -379,39 +380,50 @@ fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// `weir plugin reload --config FILE [--instance NAME]`: a pipeline's file,
-/// or a worker's (then the instance on this machine).
+/// or a worker's (then the instance on this machine). A pipeline with an
+/// `[admin]` API is asked through it (`POST /v1/reload`, with the admin
+/// token); otherwise, and for workers, through the admin socket in the
+/// state directory.
 fn reload(config: &Path, instance: Option<&str>) -> anyhow::Result<ExitCode> {
-    use std::io::{BufRead, Write};
     use weir_pipeline::config::ConfigFile;
-    let (what, socket) = match ConfigFile::from_file(config).map_err(|e| anyhow::anyhow!("{e}"))? {
-        ConfigFile::Pipeline(config) => (
-            format!("pipeline `{}`", config.name),
-            weir_pipeline::reload::admin_socket(&config.state_dir),
-        ),
-        ConfigFile::Worker(worker) => {
-            let instance = crate::worker_cmd::instance_name(instance)?;
-            (
-                format!("worker `{}` instance `{instance}`", worker.name),
-                weir_pipeline::reload::admin_socket(&worker.instance_dir(&instance)),
-            )
-        }
-    };
-    let stream = std::os::unix::net::UnixStream::connect(&socket).with_context(|| {
+    let (what, state_dir) =
+        match ConfigFile::from_file(config).map_err(|e| anyhow::anyhow!("{e}"))? {
+            ConfigFile::Pipeline(pipeline) => {
+                if let Some(admin) = &pipeline.admin {
+                    let client = crate::admin_client::AdminClient::new(admin, config, true)?;
+                    let reply = client.post("/v1/reload")?;
+                    let answer = reply["result"]
+                        .as_str()
+                        .or(reply["error"].as_str())
+                        .unwrap_or_default();
+                    println!("{answer}");
+                    return Ok(if weir_pipeline::reload::reload_failed(answer) {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    });
+                }
+                (
+                    format!("pipeline `{}`", pipeline.name),
+                    pipeline.state_dir.clone(),
+                )
+            }
+            ConfigFile::Worker(worker) => {
+                let instance = crate::worker_cmd::instance_name(instance)?;
+                (
+                    format!("worker `{}` instance `{instance}`", worker.name),
+                    worker.instance_dir(&instance),
+                )
+            }
+        };
+    let answer = weir_pipeline::reload::request_reload(&state_dir).with_context(|| {
         format!(
             "cannot reach {what} at {}; is it running?",
-            socket.display()
+            weir_pipeline::reload::admin_socket(&state_dir).display()
         )
     })?;
-    (&stream).write_all(b"reload\n")?;
-    let mut answer = String::new();
-    for line in std::io::BufReader::new(&stream).lines() {
-        answer.push_str(&line?);
-        answer.push('\n');
-    }
-    print!("{answer}");
-    let failed =
-        answer.contains("refused") || answer.contains("failed") || answer.starts_with("error");
-    Ok(if failed {
+    println!("{answer}");
+    Ok(if weir_pipeline::reload::reload_failed(&answer) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -134,6 +134,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
                     stages: stages(&config),
                     address: a.socket_addr(),
                     tokens,
+                    tls: a.tls.clone(),
                     pipeline: config.name.clone(),
                     state_dir: config.state_dir.clone(),
                     anomaly_interval: Duration::from_millis(a.anomaly_interval_ms),
@@ -152,12 +153,14 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             }
         };
         let reporter = tokio::spawn(report_progress(Arc::clone(&stats), Duration::from_secs(10)));
+        let bar = tokio::spawn(crate::logs::snapshot_bar(Arc::clone(&stats)));
         info!(pipeline = %config.name, "Pipeline starting.");
         for warning in config.warnings() {
             warn!(pipeline = %config.name, "{warning}");
         }
         let result = weir_pipeline::run(&config, stop_rx, Arc::clone(&stats)).await;
         reporter.abort();
+        bar.abort();
         if let Some(admin) = admin {
             admin.abort();
         }

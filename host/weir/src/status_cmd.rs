@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use secrecy::ExposeSecret;
 use serde_json::Value as Json;
 
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
@@ -19,35 +18,8 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             path.display()
         );
     };
-    let tokens = admin.tokens().map_err(|e| anyhow::anyhow!(e))?;
-    let token = tokens
-        .read
-        .or(tokens.admin)
-        .expect("validated: the section has a token");
-    let mut address = admin.socket_addr();
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let url = format!("http://{address}/v1/status");
-    let reply = ureq::get(&url)
-        .header(
-            "Authorization",
-            &format!("Bearer {}", token.expose_secret()),
-        )
-        .call();
-    let mut reply = match reply {
-        Ok(r) => r,
-        Err(ureq::Error::StatusCode(code)) => anyhow::bail!(
-            "the admin API at {address} refused the token in {} (HTTP {code}); is it the \
-             running pipeline's?",
-            path.display()
-        ),
-        Err(e) => anyhow::bail!(
-            "no admin API answers at {address} ({e}); is `weir run --config {}` running?",
-            path.display()
-        ),
-    };
-    let status: Json = serde_json::from_str(&reply.body_mut().read_to_string()?)?;
+    let client = crate::admin_client::AdminClient::new(admin, path, false)?;
+    let status = client.get("/v1/status")?;
     print!("{}", table(&status));
     Ok(ExitCode::SUCCESS)
 }
@@ -66,9 +38,12 @@ fn table(s: &Json) -> String {
             p["tables_done"], p["tables_total"], p["rows"]
         ),
     };
-    let lag = s["lag_seconds"]
+    let mut lag = s["lag_seconds"]
         .as_f64()
         .map_or("-".to_owned(), |l| format!("{l:.1} s"));
+    if let Some(bytes) = s["lag_bytes"].as_u64() {
+        lag.push_str(&format!(", {bytes} bytes of log behind"));
+    }
     let rows = [
         ("pipeline", text(&s["pipeline"])),
         ("phase", text(&s["phase"])),
@@ -81,7 +56,47 @@ fn table(s: &Json) -> String {
         ("checkpoints", text(&s["checkpoints"])),
         ("uptime", format!("{} s", text(&s["uptime_seconds"]))),
     ];
-    rows.iter().map(|(k, v)| format!("{k:<14}{v}\n")).collect()
+    let mut out: String = rows.iter().map(|(k, v)| format!("{k:<14}{v}\n")).collect();
+    if s["paused"].as_bool() == Some(true) {
+        out.push_str("paused        yes: no changes are taken from the source\n");
+    }
+    if let Some(e) = s["last_error"].as_object() {
+        out.push_str(&format!(
+            "last error    {} {}\n",
+            text(&e["at"]),
+            text(&e["message"])
+        ));
+    }
+    for p in s["plugins"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "plugin        {} ({}) {}{}{}\n",
+            text(&p["name"]),
+            text(&p["role"]),
+            text(&p["version"]),
+            p["signer"]
+                .as_str()
+                .map_or(String::new(), |k| format!(", signed by {k}")),
+            if p["probation"].as_bool() == Some(true) {
+                ", on probation"
+            } else {
+                ""
+            },
+        ));
+    }
+    for k in s["sinks"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "sink          {}: {} events, {} errors, {} retries, at {}\n",
+            text(&k["name"]),
+            text(&k["events"]),
+            text(&k["errors"]),
+            text(&k["retries"]),
+            text(&k["position"]),
+        ));
+    }
+    for a in s["anomalies"].as_array().into_iter().flatten() {
+        out.push_str(&format!("anomaly       {}\n", text(a)));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -94,12 +109,20 @@ mod tests {
             "pipeline": "shop", "phase": "streaming", "acknowledged": "0/16B3748",
             "lag_seconds": 0.25, "snapshot": null, "events_in": 10, "events_out": 9,
             "dead_letters": 1, "checkpoints": 3, "uptime_seconds": 42,
+            "plugins": [{"name": "mask", "role": "transformer", "version": "pii-mask@1.2.0+abc",
+                         "signer": "ed25519:XYZ", "probation": true}],
+            "sinks": [{"name": "files", "events": 9, "errors": 0, "retries": 1,
+                       "position": {"segment": 2}}],
+            "anomalies": ["throughput"],
         });
         assert_eq!(
             table(&s),
             "pipeline      shop\nphase         streaming\nposition      0/16B3748\n\
              lag           0.2 s\nsnapshot      -\nevents in     10\nevents out    9\n\
-             dead letters  1\ncheckpoints   3\nuptime        42 s\n"
+             dead letters  1\ncheckpoints   3\nuptime        42 s\n\
+             plugin        mask (transformer) pii-mask@1.2.0+abc, signed by ed25519:XYZ, on probation\n\
+             sink          files: 9 events, 0 errors, 1 retries, at {\"segment\":2}\n\
+             anomaly       throughput\n"
         );
     }
 }

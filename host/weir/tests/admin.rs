@@ -16,7 +16,7 @@ const READ: &str = "read-token-0123456789";
 const ADMIN: &str = "admin-token-0123456789";
 
 /// A port nothing listens on now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -25,20 +25,20 @@ fn free_port() -> u16 {
 }
 
 /// An HTTP response: status code, headers and body.
-struct Reply {
-    code: u16,
+pub(crate) struct Reply {
+    pub(crate) code: u16,
     head: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn json(&self) -> Json {
+    pub(crate) fn json(&self) -> Json {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 }
 
 /// Sends one request; `None` when nothing listens yet.
-fn request(port: u16, method: &str, path: &str, token: Option<&str>) -> Option<Reply> {
+pub(crate) fn request(port: u16, method: &str, path: &str, token: Option<&str>) -> Option<Reply> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -182,6 +182,70 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
         Some(0.0),
         "{metrics}"
     );
+    // Bytes, destinations, the sink's writes and flushes, the queues and
+    // the checkpoint's age.
+    assert!(
+        series(&metrics, "weir_bytes_in_total").unwrap() > 0.0,
+        "{metrics}"
+    );
+    assert!(
+        series(&metrics, "weir_bytes_out_total").unwrap() > 0.0,
+        "{metrics}"
+    );
+    let labelled = |name: &str, labels: &str| {
+        let prefix = format!("{name}{{pipeline=\"test\",{labels}}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.parse::<f64>().unwrap())
+    };
+    assert_eq!(
+        labelled(
+            "weir_destination_events_total",
+            "destination=\"public.items\""
+        ),
+        Some(25.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        labelled("weir_sink_events_total", "sink=\"files\""),
+        Some(25.0),
+        "{metrics}"
+    );
+    assert!(
+        labelled("weir_sink_write_seconds_count", "sink=\"files\"").unwrap() >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        labelled("weir_sink_flush_seconds_count", "sink=\"files\"").unwrap() >= 1.0,
+        "{metrics}"
+    );
+    for kind in ["event", "transient", "operator"] {
+        assert_eq!(
+            labelled(
+                "weir_sink_errors_total",
+                &format!("sink=\"files\",kind=\"{kind}\"")
+            ),
+            Some(0.0),
+            "{metrics}"
+        );
+    }
+    assert_eq!(
+        labelled("weir_sink_retries_total", "sink=\"files\""),
+        Some(0.0),
+        "{metrics}"
+    );
+    for between in ["source_plugins", "plugins_sinks"] {
+        let queued = labelled("weir_queued_bytes", &format!("between=\"{between}\""));
+        assert!(queued.is_some_and(|q| q >= 0.0), "{between}: {metrics}");
+    }
+    let age = series(&metrics, "weir_checkpoint_age_seconds").expect("a checkpoint's age");
+    assert!((0.0..60.0).contains(&age), "{metrics}");
+    assert_eq!(
+        series(&metrics, "weir_pipeline_restarts_total"),
+        Some(0.0),
+        "{metrics}"
+    );
     let behind = series(&metrics, "weir_source_lag_bytes").expect("the WAL distance");
     assert!(behind >= 0.0, "{metrics}");
     let lag = series(&metrics, "weir_source_lag_seconds").expect("a lag once changes are durable");
@@ -213,11 +277,81 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
         "{status}"
     );
     assert!(status["lag_seconds"].as_f64().is_some(), "{status}");
+    assert!(
+        status["plugins"][0]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("pii_mask+")
+    );
+    assert_eq!(status["plugins"][0]["signer"], Json::Null, "{status}");
+    let files = status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "files")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(files["events"], 25, "{status}");
+    assert!(files["position"].is_object(), "{status}");
+    assert_eq!(status["restarts"], 0, "{status}");
+    assert_eq!(status["last_error"], Json::Null, "{status}");
     let forbidden = request(port, "POST", "/v1/reload", Some(READ)).unwrap();
     assert_eq!(forbidden.code, 403, "{}", forbidden.body);
     let reload = request(port, "POST", "/v1/reload", Some(ADMIN)).unwrap();
     assert_eq!(reload.code, 200, "{}", reload.body);
-    assert!(reload.json()["result"].is_string(), "{}", reload.body);
+    assert!(
+        reload.json()["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("mask: unchanged"),
+        "{}",
+        reload.body
+    );
+    // `weir plugin reload` goes through the API when the file has `[admin]`.
+    let out = crate::succeeds(
+        crate::weir()
+            .args(["plugin", "reload", "--config"])
+            .arg(&config),
+    );
+    assert!(out.starts_with("mask: unchanged"), "{out}");
+
+    // The OpenAPI document describes every endpoint, from the code.
+    assert_eq!(
+        request(port, "GET", "/v1/openapi.json", None).unwrap().code,
+        401
+    );
+    let doc = request(port, "GET", "/v1/openapi.json", Some(READ)).unwrap();
+    assert_eq!(doc.code, 200, "{}", doc.body);
+    let doc = doc.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    for (path, method) in [
+        ("/health", "get"),
+        ("/ready", "get"),
+        ("/v1/status", "get"),
+        ("/v1/reload", "post"),
+        ("/v1/pause", "post"),
+        ("/v1/resume", "post"),
+        ("/v1/dead-letters", "get"),
+        ("/v1/openapi.json", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{path} {method}: {doc}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer",
+        "{doc}"
+    );
+    // Every field of the status answer is in the document's schema.
+    let documented = doc["components"]["schemas"]["Status"]["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{doc}"));
+    for field in status.as_object().unwrap().keys() {
+        assert!(
+            documented.contains_key(field),
+            "{field} undocumented: {doc}"
+        );
+    }
 
     // Paused, the pipeline takes nothing from the source; resumed, it
     // catches up. Only the admin token may do either.
@@ -278,6 +412,145 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
     assert!(
         !log.contains(READ) && !log.contains(ADMIN),
         "a token was logged:\n{log}"
+    );
+}
+
+/// A GET over HTTPS by Python's standard library (an independent TLS
+/// client), trusting only `ca`: the status code and body, or the error.
+fn https_get(
+    port: u16,
+    path: &str,
+    token: &str,
+    ca: &std::path::Path,
+) -> Result<(u16, String), String> {
+    let script = r#"
+import ssl, sys, urllib.request, urllib.error
+port, path, token, ca = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=ca)
+req = urllib.request.Request(f"https://127.0.0.1:{port}{path}", headers={"Authorization": "Bearer " + token})
+try:
+    r = urllib.request.urlopen(req, context=ctx, timeout=10)
+    print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &port.to_string(), path, token])
+        .arg(ca)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let (code, body) = stdout.split_once('\n').unwrap();
+    Ok((code.parse().unwrap(), body.trim_end().to_owned()))
+}
+
+#[test]
+fn with_tls_the_admin_api_serves_only_https_and_weir_status_trusts_its_certificate() {
+    let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let dir = setup.dir.clone();
+    std::fs::write(dir.join("admin.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("admin.key"), cert.signing_key.serialize_pem()).unwrap();
+    let port = free_port();
+    let config = setup.config_with_sink(
+        "",
+        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
+        &format!(
+            "[admin]\naddress = \"127.0.0.1:{port}\"\nread_token = \"{READ}\"\n\
+             admin_token = \"{ADMIN}\"\n[admin.tls]\ncert = \"admin.crt\"\nkey = \"admin.key\"\n"
+        ),
+    );
+    let child = setup.start(&config);
+    let ca = dir.join("admin.crt");
+    wait_until(
+        "the pipeline to be ready over HTTPS",
+        Duration::from_secs(60),
+        || https_get(port, "/ready", READ, &ca).is_ok_and(|(code, _)| code == 200),
+        &setup,
+    );
+    setup.sql("INSERT INTO items SELECT i, 'v' || i FROM generate_series(1, 5) i");
+    wait_until(
+        "the changes in the status",
+        Duration::from_secs(60),
+        || {
+            https_get(port, "/v1/status", READ, &ca).is_ok_and(|(code, body)| {
+                code == 200 && serde_json::from_str::<Json>(&body).unwrap()["events_out"] == 5
+            })
+        },
+        &setup,
+    );
+    let (code, _) = https_get(port, "/v1/status", "not-the-token-at-all", &ca).unwrap();
+    assert_eq!(code, 401);
+    // Plain HTTP gets no HTTP answer.
+    let plain = std::panic::catch_unwind(|| request(port, "GET", "/health", None));
+    assert!(
+        !matches!(plain, Ok(Some(ref r)) if r.code == 200),
+        "plain HTTP was served"
+    );
+    // A client that does not trust the certificate is refused.
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.join("other.crt"), other.cert.pem()).unwrap();
+    let refused = https_get(port, "/health", READ, &dir.join("other.crt")).unwrap_err();
+    assert!(refused.contains("CERTIFICATE_VERIFY_FAILED"), "{refused}");
+    // `weir status` trusts the configured certificate.
+    let out = crate::succeeds(crate::weir().args(["status", "--config"]).arg(&config));
+    assert!(out.contains("events out    5"), "{out}");
+    terminate(child, &setup);
+    let log = setup.log();
+    assert!(
+        log.contains("scheme=\"https\"") || log.contains("scheme=https"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_bad_tls_setting_stops_weir_naming_the_file() {
+    let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
+    let dir = setup.dir.clone();
+    std::fs::write(dir.join("bad.crt"), "not a certificate\n").unwrap();
+    std::fs::write(dir.join("bad.key"), "not a key\n").unwrap();
+    let port = free_port();
+    let config = setup.config_with_sink(
+        "",
+        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
+        &format!(
+            "[admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN}\"\n\
+             [admin.tls]\ncert = \"bad.crt\"\nkey = \"missing.key\"\n"
+        ),
+    );
+    let out = crate::weir()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("admin.tls.key") && stderr.contains("missing.key"),
+        "{stderr}"
+    );
+    let config = setup.config_with_sink(
+        "",
+        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
+        &format!(
+            "[admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN}\"\n\
+             [admin.tls]\ncert = \"bad.crt\"\nkey = \"bad.key\"\n"
+        ),
+    );
+    let out = crate::weir()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the admin API cannot listen") && stderr.contains("bad.crt"),
+        "{stderr}"
     );
 }
 

@@ -35,6 +35,11 @@ impl Setup {
     }
 
     fn config(&self) -> PathBuf {
+        self.config_with("", "")
+    }
+
+    /// The config, with `source_extra` in `[source]` and `extra` at the end.
+    fn config_with(&self, source_extra: &str, extra: &str) -> PathBuf {
         let path = self.dir.join("pipeline.toml");
         std::fs::write(
             &path,
@@ -51,6 +56,7 @@ user = "{user}"
 password = "${{WEIR_TEST_MYSQL_PASSWORD}}"
 databases = ["shop"]
 snapshot = "initial"
+{source_extra}
 
 [[sinks]]
 name = "files"
@@ -60,6 +66,8 @@ max_file_bytes = 100000
 
 [pipeline]
 max_batch_events = 50
+
+{extra}
 "#,
                 port = self.server.port,
                 user = ThrowawayMariadb::USER,
@@ -203,4 +211,82 @@ fn mysql_kill_9_during_a_workload_loses_and_duplicates_nothing() {
         "{}",
         setup.log()
     );
+}
+
+/// The binlog position `SHOW MASTER STATUS` reports.
+fn binlog_end(setup: &Setup) -> (String, u64) {
+    let status = setup.server.sql("SHOW MASTER STATUS").unwrap();
+    let mut fields = status.split_whitespace();
+    let file = fields.next().unwrap().to_owned();
+    (file, fields.next().unwrap().parse().unwrap())
+}
+
+#[test]
+fn the_binlog_distance_and_the_snapshot_by_table_show_in_the_admin_api() {
+    use crate::admin::{free_port, request};
+    const TOKEN: &str = "admin-token-0123456789";
+    let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text);");
+    setup
+        .server
+        .sql("USE shop; INSERT INTO items SELECT seq, 'v' FROM seq_1_to_40; ANALYZE TABLE items;")
+        .unwrap();
+    let port = free_port();
+    let config = setup.config_with(
+        "heartbeat_secs = 1",
+        &format!("[admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{TOKEN}\"\n"),
+    );
+    let mut child = setup.start(&config);
+    setup.wait_for_stream();
+    let status = || {
+        request(port, "GET", "/v1/status", Some(TOKEN))
+            .map(|r| r.json())
+            .unwrap_or_default()
+    };
+    setup.wait_until("the snapshot and no lag", || {
+        let s = status();
+        s["events_out"] == 40 && s["lag_bytes"] == 0
+    });
+    // The snapshot, by table, with InnoDB's estimate.
+    let s = status();
+    let table = &s["snapshot"]["tables"][0];
+    assert_eq!(
+        (
+            table["table"].clone(),
+            table["rows"].clone(),
+            table["done"].clone()
+        ),
+        ("shop.items".into(), 40.into(), true.into()),
+        "{s}"
+    );
+    assert!(table["estimated_rows"].as_u64().is_some(), "{s}");
+    let metrics = request(port, "GET", "/metrics", None).unwrap().body;
+    assert!(
+        metrics.contains(
+            "weir_snapshot_table_rows_total{pipeline=\"mysql-test\",table=\"shop.items\"} 40"
+        ),
+        "{metrics}"
+    );
+    // Paused, the binlog grows and the distance with it, byte for byte.
+    let (file, from) = binlog_end(&setup);
+    request(port, "POST", "/v1/pause", Some(TOKEN)).unwrap();
+    setup
+        .server
+        .sql("USE shop; INSERT INTO items SELECT seq, 'p' FROM seq_41_to_140;")
+        .unwrap();
+    setup.wait_until("the distance of the changes made while paused", || {
+        let (now_file, to) = binlog_end(&setup);
+        now_file == file && to > from && status()["lag_bytes"] == to - from
+    });
+    let metrics = request(port, "GET", "/metrics", None).unwrap().body;
+    assert!(
+        metrics.contains("weir_source_lag_bytes{pipeline=\"mysql-test\"} "),
+        "{metrics}"
+    );
+    request(port, "POST", "/v1/resume", Some(TOKEN)).unwrap();
+    setup.wait_until("the pipeline to catch up", || {
+        let s = status();
+        s["events_out"] == 140 && s["lag_bytes"] == 0
+    });
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -561,6 +561,49 @@ fn snapshot_plus_stream_equals_the_table_through_a_plugin() {
 }
 
 #[test]
+fn on_a_terminal_the_snapshot_shows_a_progress_bar() {
+    let setup = Setup::new(
+        "CREATE TABLE a (id int PRIMARY KEY, v int NOT NULL);
+         INSERT INTO a SELECT i, 0 FROM generate_series(1, 150000) i;
+         ANALYZE a;",
+    );
+    let config = setup.config("snapshot_chunk_rows = 1000\nsnapshot_parallelism = 1", "");
+    // `script` gives weir a terminal and records what it draws there.
+    let typescript = setup.dir.join("terminal.txt");
+    let command = format!(
+        "{} run --config {}",
+        env!("CARGO_BIN_EXE_weir"),
+        config.display()
+    );
+    let mut child = Command::new("script")
+        .args(["--quiet", "--flush", "--return", "--command", &command])
+        .arg(&typescript)
+        .env("WEIR_LOG", "info")
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("`script` (util-linux) runs");
+    wait_until(
+        "the snapshot",
+        Duration::from_secs(120),
+        || count_output(&setup.out()) >= 150_000,
+        &setup,
+    );
+    let _ = Command::new("pkill")
+        .args(["-TERM", "-f", &config.display().to_string()])
+        .status();
+    child.wait().unwrap();
+    let drawn = std::fs::read_to_string(&typescript).unwrap();
+    // The bar: rows copied of the planner's estimate, and tables done.
+    assert!(drawn.contains("snapshot ["), "{drawn}");
+    assert!(drawn.contains("/150,000 rows"), "{drawn}");
+    assert!(drawn.contains("0/1 tables"), "{drawn}");
+    // Log lines still reach the terminal, around the bar.
+    assert!(drawn.contains("Pipeline starting."), "{drawn}");
+}
+
+#[test]
 fn a_crash_during_the_snapshot_resumes_after_the_last_chunk() {
     let setup = Setup::new(
         "CREATE TABLE a (id int PRIMARY KEY, v int NOT NULL);

@@ -188,18 +188,39 @@ pub fn weir_in_child(
 /// The child's side: runs `config` until `rows` events are written and
 /// prints the seconds and the peak resident memory in MB.
 pub fn child_run(config: PipelineConfig, rows: u64) {
+    child_run_observed(config, rows, |_, _| async {});
+}
+
+/// [`child_run`], with `observe` started beside the pipeline (before it)
+/// on the pipeline's counters and stop signal: an admin API, a scraper.
+pub fn child_run_observed<F, Fut>(config: PipelineConfig, rows: u64, observe: F)
+where
+    F: FnOnce(Arc<Stats>, watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let secs = runtime.block_on(drain(config, rows));
+    let secs = runtime.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stats = Arc::new(Stats::default());
+        let observer = tokio::spawn(observe(Arc::clone(&stats), stop_rx.clone()));
+        let secs = drain(config, rows, stats, stop_tx, stop_rx).await;
+        observer.abort();
+        secs
+    });
     println!("{secs} {}", peak_rss_mb().unwrap_or(0.0));
 }
 
 /// Runs a pipeline until `rows` events are written; returns the seconds.
-async fn drain(config: PipelineConfig, rows: u64) -> f64 {
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stats = Arc::new(Stats::default());
+async fn drain(
+    config: PipelineConfig,
+    rows: u64,
+    stats: Arc<Stats>,
+    stop_tx: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+) -> f64 {
     let started = Instant::now();
     let task = {
         let stats = Arc::clone(&stats);

@@ -34,6 +34,20 @@ pub struct AdminConfig {
     /// rate, in milliseconds (at least 100).
     #[serde(default = "default_anomaly_interval_ms")]
     pub anomaly_interval_ms: u64,
+    /// `[admin.tls]`: serve HTTPS instead of HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[admin.tls]`: the certificate chain and private key the admin API
+/// serves HTTPS with (PEM files; relative to the config file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 const fn default_anomaly_interval_ms() -> u64 {
@@ -66,9 +80,15 @@ impl AdminConfig {
     }
 
     pub(super) fn resolve_paths(&mut self, base_dir: &Path) {
+        let (cert, key) = match self.tls.as_mut() {
+            Some(tls) => (Some(&mut tls.cert), Some(&mut tls.key)),
+            None => (None, None),
+        };
         for p in [
             self.read_token_file.as_mut(),
             self.admin_token_file.as_mut(),
+            cert,
+            key,
         ]
         .into_iter()
         .flatten()
@@ -99,6 +119,16 @@ impl AdminConfig {
                     self.address
                 ),
             );
+        }
+        if let Some(tls) = &self.tls {
+            for (field, path) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
+                if !path.is_file() {
+                    c.err(
+                        field,
+                        format!("{} is not a readable file (PEM)", path.display()),
+                    );
+                }
+            }
         }
         if self.anomaly_interval_ms < 100 {
             c.err("anomaly_interval_ms", "must be 100 or more");

@@ -42,7 +42,7 @@ use weir_connect::{BuildContext, Checker};
 pub use weir_connect::{ConfigError, ConfigErrors};
 use weir_core::{ChangeEvent, Op, SourceInfo};
 
-pub use self::admin::{AdminConfig, Tokens};
+pub use self::admin::{AdminConfig, TlsConfig, Tokens};
 use self::document::{Document, only, without};
 pub use self::plugins::{PluginConfig, RouterConfig, TrustConfig};
 use self::sinks::SinkCommon;
