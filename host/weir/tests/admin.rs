@@ -118,7 +118,9 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
         Duration::from_secs(60),
         || {
             metrics = request(port, "GET", "/metrics", None).unwrap().body;
+            // Written, and durable: the checkpoint feeds the histogram.
             series(&metrics, "weir_events_out_total") == Some(25.0)
+                && series(&metrics, "weir_end_to_end_latency_seconds_count") == Some(25.0)
                 && series(&metrics, "weir_source_lag_bytes").is_some()
         },
         &setup,
