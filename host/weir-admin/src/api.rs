@@ -122,6 +122,8 @@ pub struct Status {
     #[schema(value_type = Object)]
     pub stages: Json,
     pub plugins: Vec<PluginStatus>,
+    /// New plugin versions swapped in since the start.
+    pub reloads: u64,
     /// Plugin versions rolled back since the start.
     pub rollbacks: u64,
     /// The signals the anomaly detector finds abnormal now.
@@ -294,6 +296,7 @@ fn status_of(api: &Api) -> Status {
                 probation: p.probation,
             })
             .collect(),
+        reloads: load(&s.reloads),
         rollbacks: load(&s.rollbacks),
         anomalies: anomaly::Signal::ALL
             .iter()

@@ -329,6 +329,13 @@ impl Collector for PipelineCollector {
         }
         single(
             &mut encoder,
+            "weir_plugin_reloads",
+            "New plugin versions swapped in (hot reloads).",
+            ConstCounter::new(s.reloads.load(Ordering::Relaxed)),
+            &labels,
+        )?;
+        single(
+            &mut encoder,
             "weir_plugin_rollbacks",
             "Plugin versions rolled back after failing on probation.",
             ConstCounter::new(s.rollbacks.load(Ordering::Relaxed)),

@@ -77,6 +77,15 @@ impl Reloading {
     }
 }
 
+/// What the plugin stage has done to versions since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// New versions swapped in.
+    pub swaps: u64,
+    /// Versions rolled back after failing on probation.
+    pub rollbacks: u64,
+}
+
 impl Processor {
     /// Admits and loads every plugin and the router, and starts watching
     /// them for new versions.
@@ -160,9 +169,15 @@ impl Processor {
     }
 
     /// The plugins with their versions and probation state, and the
-    /// rollbacks so far.
-    pub fn plugin_states(&self) -> (Vec<crate::reload::PluginState>, u64) {
-        (self.chain.states(), self.chain.rollbacks())
+    /// swaps and rollbacks so far.
+    pub fn plugin_states(&self) -> (Vec<crate::reload::PluginState>, Tally) {
+        (
+            self.chain.states(),
+            Tally {
+                swaps: self.chain.swaps(),
+                rollbacks: self.chain.rollbacks(),
+            },
+        )
     }
 
     /// Each plugin's calls and failures since the stage started.

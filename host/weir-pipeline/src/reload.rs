@@ -140,6 +140,8 @@ pub struct Chain {
     canary_failure_ratio: f64,
     /// Versions rolled back so far.
     rollbacks: u64,
+    /// New versions swapped in so far.
+    swaps: u64,
     /// Per plugin (by name, transformers then the router), its calls.
     calls: Vec<PluginCalls>,
 }
@@ -213,6 +215,7 @@ impl Chain {
             canary_events,
             canary_failure_ratio,
             rollbacks: 0,
+            swaps: 0,
             calls: Vec::new(),
         }
     }
@@ -251,6 +254,11 @@ impl Chain {
         self.rollbacks
     }
 
+    /// New versions swapped in so far.
+    pub fn swaps(&self) -> u64 {
+        self.swaps
+    }
+
     pub fn push(&mut self, name: String, plugin: TransformerPlugin, admitted: &Admitted) {
         self.slots.push(Versioned::new(
             name,
@@ -271,6 +279,7 @@ impl Chain {
 
     /// Swaps a new version in (call only at a transaction boundary).
     pub fn swap(&mut self, swap: Swap) {
+        self.swaps += 1;
         match swap.plugin {
             Loaded::Transformer(i, p) => {
                 if let Some(slot) = self.slots.get_mut(i) {

@@ -33,7 +33,7 @@ use weir_plugin::{EngineOptions, PluginEngine};
 use crate::checkpoint::SqliteCheckpointStore;
 use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetterFile;
-use crate::processor::{Processor, Stamping};
+use crate::processor::{Processor, Stamping, Tally};
 use crate::sinks::Inputs;
 pub use crate::stats::Stats;
 use crate::writer::{RoutedBatch, SinkSlot, Writer};
@@ -238,10 +238,10 @@ async fn run_once(
 }
 
 /// Publishes the plugin stage's state in `stats`; `counted` is the
-/// stage's rollbacks already added to the pipeline's count (a restarted
-/// pipeline's stage counts from zero again).
-fn publish_plugins(processor: &Processor, stats: &Stats, counted: &mut u64) {
-    let (states, rollbacks) = processor.plugin_states();
+/// stage's swaps and rollbacks already added to the pipeline's counts (a
+/// restarted pipeline's stage counts from zero again).
+fn publish_plugins(processor: &Processor, stats: &Stats, counted: &mut Tally) {
+    let (states, tally) = processor.plugin_states();
     *stats.plugins.lock().unwrap_or_else(|p| p.into_inner()) = states;
     let calls = processor.plugin_calls();
     if !calls.is_empty() {
@@ -249,10 +249,14 @@ fn publish_plugins(processor: &Processor, stats: &Stats, counted: &mut u64) {
         shown.clear();
         shown.extend(calls.iter().cloned());
     }
+    stats.rollbacks.fetch_add(
+        tally.rollbacks.saturating_sub(counted.rollbacks),
+        Ordering::Relaxed,
+    );
     stats
-        .rollbacks
-        .fetch_add(rollbacks.saturating_sub(*counted), Ordering::Relaxed);
-    *counted = rollbacks;
+        .reloads
+        .fetch_add(tally.swaps.saturating_sub(counted.swaps), Ordering::Relaxed);
+    *counted = tally;
 }
 
 /// The source's batches, and the bytes queued in their channel.
@@ -293,8 +297,8 @@ fn process(
     // Whether the last batch ended at a transaction boundary: only there
     // may a new plugin version take over.
     let mut at_boundary = true;
-    let mut rollbacks = 0;
-    publish_plugins(&processor, stats, &mut rollbacks);
+    let mut counted = Tally::default();
+    publish_plugins(&processor, stats, &mut counted);
     while let Some(mut batch) = input.next() {
         // Paused: hold the batch until resumed, or until the pipeline stops
         // (what is queued is then written as usual).
@@ -329,7 +333,7 @@ fn process(
         let starts_at_boundary = at_boundary;
         at_boundary = routed.resume.is_some();
         processor.run(batch.events, starts_at_boundary, &mut routed);
-        publish_plugins(&processor, stats, &mut rollbacks);
+        publish_plugins(&processor, stats, &mut counted);
         routed.bytes = routed.approx_bytes();
         stats
             .sink_queue

@@ -51,6 +51,9 @@ pub struct Stats {
     pub plugins: Mutex<Vec<crate::reload::PluginState>>,
     /// Plugin versions rolled back since the pipeline started.
     pub rollbacks: AtomicU64,
+    /// New plugin versions swapped in (hot reloads) since the pipeline
+    /// started.
+    pub reloads: AtomicU64,
     /// Each plugin's calls and failures since the plugin stage (re)started.
     pub plugin_calls: Mutex<Vec<crate::reload::PluginCalls>>,
     /// Per sink (the dead-letter file included), by name.
@@ -111,6 +114,7 @@ impl Default for Stats {
             paused: AtomicBool::new(false),
             plugins: Mutex::default(),
             rollbacks: AtomicU64::new(0),
+            reloads: AtomicU64::new(0),
             plugin_calls: Mutex::default(),
             sinks: Mutex::default(),
             restarts: AtomicU64::new(0),

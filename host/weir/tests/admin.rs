@@ -180,6 +180,11 @@ fn the_admin_api_answers_health_metrics_and_status_behind_tokens() {
         "{metrics}"
     );
     assert_eq!(
+        series(&metrics, "weir_plugin_reloads_total"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
         series(&metrics, "weir_plugin_rollbacks_total"),
         Some(0.0),
         "{metrics}"

@@ -941,6 +941,8 @@ const SWAPPED: &str = "Plugin version swapped in";
 #[test]
 fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back_a_bad_one() {
     // The bad version traps on every event: each row's `action` is `panic`.
+    let port = crate::admin::free_port();
+    const TOKEN: &str = "admin-token-0123456789";
     let rig = ReloadRig::start(
         "mask",
         "transformer",
@@ -949,7 +951,8 @@ fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back
         "panic",
         |live| {
             format!(
-                "[[plugins]]\nname = \"mask\"\npath = \"{}\"",
+                "[[plugins]]\nname = \"mask\"\npath = \"{}\"\n\
+                 [admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{TOKEN}\"\n",
                 live.display()
             )
         },
@@ -960,6 +963,32 @@ fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back
     rig.deploy_and_wait(&rig.v2, "the first swap", SWAPPED, 1);
     rig.deploy_and_wait(&rig.v1, "the second swap", SWAPPED, 2);
     rig.deploy_and_wait(&rig.bad, "the rollback", "rolled back", 1);
+    // The admin API counts the three swaps and the rollback, and names the
+    // running version's signer.
+    let metrics = crate::admin::request(port, "GET", "/metrics", None)
+        .unwrap()
+        .body;
+    for (series, value) in [
+        ("weir_plugin_reloads_total{pipeline=\"test\"} ", "3"),
+        ("weir_plugin_rollbacks_total{pipeline=\"test\"} ", "1"),
+    ] {
+        assert!(
+            metrics.contains(&format!("{series}{value}\n")),
+            "{series}: {metrics}"
+        );
+    }
+    let status = crate::admin::request(port, "GET", "/v1/status", Some(TOKEN))
+        .unwrap()
+        .json();
+    let plugin = &status["plugins"][0];
+    assert!(
+        plugin["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("mask@1.0.0+")
+            && plugin["signer"].as_str().unwrap().starts_with("ed25519:"),
+        "{status}"
+    );
     let (setup, events, stamps) = rig.finish();
     assert!(
         stamps.iter().any(|s| s.contains("mask=mask@1.0.0"))
