@@ -206,6 +206,16 @@ impl Collector for PipelineCollector {
                 "Restarts from the last checkpoint after a transient failure.",
                 s.restarts.load(Ordering::Relaxed),
             ),
+            (
+                "weir_plugin_reloads",
+                "New plugin versions swapped in (hot reloads).",
+                s.reloads.load(Ordering::Relaxed),
+            ),
+            (
+                "weir_plugin_rollbacks",
+                "Plugin versions rolled back after failing on probation.",
+                s.rollbacks.load(Ordering::Relaxed),
+            ),
         ] {
             single(&mut encoder, name, help, ConstCounter::new(value), &labels)?;
         }
@@ -327,20 +337,6 @@ impl Collector for PipelineCollector {
                 &labels,
             )?;
         }
-        single(
-            &mut encoder,
-            "weir_plugin_reloads",
-            "New plugin versions swapped in (hot reloads).",
-            ConstCounter::new(s.reloads.load(Ordering::Relaxed)),
-            &labels,
-        )?;
-        single(
-            &mut encoder,
-            "weir_plugin_rollbacks",
-            "Plugin versions rolled back after failing on probation.",
-            ConstCounter::new(s.rollbacks.load(Ordering::Relaxed)),
-            &labels,
-        )?;
         let plugins = s.plugins.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if !plugins.is_empty() {
             let mut m = encoder.encode_descriptor(

@@ -76,27 +76,26 @@ impl AdminClient {
 
     /// `GET path`; the JSON answer of a 2xx reply.
     pub fn get(&self, path: &str) -> anyhow::Result<Json> {
-        self.answer(
-            self.agent
-                .get(format!("{}{path}", self.base))
-                .header(
-                    "Authorization",
-                    &format!("Bearer {}", self.token.expose_secret()),
-                )
-                .call(),
-        )
+        self.answer(self.authorized(self.agent.get(self.url(path))).call())
     }
 
     /// `POST path` (no body); the JSON answer of a 2xx or 409 reply.
     pub fn post(&self, path: &str) -> anyhow::Result<Json> {
         self.answer(
-            self.agent
-                .post(format!("{}{path}", self.base))
-                .header(
-                    "Authorization",
-                    &format!("Bearer {}", self.token.expose_secret()),
-                )
+            self.authorized(self.agent.post(self.url(path)))
                 .send_empty(),
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `request` with the bearer token.
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        request.header(
+            "Authorization",
+            &format!("Bearer {}", self.token.expose_secret()),
         )
     }
 

@@ -517,44 +517,35 @@ fn with_tls_the_admin_api_serves_only_https_and_weir_status_trusts_its_certifica
 #[test]
 fn a_bad_tls_setting_stops_weir_naming_the_file() {
     let setup = Setup::new("CREATE TABLE items (id bigint PRIMARY KEY, v text)");
-    let dir = setup.dir.clone();
-    std::fs::write(dir.join("bad.crt"), "not a certificate\n").unwrap();
-    std::fs::write(dir.join("bad.key"), "not a key\n").unwrap();
+    std::fs::write(setup.dir.join("bad.crt"), "not a certificate\n").unwrap();
+    std::fs::write(setup.dir.join("bad.key"), "not a key\n").unwrap();
     let port = free_port();
-    let config = setup.config_with_sink(
-        "",
-        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
-        &format!(
-            "[admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN}\"\n\
-             [admin.tls]\ncert = \"bad.crt\"\nkey = \"missing.key\"\n"
-        ),
-    );
-    let out = crate::weir()
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // What `weir run` says on standard error with this cert and key.
+    let refused = |cert: &str, key: &str| {
+        let config = setup.config_with_sink(
+            "",
+            "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
+            &format!(
+                "[admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN}\"\n\
+                 [admin.tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n"
+            ),
+        );
+        let out = crate::weir()
+            .args(["run", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // A missing file fails the config check, naming the field and file.
+    let stderr = refused("bad.crt", "missing.key");
     assert!(
         stderr.contains("admin.tls.key") && stderr.contains("missing.key"),
         "{stderr}"
     );
-    let config = setup.config_with_sink(
-        "",
-        "[[sinks]]\nname = \"files\"\nkind = \"file\"\ndir = \"out\"",
-        &format!(
-            "[admin]\naddress = \"127.0.0.1:{port}\"\nadmin_token = \"{ADMIN}\"\n\
-             [admin.tls]\ncert = \"bad.crt\"\nkey = \"bad.key\"\n"
-        ),
-    );
-    let out = crate::weir()
-        .args(["run", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A file that is not PEM stops the start, naming the file.
+    let stderr = refused("bad.crt", "bad.key");
     assert!(
         stderr.contains("the admin API cannot listen") && stderr.contains("bad.crt"),
         "{stderr}"
