@@ -59,6 +59,7 @@ ensure_tools() {
     ensure_guest_tools
     ensure_kafka_tools
     ensure_browser_tools
+    ensure_corpus_tools
 }
 
 # The Kafka-protocol broker the tests and `weir demo --sink kafka` start
@@ -109,6 +110,23 @@ ensure_guest_tools() {
     WEIR_COMPONENTIZE_PY="$PWD/$tools/venv/bin/componentize-py"
     WEIR_COMPONENTIZE_JS="$PWD/$tools/js/node_modules/.bin/componentize-js"
     export WEIR_COMPONENTIZE_PY WEIR_COMPONENTIZE_JS
+}
+
+# Faker, at the version in scripts/lib/pii-corpus, for the labelled corpus
+# pii-mask's detectors are measured on, installed under
+# target/tools/pii-corpus; its Python is exported as WEIR_PII_CORPUS_PYTHON.
+ensure_corpus_tools() {
+    local pins=scripts/lib/pii-corpus tools=target/tools/pii-corpus
+    mkdir -p "$tools"
+    if ! cmp -s "$pins/requirements.txt" "$tools/venv/requirements.txt"; then
+        echo "==> pip install $(cat "$pins/requirements.txt") (into $tools/venv)"
+        rm -rf "$tools/venv"
+        python3 -m venv "$tools/venv"
+        "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$pins/requirements.txt"
+        cp "$pins/requirements.txt" "$tools/venv/requirements.txt"
+    fi
+    WEIR_PII_CORPUS_PYTHON="$PWD/$tools/venv/bin/python"
+    export WEIR_PII_CORPUS_PYTHON
 }
 
 # playwright-core (no bundled browsers: the tests drive Debian's chromium),

@@ -17,8 +17,17 @@ pub fn mask(text: &str, kind: Option<Kind>, keep_last: Option<usize>) -> String 
         Some(Kind::Card | Kind::Phone | Kind::Ssn) => {
             mask_digits(text, keep_last.unwrap_or(default_keep_digits()))
         }
+        Some(Kind::Iban) => mask_alphanumeric(text, keep_last.unwrap_or(default_keep_digits())),
+        Some(Kind::Ip) => mask_alphanumeric(text, keep_last.unwrap_or(0)),
         None => mask_text(text, keep_last.unwrap_or(0)),
     }
+}
+
+/// Every ASCII letter and digit but the last `keep` becomes `*`; the
+/// separators (spaces, dots, colons) stay: `DE89 3704 0044 0532 0130 00`
+/// -> `**** **** **** **** **30 00`, `192.168.1.20` -> `***.***.*.**`.
+pub fn mask_alphanumeric(text: &str, keep: usize) -> String {
+    mask_where(text, keep, u8::is_ascii_alphanumeric)
 }
 
 /// `ada@example.com` -> `a***@example.com`. `text` must be an email as
@@ -40,12 +49,18 @@ pub fn mask_email(text: &str) -> String {
 /// Every ASCII digit but the last `keep` becomes `*`; everything else (the
 /// separators) stays. When there are no more than `keep` digits, all go.
 pub fn mask_digits(text: &str, keep: usize) -> String {
-    let digits = text.bytes().filter(u8::is_ascii_digit).count();
-    let hide = if digits > keep { digits - keep } else { digits };
+    mask_where(text, keep, u8::is_ascii_digit)
+}
+
+/// Every ASCII byte `hidden` picks but the last `keep` of them becomes
+/// `*`; the rest stays. When `hidden` picks no more than `keep`, all go.
+fn mask_where(text: &str, keep: usize, hidden: fn(&u8) -> bool) -> String {
+    let picked = text.bytes().filter(hidden).count();
+    let hide = if picked > keep { picked - keep } else { picked };
     let mut seen = 0;
     text.chars()
         .map(|c| {
-            if c.is_ascii_digit() {
+            if c.is_ascii() && hidden(&(c as u8)) {
                 seen += 1;
                 if seen <= hide {
                     return '*';
@@ -113,6 +128,12 @@ mod tests {
         assert_eq!(mask_digits("+1 (555) 123-4567", 4), "+* (***) ***-4567");
         assert_eq!(mask_digits("+1 (555) 123-4567", 2), "+* (***) ***-**67");
         assert_eq!(mask_digits("12-34", 4), "**-**");
+        assert_eq!(
+            mask_alphanumeric("DE89 3704 0044 0532 0130 00", 4),
+            "**** **** **** **** **30 00"
+        );
+        assert_eq!(mask_alphanumeric("192.168.1.20", 0), "***.***.*.**");
+        assert_eq!(mask_alphanumeric("2001:db8::1", 0), "****:***::*");
         assert_eq!(mask_text("Lovelace", 0), "********");
         assert_eq!(mask_text("Lovelace", 3), "*****ace");
         assert_eq!(mask_text("Zoë Ørsted", 2), "********ed");

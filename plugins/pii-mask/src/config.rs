@@ -8,7 +8,8 @@
 //!     {"columns": ["ssn"], "action": "drop"}
 //!   ],
 //!   "hash_key": "a long random secret",
-//!   "tables": ["public.*"]
+//!   "tables": ["public.*"],
+//!   "name_hints": ["ssn", "*passport*", "dob"]
 //! }
 //! ```
 //!
@@ -47,7 +48,45 @@ pub struct PiiMaskConfig {
     /// schema). Leave out to mask every table.
     #[serde(default)]
     pub tables: Option<Vec<String>>,
+
+    /// Column names (case-insensitive globs) whose values are masked
+    /// whatever they look like, after the rules (a rule that names the
+    /// column decides first) and before the default detectors: a value in
+    /// a column named `ssn` is sensitive even when no detector recognises
+    /// its shape. Leave out for [`DEFAULT_NAME_HINTS`]; `[]` turns hints
+    /// off. Hints never touch the key image.
+    #[serde(default)]
+    pub name_hints: Option<Vec<String>>,
 }
+
+/// The column names masked whatever their values look like, unless the
+/// configuration says otherwise: identity, tax and travel documents,
+/// dates of birth and bank accounts. Phone columns are not among them (a
+/// column called `phone` often holds `n/a` or an extension); add `phone`
+/// to mask bare-digit phone numbers, which the phone detector leaves alone.
+pub const DEFAULT_NAME_HINTS: &[&str] = &[
+    "ssn",
+    "*_ssn",
+    "ssn_*",
+    "social_security*",
+    "tax_id",
+    "taxid",
+    "*_tax_id",
+    "tin",
+    "itin",
+    "national_id",
+    "national_id_*",
+    "passport",
+    "passport_*",
+    "*_passport",
+    "driver_licen?e*",
+    "drivers_licen?e*",
+    "dob",
+    "date_of_birth",
+    "birth_date",
+    "birthdate",
+    "iban",
+];
 
 /// One masking rule.
 #[derive(Debug, Deserialize)]
@@ -59,9 +98,9 @@ pub struct RuleConfig {
     #[serde(default)]
     pub columns: Option<Vec<String>>,
 
-    /// The kind of value the rule applies to: `email`, `phone`, `ssn`,
-    /// `card`, or `any` of them. Only text values are examined. With
-    /// `columns` too, both must match.
+    /// The kind of value the rule applies to: `email`, `phone`, `ssn`
+    /// (SSNs and ITINs), `card`, `iban`, `ip`, or `any` of them. Only text
+    /// values are examined. With `columns` too, both must match.
     #[serde(default)]
     pub detector: Option<DetectorName>,
 
@@ -85,6 +124,8 @@ pub enum DetectorName {
     Phone,
     Ssn,
     Card,
+    Iban,
+    Ip,
     Any,
 }
 
@@ -119,15 +160,24 @@ pub struct Rule {
     pub columns: Option<Vec<WildMatch>>,
     pub detector: Option<DetectorName>,
     pub action: Action,
+    /// Whether the rule may touch the key image: only rules the user wrote
+    /// with `columns` do.
+    pub key_image: bool,
+    /// A name-hint rule: it leaves booleans alone (`phone_verified` is no
+    /// phone number), masks text and redacts other values.
+    pub hint: bool,
 }
 
 impl Rule {
     /// Whether the rule's column globs accept column `name` of an image
     /// (`key_image`: the key image, which only rules naming columns touch).
     pub fn names(&self, name: &str, key_image: bool) -> bool {
+        if key_image && !self.key_image {
+            return false;
+        }
         match &self.columns {
             Some(globs) => globs.iter().any(|g| g.matches(name)),
-            None => !key_image,
+            None => true,
         }
     }
 }
@@ -169,12 +219,35 @@ impl PiiMaskConfig {
             ),
         };
 
-        let rules = match self.rules {
-            None => vec![Rule {
-                columns: None,
-                detector: Some(DetectorName::Any),
-                action: Action::Mask { keep_last: None },
-            }],
+        let hints: Vec<String> = match self.name_hints {
+            None => DEFAULT_NAME_HINTS.iter().map(|h| (*h).to_owned()).collect(),
+            Some(h) => {
+                for (i, p) in h.iter().enumerate() {
+                    if p.is_empty() {
+                        errors.push(format!(
+                            "name_hints[{i}]: an empty pattern matches no column"
+                        ));
+                    }
+                }
+                h
+            }
+        };
+        let hint_rule = (!hints.is_empty()).then(|| Rule {
+            columns: Some(
+                hints
+                    .iter()
+                    .map(|p| WildMatch::new_case_insensitive(p))
+                    .collect(),
+            ),
+            detector: None,
+            action: Action::Mask { keep_last: None },
+            key_image: false,
+            hint: true,
+        });
+
+        let defaults = self.rules.is_none();
+        let mut rules = match self.rules {
+            None => Vec::new(),
             Some(raw) if raw.is_empty() => {
                 errors.push(
                     "rules: an empty list masks nothing; leave `rules` out for the default detectors"
@@ -190,6 +263,19 @@ impl PiiMaskConfig {
                 })
                 .collect(),
         };
+
+        // The user's rules first, then the name hints, then (without
+        // rules) every detector.
+        rules.extend(hint_rule);
+        if defaults {
+            rules.push(Rule {
+                columns: None,
+                detector: Some(DetectorName::Any),
+                action: Action::Mask { keep_last: None },
+                key_image: false,
+                hint: false,
+            });
+        }
 
         if errors.is_empty() {
             Ok(Settings { rules, tables })
@@ -247,6 +333,7 @@ fn compile_rule(
     if errors.len() > before {
         return None;
     }
+    let names_columns = rule.columns.is_some();
     Some(Rule {
         columns: rule.columns.map(|c| {
             c.iter()
@@ -254,6 +341,8 @@ fn compile_rule(
                 .collect()
         }),
         detector: rule.detector,
+        key_image: names_columns,
+        hint: false,
         action: match rule.action {
             ActionName::Mask => Action::Mask {
                 keep_last: rule.keep_last,

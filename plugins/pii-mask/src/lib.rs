@@ -3,15 +3,21 @@
 //! For each column of the before and after images, the rules are tried in
 //! order and the first that matches decides what becomes of the value. A
 //! rule matches by column name (`columns`, case-insensitive globs), by
-//! value (`detector`: `email`, `phone`, `ssn`, `card` or `any`), or by both.
-//! The key image is touched only by rules that name the column: a detector
-//! alone never rewrites a row's identity.
+//! value (`detector`: `email`, `phone`, `ssn` (SSNs and ITINs), `card`,
+//! `iban`, `ip` or `any`), or by both. After the rules, columns whose
+//! names hint at personal data (`ssn`, `tax_id`, `passport`, `dob`, ...;
+//! `name_hints`) are masked whatever their values look like: for a masking
+//! plugin a miss is worse than an extra mask. The key image is touched
+//! only by rules that name the column: a detector or a hint alone never
+//! rewrites a row's identity.
 //!
 //! Actions:
 //! - `mask` keeps the value's shape: `a***@example.com`,
-//!   `****-****-****-1111`, `***-**-6789`, `+* (***) ***-4567`, and for
+//!   `****-****-****-1111`, `***-**-6789`, `+* (***) ***-4567`,
+//!   `**** **** **** **** **30 00` (IBAN), `***.***.*.**` (IP), and for
 //!   other text as many `*` as it has characters (`keep_last` keeps that
-//!   many trailing characters, or digits for cards, phones and SSNs).
+//!   many trailing characters, or digits for cards, phones and SSNs,
+//!   letters and digits for IBANs and IPs).
 //!   A name rule picks the shape by running the detectors on the value.
 //! - `hash` replaces text with the lower-case hex HMAC-SHA256 of its exact
 //!   bytes under `hash_key`: the same value always hashes the same, so
@@ -25,8 +31,9 @@
 //! it instead. Null values and unchanged TOAST values are left as they are
 //! by every action but `drop`.
 //!
-//! With no configuration at all (`{}`), every text value a detector
-//! recognises is masked, in every table. The configuration is described in
+//! With no configuration at all (`{}`), every column named like personal
+//! data and every text value a detector recognises is masked, in every
+//! table. The configuration is described in
 //! [`PiiMaskConfig`].
 
 mod action;
@@ -40,10 +47,10 @@ use weir_plugin_sdk::{
 };
 use wildmatch::WildMatch;
 
-pub use action::{Hasher, mask_digits, mask_email, mask_text};
+pub use action::{Hasher, mask_alphanumeric, mask_digits, mask_email, mask_text};
 use config::{Action, DetectorName, Rule};
-pub use config::{PiiMaskConfig, RuleConfig};
-pub use detect::{Kind, classify, is_card, is_email, is_phone, is_ssn};
+pub use config::{DEFAULT_NAME_HINTS, PiiMaskConfig, RuleConfig};
+pub use detect::{Kind, classify, is_card, is_email, is_iban, is_ip, is_phone, is_ssn};
 
 /// The masking transformer. Build it with [`Transformer::new`].
 pub struct PiiMask {
@@ -191,6 +198,9 @@ fn apply(rules: &[Rule], plan: &ColumnPlan, event: &mut Event<'_>, image: Image,
             }
         }
     };
+    if rule.hint && matches!(value, ValueRef::Boolean(_)) {
+        return;
+    }
     match change(&rule.action, value, kind) {
         Some(Some(v)) => event.set(image, index, v),
         Some(None) => event.remove(image, index),
@@ -214,6 +224,8 @@ fn detect(detector: DetectorName, text: &str) -> Option<Kind> {
         DetectorName::Phone => (is_phone(text), Kind::Phone),
         DetectorName::Ssn => (is_ssn(text), Kind::Ssn),
         DetectorName::Card => (is_card(text), Kind::Card),
+        DetectorName::Iban => (is_iban(text), Kind::Iban),
+        DetectorName::Ip => (is_ip(text), Kind::Ip),
     };
     found.then_some(kind)
 }

@@ -1,11 +1,15 @@
 /*
- * pii-mask in C: the same rules as the bundled Rust plugin
- * (plugins/pii-mask), and the same golden files prove it.
+ * pii-mask in C: the rules of the bundled Rust plugin (plugins/pii-mask),
+ * and the same golden files prove it. It ports the detectors for emails,
+ * phones, SSNs and ITINs, cards and IPv4 addresses; the bundled plugin
+ * also recognises IBANs, IPv6 addresses, phone extensions and trunk
+ * prefixes, tells ISBNs apart, and masks columns by name hints (`ssn`,
+ * `dob`, ...).
  *
  * For each column of the before and after images the rules are tried in
  * order and the first that matches decides: by column name (`columns`,
- * case-insensitive globs), by value (`detector`: email, phone, ssn, card
- * or any), or both. The key image is touched only by rules naming the
+ * case-insensitive globs), by value (`detector`: email, phone, ssn, card,
+ * ip or any), or both. The key image is touched only by rules naming the
  * column. Actions: mask (keep the shape), hash (HMAC-SHA256 under
  * `hash_key`), redact (null), drop (remove the column). With `{}` every
  * text value a detector recognises is masked.
@@ -17,8 +21,8 @@
 #include "weir_json.h"
 #include "weir_plugin.h"
 
-typedef enum { DET_NONE, DET_EMAIL, DET_PHONE, DET_SSN, DET_CARD, DET_ANY } detector;
-typedef enum { KIND_NONE, KIND_EMAIL, KIND_PHONE, KIND_SSN, KIND_CARD } kind;
+typedef enum { DET_NONE, DET_EMAIL, DET_PHONE, DET_SSN, DET_CARD, DET_IP, DET_ANY } detector;
+typedef enum { KIND_NONE, KIND_EMAIL, KIND_PHONE, KIND_SSN, KIND_CARD, KIND_IP } kind;
 typedef enum { ACT_MASK, ACT_HASH, ACT_REDACT, ACT_DROP } action;
 
 typedef struct {
@@ -190,7 +194,28 @@ static bool is_ssn(weir_str t) {
         else if (i < 6) group = group * 10 + d;
         else serial = serial * 10 + d;
     }
-    return area != 0 && area != 666 && area < 900 && group != 0 && serial != 0;
+    /* Areas 900 to 999 are ITINs: as sensitive. */
+    return area != 0 && area != 666 && group != 0 && serial != 0;
+}
+
+/* An IPv4 address: four numbers from 0 to 255, no leading zeros. */
+static bool is_ip(weir_str t) {
+    if (t.len < 7 || t.len > 15) return false;
+    int parts = 0, value = 0, digits = 0;
+    for (size_t i = 0; i <= t.len; i++) {
+        if (i == t.len || t.ptr[i] == '.') {
+            if (digits == 0 || value > 255) return false;
+            parts++;
+            value = 0;
+            digits = 0;
+            continue;
+        }
+        if (!is_digit(t.ptr[i])) return false;
+        if (digits == 1 && value == 0) return false; /* a leading zero */
+        if (++digits > 3) return false;
+        value = value * 10 + (t.ptr[i] - '0');
+    }
+    return parts == 4;
 }
 
 static bool is_card(weir_str t) {
@@ -218,8 +243,21 @@ static bool is_card(weir_str t) {
     return !prev_sep && digits >= 13 && sum % 10 == 0;
 }
 
+/* Ten digits starting 2 to 9, or ten or eleven starting with a 0 prefix
+ * (not zero-padding: four or more leading zeros). */
+static bool is_bare_phone(weir_str t) {
+    for (size_t i = 0; i < t.len; i++)
+        if (!is_digit(t.ptr[i])) return false;
+    if (t.len == 10 && t.ptr[0] >= '2') return true;
+    return (t.len == 10 || t.len == 11) && t.ptr[0] == '0' &&
+           !(t.ptr[1] == '0' && t.ptr[2] == '0' && t.ptr[3] == '0');
+}
+
 static bool is_phone(weir_str t) {
     enum { START, DIGIT, SEP, OPEN, CLOSE } prev = START;
+    bool bare = t.len > 0;
+    for (size_t i = 0; i < t.len && bare; i++) bare = is_digit(t.ptr[i]);
+    if (bare) return is_bare_phone(t);
     if (t.len < 8 || t.len > 32) return false;
     bool plus = t.ptr[0] == '+', paren_open = false, paren_seen = false;
     unsigned digits = 0, seps = 0, dots = 0, group = 0, longest = 0, paren = 0;
@@ -260,12 +298,13 @@ static bool is_phone(weir_str t) {
     return separated && !dotted_quad && digits >= 10;
 }
 
-/* Email, SSN, card, phone: tried in that order. */
+/* Email, SSN, card, IP, phone: tried in that order. */
 static kind classify(weir_str t) {
     if (!ascii(t)) return KIND_NONE;
     if (is_email(t)) return KIND_EMAIL;
     if (is_ssn(t)) return KIND_SSN;
     if (is_card(t)) return KIND_CARD;
+    if (is_ip(t)) return KIND_IP;
     if (is_phone(t)) return KIND_PHONE;
     return KIND_NONE;
 }
@@ -278,6 +317,7 @@ static kind detect(detector d, weir_str t) {
     case DET_PHONE: return is_phone(t) ? KIND_PHONE : KIND_NONE;
     case DET_SSN: return is_ssn(t) ? KIND_SSN : KIND_NONE;
     case DET_CARD: return is_card(t) ? KIND_CARD : KIND_NONE;
+    case DET_IP: return is_ip(t) ? KIND_IP : KIND_NONE;
     default: return KIND_NONE;
     }
 }
@@ -323,6 +363,7 @@ static size_t mask_email(weir_str t, char *out) {
 
 static size_t mask(weir_str t, kind k, long keep_last, char *out) {
     if (k == KIND_EMAIL) return mask_email(t, out);
+    if (k == KIND_IP) return mask_digits(t, keep_last < 0 ? 0 : (size_t)keep_last, out);
     if (k != KIND_NONE) return mask_digits(t, keep_last < 0 ? 4 : (size_t)keep_last, out);
     return mask_text(t, keep_last < 0 ? 0 : (size_t)keep_last, out);
 }
@@ -396,7 +437,7 @@ static int lookup(const char *s, const char *const *names, int n) {
 
 static void compile_rule(pii_mask *m, size_t i, const weir_json *doc, bool has_key, errors *e) {
     static const char *const FIELDS[] = {"action", "columns", "detector", "keep_last"};
-    static const char *const DETECTORS[] = {"email", "phone", "ssn", "card", "any"};
+    static const char *const DETECTORS[] = {"email", "phone", "ssn", "card", "ip", "any"};
     static const char *const ACTIONS[] = {"mask", "hash", "redact", "drop"};
     if (doc->type != WEIR_JSON_OBJECT) {
         rule_error(e, i, "", "expected an object");
@@ -420,8 +461,8 @@ static void compile_rule(pii_mask *m, size_t i, const weir_json *doc, bool has_k
         rule_error(e, i, ".action", "expected one of mask, hash, redact, drop");
     if (det) {
         int d;
-        if (det->type != WEIR_JSON_STRING || (d = lookup(det->string, DETECTORS, 5)) < 0)
-            rule_error(e, i, ".detector", "expected one of email, phone, ssn, card, any");
+        if (det->type != WEIR_JSON_STRING || (d = lookup(det->string, DETECTORS, 6)) < 0)
+            rule_error(e, i, ".detector", "expected one of email, phone, ssn, card, ip, any");
         else r.detector = (detector)(d + 1);
     }
     if (columns) {

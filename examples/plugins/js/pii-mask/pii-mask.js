@@ -1,10 +1,14 @@
-// pii-mask in JavaScript: the same rules as the bundled Rust plugin
-// (plugins/pii-mask), and the same golden files prove it.
+// pii-mask in JavaScript: the rules of the bundled Rust plugin
+// (plugins/pii-mask), and the same golden files prove it. It ports the
+// detectors for emails, phones, SSNs and ITINs, cards and IPv4 addresses;
+// the bundled plugin also recognises IBANs, IPv6 addresses, phone
+// extensions and trunk prefixes, tells ISBNs apart, and masks columns by
+// name hints (`ssn`, `dob`, ...).
 //
 // For each column of the before and after images the rules are tried in
 // order and the first that matches decides: by column name (`columns`,
-// case-insensitive globs), by value (`detector`: email, phone, ssn, card or
-// any), or both. The key image is touched only by rules naming the column.
+// case-insensitive globs), by value (`detector`: email, phone, ssn, card,
+// ip or any), or both. The key image is touched only by rules naming the column.
 // Actions: mask (keep the shape), hash (HMAC-SHA256 under `hash_key`),
 // redact (null), drop (remove the column). With `{}` every text value a
 // detector recognises is masked.
@@ -14,7 +18,7 @@ import { hmacSha256 } from './sha256.js';
 
 const TOP_FIELDS = ['hash_key', 'rules', 'tables'];
 const RULE_FIELDS = ['action', 'columns', 'detector', 'keep_last'];
-const DETECTORS = ['email', 'phone', 'ssn', 'card', 'any'];
+const DETECTORS = ['email', 'phone', 'ssn', 'card', 'ip', 'any'];
 const ACTIONS = ['mask', 'hash', 'redact', 'drop'];
 const ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]$/;
 const ASCII = /^[\x00-\x7f]*$/;
@@ -54,7 +58,17 @@ export function isSsn(t) {
   const m = /^(\d{3})([- ])(\d{2})\2(\d{4})$/.exec(t);
   if (!m) return false;
   const area = Number(m[1]);
-  return area !== 0 && area !== 666 && area < 900 && Number(m[3]) !== 0 && Number(m[4]) !== 0;
+  // Areas 900 to 999 are ITINs: as sensitive.
+  return area !== 0 && area !== 666 && Number(m[3]) !== 0 && Number(m[4]) !== 0;
+}
+
+/** An IPv4 address: four numbers from 0 to 255, no leading zeros. */
+export function isIp(t) {
+  const parts = t.split('.');
+  return (
+    parts.length === 4 &&
+    parts.every((p) => /^(0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255)
+  );
 }
 
 export function isCard(t) {
@@ -81,7 +95,14 @@ export function isCard(t) {
   return !prevSep && digits >= 13 && sum % 10 === 0;
 }
 
+/** Ten digits starting 2 to 9, or ten or eleven starting with a 0 prefix (not zero-padding). */
+function isBarePhone(t) {
+  if (t.length === 10 && /^[2-9]/.test(t)) return true;
+  return (t.length === 10 || t.length === 11) && t[0] === '0' && !t.startsWith('0000');
+}
+
 export function isPhone(t) {
+  if (/^[0-9]+$/.test(t)) return isBarePhone(t);
   if (t.length < 8 || t.length > 32 || !ASCII.test(t)) return false;
   const plus = t[0] === '+';
   let prev = 'start';
@@ -127,16 +148,17 @@ export function isPhone(t) {
   return separated && !dottedQuad && digits >= 10;
 }
 
-/** The kind of `t`: email, ssn, card, phone (tried in that order) or null. */
+/** The kind of `t`: email, ssn, card, ip, phone (tried in that order) or null. */
 export function classify(t) {
   if (isEmail(t)) return 'email';
   if (isSsn(t)) return 'ssn';
   if (isCard(t)) return 'card';
+  if (isIp(t)) return 'ip';
   if (isPhone(t)) return 'phone';
   return null;
 }
 
-const DETECT = { email: isEmail, phone: isPhone, ssn: isSsn, card: isCard };
+const DETECT = { email: isEmail, phone: isPhone, ssn: isSsn, card: isCard, ip: isIp };
 
 function detect(detector, t) {
   if (detector === 'any') return classify(t);
@@ -173,6 +195,7 @@ export function maskEmail(t) {
 
 function mask(t, kind, keepLast) {
   if (kind === 'email') return maskEmail(t);
+  if (kind === 'ip') return maskDigits(t, keepLast ?? 0);
   if (kind !== null) return maskDigits(t, keepLast ?? 4);
   return maskText(t, keepLast ?? 0);
 }

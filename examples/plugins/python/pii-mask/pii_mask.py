@@ -1,10 +1,14 @@
-"""pii-mask in Python: the same rules as the bundled Rust plugin
-(``plugins/pii-mask``), and the same golden files prove it.
+"""pii-mask in Python: the rules of the bundled Rust plugin
+(``plugins/pii-mask``), and the same golden files prove it. It ports the
+detectors for emails, phones, SSNs and ITINs, cards and IPv4 addresses;
+the bundled plugin also recognises IBANs, IPv6 addresses, phone
+extensions and trunk prefixes, tells ISBNs apart, and masks columns by
+name hints (``ssn``, ``dob``, ...).
 
 For each column of the before and after images the rules are tried in
 order and the first that matches decides: by column name (``columns``,
-case-insensitive globs), by value (``detector``: email, phone, ssn, card
-or any), or both. The key image is touched only by rules naming the
+case-insensitive globs), by value (``detector``: email, phone, ssn, card,
+ip or any), or both. The key image is touched only by rules naming the
 column. Actions: ``mask`` (keep the shape), ``hash`` (HMAC-SHA256 under
 ``hash_key``), ``redact`` (null), ``drop`` (remove the column). With ``{}``
 every text value a detector recognises is masked.
@@ -17,7 +21,7 @@ from weir_plugin import UNCHANGED
 
 _TOP_FIELDS = {"rules", "hash_key", "tables"}
 _RULE_FIELDS = {"columns", "detector", "action", "keep_last"}
-_DETECTORS = ("email", "phone", "ssn", "card", "any")
+_DETECTORS = ("email", "phone", "ssn", "card", "ip", "any")
 _ACTIONS = ("mask", "hash", "redact", "drop")
 _ATOM = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+/=?^_`{|}~-")
 _DIGITS = set("0123456789")
@@ -65,7 +69,21 @@ def is_ssn(t):
     if not (area.isdigit() and group.isdigit() and serial.isdigit()):
         return False
     a = int(area)
-    return a != 0 and a != 666 and a < 900 and int(group) != 0 and int(serial) != 0
+    # Areas 900 to 999 are ITINs: as sensitive.
+    return a != 0 and a != 666 and int(group) != 0 and int(serial) != 0
+
+
+def is_ip(t):
+    """An IPv4 address: four numbers from 0 to 255, no leading zeros."""
+    parts = t.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not (p.isascii() and p.isdigit()) or len(p) > 3 or (len(p) > 1 and p[0] == "0"):
+            return False
+        if int(p) > 255:
+            return False
+    return True
 
 
 def is_card(t):
@@ -95,7 +113,17 @@ def is_card(t):
     return not prev_sep and digits >= 13 and total % 10 == 0
 
 
+def is_bare_phone(t):
+    """Ten digits starting 2 to 9, or ten or eleven starting with a 0 prefix
+    (not zero-padding: four or more leading zeros)."""
+    if len(t) == 10 and t[0] in "23456789":
+        return True
+    return len(t) in (10, 11) and t[0] == "0" and not t.startswith("0000")
+
+
 def is_phone(t):
+    if t.isascii() and t.isdigit():
+        return is_bare_phone(t)
     if len(t) < 8 or len(t) > 32 or not t.isascii():
         return False
     plus = t[0] == "+"
@@ -146,19 +174,21 @@ def is_phone(t):
 
 
 def classify(t):
-    """The kind of ``t``: email, ssn, card, phone (tried in that order) or None."""
+    """The kind of ``t``: email, ssn, card, ip, phone (tried in that order) or None."""
     if is_email(t):
         return "email"
     if is_ssn(t):
         return "ssn"
     if is_card(t):
         return "card"
+    if is_ip(t):
+        return "ip"
     if is_phone(t):
         return "phone"
     return None
 
 
-_DETECT = {"email": is_email, "phone": is_phone, "ssn": is_ssn, "card": is_card}
+_DETECT = {"email": is_email, "phone": is_phone, "ssn": is_ssn, "card": is_card, "ip": is_ip}
 
 
 def detect(detector, t):
@@ -201,6 +231,8 @@ def mask_email(t):
 def mask(t, kind, keep_last):
     if kind == "email":
         return mask_email(t)
+    if kind == "ip":
+        return mask_digits(t, 0 if keep_last is None else keep_last)
     if kind is not None:
         return mask_digits(t, 4 if keep_last is None else keep_last)
     return mask_text(t, 0 if keep_last is None else keep_last)

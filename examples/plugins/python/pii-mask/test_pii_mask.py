@@ -16,6 +16,9 @@ class Detectors(unittest.TestCase):
         self.assertIsNone(classify("Ada Lovelace"))
         self.assertFalse(is_card("4111111111111112"))
         self.assertFalse(is_phone("192.168.100.200"))
+        self.assertEqual(classify("192.168.100.200"), "ip")
+        self.assertIsNone(classify("256.1.1.1"))
+        self.assertEqual(classify("912-70-1234"), "ssn")
 
     def test_shapes(self):
         self.assertEqual(mask_digits("+1 (555) 123-4567", 4), "+* (***) ***-4567")

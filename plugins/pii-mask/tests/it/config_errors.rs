@@ -14,7 +14,7 @@ fn error(config: &str) -> String {
 fn unknown_top_level_field() {
     assert_eq!(
         error(r#"{"hash_keys":"k"}"#),
-        "invalid plugin config: unknown field `hash_keys`, expected one of `rules`, `hash_key`, `tables`"
+        "invalid plugin config: unknown field `hash_keys`, expected one of `rules`, `hash_key`, `tables`, `name_hints`"
     );
 }
 
@@ -30,9 +30,9 @@ fn unknown_rule_field_names_the_rule() {
 fn unknown_detector() {
     assert_eq!(
         error(
-            r#"{"rules":[{"detector":"email","action":"mask"},{"detector":"iban","action":"mask"}]}"#
+            r#"{"rules":[{"detector":"email","action":"mask"},{"detector":"zip","action":"mask"}]}"#
         ),
-        "invalid plugin config: rules[1]: unknown variant `iban`, expected one of `email`, `phone`, `ssn`, `card`, `any`"
+        "invalid plugin config: rules[1]: unknown variant `zip`, expected one of `email`, `phone`, `ssn`, `card`, `iban`, `ip`, `any`"
     );
 }
 
@@ -91,6 +91,10 @@ fn keep_last_belongs_to_mask() {
 #[test]
 fn empty_lists_are_refused_rather_than_silently_masking_nothing() {
     assert_eq!(
+        error(r#"{"name_hints":["ssn", ""]}"#),
+        "invalid plugin config: name_hints[1]: an empty pattern matches no column"
+    );
+    assert_eq!(
         error(r#"{"rules":[]}"#),
         "invalid plugin config: rules: an empty list masks nothing; leave `rules` out for the default detectors"
     );
@@ -107,13 +111,13 @@ fn every_problem_is_reported_at_once() {
             r#"{"rules":[
                 {"columns":["email"],"action":"hash"},
                 {"detector":"ssn","action":"mask"},
-                {"detector":"iban","action":"mask"},
+                {"detector":"zip","action":"mask"},
                 {"action":"drop","keep_last":1}
             ]}"#
         ),
         "invalid plugin config: \
          rules[0].action: `hash` needs `hash_key` (the HMAC secret) at the top level of the config; \
-         rules[2]: unknown variant `iban`, expected one of `email`, `phone`, `ssn`, `card`, `any`; \
+         rules[2]: unknown variant `zip`, expected one of `email`, `phone`, `ssn`, `card`, `iban`, `ip`, `any`; \
          rules[3]: give `columns`, `detector` or both; \
          rules[3].keep_last: only the `mask` action takes `keep_last`"
     );

@@ -36,29 +36,82 @@ fn phone_keeps_last_four_digits_and_separators() {
     assert_eq!(default_mask("(555) 123-4567"), text("(***) ***-4567"));
     assert_eq!(default_mask("+44 20 7946 0958"), text("+** ** **** 0958"));
     assert_eq!(default_mask("+15551234567"), text("+*******4567"));
-    // Bare digits, short numbers, dates and IPv4 addresses are not phones.
-    for not_phone in [
-        "5551234567",
-        "555-1234",
-        "2024-01-15",
-        "10.20.30.40",
-        "192.168.100.200",
-    ] {
+    // Other bare digits, short numbers and dates are not phones.
+    // Ten bare digits as a North American number has them.
+    assert_eq!(default_mask("5551234567"), text("******4567"));
+    for not_phone in ["1700000000", "555-1234", "2024-01-15"] {
         assert_eq!(default_mask(not_phone), text(not_phone));
     }
+    // IPv4 addresses are not phones either: they are IP addresses.
+    assert_eq!(default_mask("10.20.30.40"), text("**.**.**.**"));
+    assert_eq!(default_mask("192.168.100.200"), text("***.***.***.***"));
+}
+
+#[test]
+fn ibans_keep_their_last_four_and_ips_nothing() {
+    assert_eq!(
+        default_mask("DE89 3704 0044 0532 0130 00"),
+        text("**** **** **** **** **30 00")
+    );
+    assert_eq!(
+        default_mask("GB29NWBK60161331926819"),
+        text("******************6819")
+    );
+    assert_eq!(
+        default_mask("2001:db8::8a2e:370:7334"),
+        text("****:***::****:***:****")
+    );
+    // A failing checksum is not an IBAN.
+    assert_eq!(
+        default_mask("DE88370400440532013000"),
+        text("DE88370400440532013000")
+    );
+}
+
+#[test]
+fn columns_named_like_personal_data_are_masked_whatever_their_values() {
+    let after = mask_after(
+        "{}",
+        &[
+            ("ssn", text("123456789")),
+            ("passport_no", text("X1234567")),
+            ("dob", Value::Date(-3650)),
+            ("Tax_ID", text("12-3456789")),
+            ("notes", text("123456789")),
+        ],
+    );
+    assert_eq!(get(&after, "ssn"), &text("*********"));
+    assert_eq!(get(&after, "passport_no"), &text("********"));
+    // Masked text would not fit a date column: it is redacted.
+    assert_eq!(get(&after, "dob"), &Value::Null);
+    assert_eq!(get(&after, "Tax_ID"), &text("**********"));
+    assert_eq!(get(&after, "notes"), &text("123456789"));
+    // `[]` turns the hints off; a list of one's own replaces them.
+    let after = mask_after(r#"{"name_hints": []}"#, &[("ssn", text("123456789"))]);
+    assert_eq!(get(&after, "ssn"), &text("123456789"));
+    let after = mask_after(
+        r#"{"name_hints": ["*secret*"]}"#,
+        &[("ssn", text("123456789")), ("my_secret", text("abc"))],
+    );
+    assert_eq!(get(&after, "ssn"), &text("123456789"));
+    assert_eq!(get(&after, "my_secret"), &text("***"));
+    // A rule naming the column decides before the hints.
+    let after = mask_after(
+        r#"{"rules": [{"columns": ["ssn"], "action": "redact"}]}"#,
+        &[("ssn", text("123456789")), ("dob", text("1990-01-01"))],
+    );
+    assert_eq!(get(&after, "ssn"), &Value::Null);
+    assert_eq!(get(&after, "dob"), &text("**********"));
 }
 
 #[test]
 fn ssn_keeps_last_four_digits() {
     assert_eq!(default_mask("123-45-6789"), text("***-**-6789"));
     assert_eq!(default_mask("123 45 6789"), text("*** ** 6789"));
-    for not_ssn in [
-        "000-12-3456",
-        "666-12-3456",
-        "923-45-6789",
-        "123-00-6789",
-        "123456789",
-    ] {
+    // ITINs (areas 900 to 999) are as sensitive.
+    assert_eq!(default_mask("923-45-6789"), text("***-**-6789"));
+    assert_eq!(default_mask("912-70-1234"), text("***-**-1234"));
+    for not_ssn in ["000-12-3456", "666-12-3456", "123-00-6789", "123456789"] {
         assert_eq!(default_mask(not_ssn), text(not_ssn));
     }
 }

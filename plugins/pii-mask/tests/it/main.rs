@@ -4,6 +4,7 @@
 
 mod actions;
 mod config_errors;
+mod corpus;
 mod detectors;
 mod images;
 

@@ -13,6 +13,9 @@ test('detectors and shapes', () => {
   assert.equal(classify('Ada Lovelace'), null);
   assert.equal(isCard('4111111111111112'), false);
   assert.equal(isPhone('192.168.100.200'), false);
+  assert.equal(classify('192.168.100.200'), 'ip');
+  assert.equal(classify('256.1.1.1'), null);
+  assert.equal(classify('912-70-1234'), 'ssn');
   assert.equal(maskDigits('+1 (555) 123-4567', 4), '+* (***) ***-4567');
   assert.equal(maskText('Zoë Ørsted', 2), '********ed');
 });
