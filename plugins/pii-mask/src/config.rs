@@ -66,8 +66,6 @@ pub struct PiiMaskConfig {
 /// to mask bare-digit phone numbers, which the phone detector leaves alone.
 pub const DEFAULT_NAME_HINTS: &[&str] = &[
     "ssn",
-    "*_ssn",
-    "ssn_*",
     "social_security*",
     "tax_id",
     "taxid",
