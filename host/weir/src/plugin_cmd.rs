@@ -91,14 +91,21 @@ pub enum PluginCommand {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// The component (.wasm).
+    /// The component (.wasm) or a bundle (.weirpkg). A bundle without
+    /// `--input` runs its own fixtures (config, input, expected output).
     file: PathBuf,
     /// The plugin's config: a JSON or TOML file.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Input events, one JSON document per line (`-` for standard input).
     #[arg(long)]
-    input: PathBuf,
+    input: Option<PathBuf>,
+    /// Expected output, one JSON document per output line: the run fails
+    /// at the first line that differs. Every key an expected line has must
+    /// be equal in the output (for `source`, every sub-key it has); keys it
+    /// leaves out are not compared.
+    #[arg(long)]
+    expect: Option<PathBuf>,
     /// Memory limit in MiB.
     #[arg(long, default_value_t = PluginLimits::default().memory_mb)]
     memory_mb: u64,
@@ -233,10 +240,117 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
     Ok(lines)
 }
 
+/// What `weir plugin test` runs: the component, and the input, config and
+/// expected output, from the command line or a bundle's fixtures.
+struct TestRun {
+    name: String,
+    component: PathBuf,
+    config: serde_json::Value,
+    lines: Vec<(usize, String)>,
+    expected: Option<(String, Vec<serde_json::Value>)>,
+    /// A component extracted from a bundle, removed after the run.
+    extracted: Option<PathBuf>,
+}
+
+impl Drop for TestRun {
+    fn drop(&mut self) {
+        if let Some(path) = &self.extracted {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl TestRun {
+    fn new(args: &TestArgs) -> anyhow::Result<TestRun> {
+        let expected = match &args.expect {
+            Some(path) => Some((
+                path.display().to_string(),
+                expected_lines(
+                    &std::fs::read(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                    &path.display().to_string(),
+                )?,
+            )),
+            None => None,
+        };
+        let config = read_config(args.config.as_deref())?;
+        if !weir_plugin::bundle::is_bundle(&args.file) {
+            let Some(input) = &args.input else {
+                bail!(
+                    "give the input events with --input FILE (a bundle, .weirpkg, runs its own fixtures without it)"
+                );
+            };
+            return Ok(TestRun {
+                name: plugin_name(&args.file),
+                component: args.file.clone(),
+                config,
+                lines: read_input(input)?,
+                expected,
+                extracted: None,
+            });
+        }
+        let bundle = weir_plugin::bundle::Bundle::read(&args.file)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+        let component = std::env::temp_dir().join(format!(
+            "weir-plugin-test-{}-{}.wasm",
+            std::process::id(),
+            bundle.manifest.name
+        ));
+        std::fs::write(&component, &bundle.component)
+            .with_context(|| format!("cannot write {}", component.display()))?;
+        let mut run = TestRun {
+            name: bundle.manifest.name.clone(),
+            component: component.clone(),
+            config,
+            lines: Vec::new(),
+            expected,
+            extracted: Some(component),
+        };
+        match (&args.input, &bundle.fixtures) {
+            (Some(input), _) => run.lines = read_input(input)?,
+            (None, Some(fixtures)) => {
+                if args.config.is_none() {
+                    run.config = serde_json::from_slice(&fixtures.config)
+                        .context("the bundle's fixtures/config.json is not JSON")?;
+                }
+                run.lines = String::from_utf8_lossy(&fixtures.input)
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                    .map(|(i, l)| (i + 1, l.to_owned()))
+                    .collect();
+                if run.expected.is_none() {
+                    run.expected = Some((
+                        "the bundle's fixtures/expected.jsonl".into(),
+                        expected_lines(&fixtures.expected, "fixtures/expected.jsonl")?,
+                    ));
+                }
+            }
+            (None, None) => bail!(
+                "{} carries no fixtures: give the input events with --input FILE",
+                args.file.display()
+            ),
+        }
+        Ok(run)
+    }
+}
+
+/// Expected output lines, one JSON document per non-empty line.
+fn expected_lines(bytes: &[u8], what: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{what} line {} is not JSON", i + 1))
+        })
+        .collect()
+}
+
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let engine = engine()?;
-    let name = plugin_name(&args.file);
-    let info = engine.inspect(&name, &args.file)?;
+    let run = TestRun::new(&args)?;
+    let info = engine.inspect(&run.name, &run.component)?;
     let Some(world) = info.world else {
         bail!(
             "{} does not implement any Weir world (exports: {})",
@@ -244,16 +358,22 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
             info.exports.join(", ")
         );
     };
-    let spec = PluginSpec::new(&name, &args.file)
-        .with_config(read_config(args.config.as_deref())?)
+    let spec = PluginSpec::new(&run.name, &run.component)
+        .with_config(run.config.clone())
         .with_limits(PluginLimits {
             memory_mb: args.memory_mb,
             deadline_ms: args.deadline_ms,
             fuel: args.fuel,
         })
         .with_grants(args.grants.clone());
-    let lines = read_input(&args.input)?;
+    let lines = &run.lines;
+    let mut actual: Vec<serde_json::Value> = Vec::new();
     let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut emit = |out: &mut BufWriter<_>, line: serde_json::Value| -> std::io::Result<()> {
+        writeln!(out, "{line}")?;
+        actual.push(line);
+        Ok(())
+    };
     let mut failures = 0usize;
     let mut fail = |line: usize, reason: &dyn std::fmt::Display| {
         failures += 1;
@@ -263,7 +383,7 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         World::Transformer | World::Router => {
             let mut events = Vec::with_capacity(lines.len());
             let mut line_of = Vec::with_capacity(lines.len());
-            for (n, line) in &lines {
+            for (n, line) in lines {
                 match envelope::from_envelope_str(line) {
                     Ok(e) => {
                         events.push(e);
@@ -278,7 +398,7 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                     match result {
                         Ok(events) => {
                             for e in &events {
-                                writeln!(out, "{}", envelope::to_envelope(e))?;
+                                emit(&mut out, envelope::to_envelope(e))?;
                             }
                         }
                         Err(f) => fail(
@@ -291,9 +411,9 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                 let mut plugin = RouterPlugin::load(&engine, &spec)?;
                 for (i, result) in plugin.route(&events).into_iter().enumerate() {
                     match result {
-                        Ok(to) => writeln!(out, "{}", json!({ "to": to }))?,
+                        Ok(to) => emit(&mut out, json!({ "to": to }))?,
                         Err(f) => {
-                            writeln!(out, "{}", json!({ "error": f.message }))?;
+                            emit(&mut out, json!({ "error": f.message }))?;
                             fail(
                                 line_of[i],
                                 &format!("{} ({}): {}", f.plugin, f.kind, f.message),
@@ -305,13 +425,13 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         }
         World::Resolver => {
             let mut plugin = ResolverPlugin::load(&engine, &spec)?;
-            for (n, line) in &lines {
+            for (n, line) in lines {
                 let conflict = serde_json::from_str(line)
                     .map_err(envelope::EnvelopeError::from)
                     .and_then(|doc| envelope::conflict_from_json(&doc));
                 match conflict {
                     Ok(c) => match plugin.resolve(&c) {
-                        Ok(r) => writeln!(out, "{}", envelope::resolution_to_json(&r))?,
+                        Ok(r) => emit(&mut out, envelope::resolution_to_json(&r))?,
                         Err(f) => fail(*n, &format!("{} ({}): {}", f.plugin, f.kind, f.message)),
                     },
                     Err(e) => fail(*n, &format!("not a valid conflict: {e}")),
@@ -320,12 +440,19 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush()?;
-    Ok(if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
+    drop(out);
+    if failures > 0 {
         eprintln!("{failures} of {} input lines failed", lines.len());
-        ExitCode::from(1)
-    })
+        return Ok(ExitCode::from(1));
+    }
+    if let Some((what, expected)) = &run.expected {
+        if let Err(difference) = envelope::compare_expected(&actual, expected) {
+            eprintln!("the output differs from {what}: {difference}");
+            return Ok(ExitCode::from(1));
+        }
+        eprintln!("{} output lines match {what}", actual.len());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {

@@ -333,3 +333,63 @@ fn alice_key(dir: &Scratch) -> weir_plugin::bundle::SecretKey {
     )
     .unwrap()
 }
+
+#[test]
+fn plugin_test_runs_a_bundles_own_fixtures_and_checks_expected_output() {
+    let dir = Scratch::new("test-bundle");
+    let bundle = signed_bundle(&dir);
+    // A bundle alone: its fixtures' input, config and expected output.
+    let out = run(&["plugin", "test", s(&bundle)]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("output lines match the bundle's fixtures/expected.jsonl"),
+        "{stderr}"
+    );
+    // A component with --expect: the same golden case passes...
+    let case = &weir_tests::golden_cases("pii-mask")[0];
+    let expected = case.dir.join("expected.jsonl");
+    let component = components::bundled("pii-mask");
+    let config = case.config.to_str().unwrap();
+    let input = case.input.to_str().unwrap();
+    let out = run(&[
+        "plugin",
+        "test",
+        component,
+        "--config",
+        config,
+        "--input",
+        input,
+        "--expect",
+        s(&expected),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // ...and a changed expectation fails at its line, naming the key.
+    let text_expected = std::fs::read_to_string(&expected).unwrap();
+    let first = text_expected.lines().next().unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(first).unwrap();
+    doc["op"] = "d".into();
+    let changed = dir.path("changed.jsonl");
+    std::fs::write(&changed, text_expected.replacen(first, &doc.to_string(), 1)).unwrap();
+    let out = run(&[
+        "plugin",
+        "test",
+        component,
+        "--config",
+        config,
+        "--input",
+        input,
+        "--expect",
+        s(&changed),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("differs from") && stderr.contains("line 1: `op` differs"),
+        "{stderr}"
+    );
+    // A bare component needs its input: a usage error.
+    let out = run(&["plugin", "test", component]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--input FILE"), "{}", text(&out));
+}
