@@ -121,9 +121,12 @@ fn readme(name: &str, first: &[&str], component: &str, note: &str) -> String {
     text.push_str(&format!(
         "weir plugin build .                          # -> {component}\n\
          weir plugin test {component} \\\n    \
-         --config fixtures/config.json --input fixtures/input.jsonl\n\
+         --config fixtures/config.json --input fixtures/input.jsonl \\\n    \
+         --expect fixtures/expected.jsonl\n\
          weir plugin pack {component} \\\n    \
-         --name {name} --version 0.1.0 --fixtures fixtures\n```\n"
+         --name {name} --version 0.1.0 --fixtures fixtures\n```\n\n\
+         `weir` comes from the Weir checkout: `cargo install --path host/weir` puts it \
+         on your `PATH` (in `~/.cargo/bin`).\n"
     ));
     if !note.is_empty() {
         text.push('\n');

@@ -29,12 +29,19 @@ fn builds_and_matches_fixtures(dir: &Path, component: &Path) {
         .arg(dir.join("fixtures/config.json"))
         .arg("--input")
         .arg(dir.join("fixtures/input.jsonl"))
+        .arg("--expect")
+        .arg(dir.join("fixtures/expected.jsonl"))
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // As the README says: the output is checked against the fixtures.
+    assert!(stderr.contains("output lines match"), "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        std::fs::read_to_string(dir.join("README.md"))
+            .unwrap()
+            .contains("cargo install --path host/weir"),
+        "the README says where `weir` comes from"
     );
     let parse = |text: &str| -> Vec<Json> {
         text.lines()
