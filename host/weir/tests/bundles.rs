@@ -350,19 +350,20 @@ fn plugin_test_runs_a_bundles_own_fixtures_and_checks_expected_output() {
     let case = &weir_tests::golden_cases("pii-mask")[0];
     let expected = case.dir.join("expected.jsonl");
     let component = components::bundled("pii-mask");
-    let config = case.config.to_str().unwrap();
-    let input = case.input.to_str().unwrap();
-    let out = run(&[
-        "plugin",
-        "test",
-        component,
-        "--config",
-        config,
-        "--input",
-        input,
-        "--expect",
-        s(&expected),
-    ]);
+    let expecting = |expected: &Path| {
+        run(&[
+            "plugin",
+            "test",
+            component,
+            "--config",
+            s(&case.config),
+            "--input",
+            s(&case.input),
+            "--expect",
+            s(expected),
+        ])
+    };
+    let out = expecting(&expected);
     assert!(out.status.success(), "{}", text(&out));
     // ...and a changed expectation fails at its line, naming the key.
     let text_expected = std::fs::read_to_string(&expected).unwrap();
@@ -371,17 +372,7 @@ fn plugin_test_runs_a_bundles_own_fixtures_and_checks_expected_output() {
     doc["op"] = "d".into();
     let changed = dir.path("changed.jsonl");
     std::fs::write(&changed, text_expected.replacen(first, &doc.to_string(), 1)).unwrap();
-    let out = run(&[
-        "plugin",
-        "test",
-        component,
-        "--config",
-        config,
-        "--input",
-        input,
-        "--expect",
-        s(&changed),
-    ]);
+    let out = expecting(&changed);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
