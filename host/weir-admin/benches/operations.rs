@@ -168,8 +168,9 @@ async fn serve_admin(
         anomaly_interval: Duration::from_secs(1),
         stages: serde_json::Value::Null,
     };
-    // Left running: the bench's process ends with the run.
-    std::mem::forget(weir_admin::start(setup, stats, stop).await.unwrap());
+    // Left running (a dropped handle detaches the task); it stops with
+    // `stop`.
+    drop(weir_admin::start(setup, stats, stop).await.unwrap());
     address
 }
 

@@ -107,5 +107,16 @@ mod tests {
             Some(("bin.000001".to_owned(), 4))
         );
         assert_eq!(file_and_pos("nonsense"), None);
+        // What the source reports is its position's text form.
+        let position = crate::position::BinlogPosition {
+            file: "mysql-bin.000004".into(),
+            pos: 1234,
+            gtid: Some("0-1-5".into()),
+            snapshot: None,
+        };
+        assert_eq!(
+            file_and_pos(&position.to_string()),
+            Some(("mysql-bin.000004".to_owned(), 1234))
+        );
     }
 }

@@ -483,24 +483,38 @@ async fn send(channels: &mut SourceChannels, batch: ChangeBatch) -> Result<bool,
 }
 
 /// InnoDB's row estimate (`information_schema.TABLES.TABLE_ROWS`) per
-/// `database.table`, for snapshot progress. A failed query only costs the
-/// estimates.
+/// `database.table`, for snapshot progress, in one query per database. A
+/// failed query only costs the estimates.
 async fn estimated_rows(conn: &mut Conn, tables: &[(String, String)]) -> BTreeMap<String, u64> {
+    let wanted: std::collections::BTreeSet<String> = tables
+        .iter()
+        .map(|(database, table)| format!("{database}.{table}"))
+        .collect();
+    let databases: std::collections::BTreeSet<&str> = tables
+        .iter()
+        .map(|(database, _)| database.as_str())
+        .collect();
     let mut estimates = BTreeMap::new();
-    for (database, table) in tables {
-        let rows: Result<Option<Option<u64>>, _> = conn
-            .exec_first(
-                "SELECT TABLE_ROWS FROM information_schema.TABLES \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-                (database, table),
+    for database in databases {
+        let rows: Result<Vec<(String, Option<u64>)>, _> = conn
+            .exec(
+                "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES \
+                 WHERE TABLE_SCHEMA = ?",
+                (database,),
             )
             .await;
         match rows {
-            Ok(Some(Some(n))) => {
-                estimates.insert(format!("{database}.{table}"), n);
+            Ok(rows) => {
+                for (table, rows) in rows {
+                    let name = format!("{database}.{table}");
+                    if let Some(n) = rows
+                        && wanted.contains(&name)
+                    {
+                        estimates.insert(name, n);
+                    }
+                }
             }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(table = %table, error = %e, "No row estimate."),
+            Err(e) => tracing::debug!(database, error = %e, "No row estimates."),
         }
     }
     estimates

@@ -317,29 +317,36 @@ impl TypeCache {
 }
 
 /// The planner's row estimate (`pg_class.reltuples`) per `schema.table`,
-/// for snapshot progress; tables never analyzed have none. A failed query
-/// only costs the estimates.
+/// for snapshot progress, in one query; tables never analyzed have none.
+/// A failed query only costs the estimates.
 pub async fn estimated_rows(client: &Client, tables: &[TableInfo]) -> BTreeMap<String, u64> {
-    let mut estimates = BTreeMap::new();
-    for t in tables {
-        let row = client
-            .query_opt(
-                "SELECT reltuples::float8 FROM pg_class WHERE oid = $1::text::regclass",
-                &[&t.quoted()],
-            )
-            .await;
-        match row {
-            Ok(Some(row)) => {
-                let n: f64 = row.get(0);
-                if n >= 0.0 {
-                    estimates.insert(t.qualified(), n as u64);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::debug!(table = %t.qualified(), error = %e, "No row estimate."),
+    let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let rows = client
+        .query(
+            "SELECT n.nspname, c.relname, c.reltuples::float8 \
+             FROM unnest($1::text[], $2::text[]) AS t(nspname, relname) \
+             JOIN pg_namespace n ON n.nspname = t.nspname \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.relname",
+            &[&schemas, &names],
+        )
+        .await;
+    match rows {
+        Ok(rows) => rows
+            .iter()
+            .filter_map(|row| {
+                let n: f64 = row.get(2);
+                (n >= 0.0).then(|| {
+                    let (schema, name): (&str, &str) = (row.get(0), row.get(1));
+                    (format!("{schema}.{name}"), n as u64)
+                })
+            })
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "No row estimates for the snapshot.");
+            BTreeMap::new()
         }
     }
-    estimates
 }
 
 /// `schema.table` or `table` (in `public`).

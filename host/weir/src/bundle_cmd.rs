@@ -178,9 +178,33 @@ pub fn verify(bundle_path: &Path, trusted: &[String]) -> anyhow::Result<ExitCode
     }
 }
 
+/// A bundle's component written to a temporary file (the engine loads
+/// components from files), removed when dropped.
+pub struct Extracted(pub PathBuf);
+
+impl Extracted {
+    /// Writes `bundle`'s component; `purpose` names the file.
+    pub fn write(bundle: &Bundle, purpose: &str) -> anyhow::Result<Extracted> {
+        let path = std::env::temp_dir().join(format!(
+            "weir-{purpose}-{}-{}.wasm",
+            std::process::id(),
+            bundle.manifest.name
+        ));
+        std::fs::write(&path, &bundle.component)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Extracted(path))
+    }
+}
+
+impl Drop for Extracted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The manifest part of `weir plugin inspect` for a bundle; returns the
-/// component, written to a temporary file for the component part.
-pub fn inspect_bundle(path: &Path) -> anyhow::Result<PathBuf> {
+/// component, extracted for the component part.
+pub fn inspect_bundle(path: &Path) -> anyhow::Result<Extracted> {
     let bundle = Bundle::read(path)?;
     let m = &bundle.manifest;
     println!("bundle:       {}", path.display());
@@ -214,13 +238,7 @@ pub fn inspect_bundle(path: &Path) -> anyhow::Result<PathBuf> {
         Err(e) => println!("signature:    INVALID: {e}"),
     }
     println!();
-    let tmp = std::env::temp_dir().join(format!(
-        "weir-inspect-{}-{}.wasm",
-        std::process::id(),
-        m.name
-    ));
-    std::fs::write(&tmp, &bundle.component)?;
-    Ok(tmp)
+    Extracted::write(&bundle, "inspect")
 }
 
 fn list(items: &[String]) -> String {

@@ -1,6 +1,6 @@
 //! `weir plugin ...`: inspect a component, run it over events, build one.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -156,9 +156,7 @@ fn plugin_name(file: &Path) -> String {
 fn inspect(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     if weir_plugin::bundle::is_bundle(file) && !as_json {
         let component = crate::bundle_cmd::inspect_bundle(file)?;
-        let result = inspect(&component, false);
-        let _ = std::fs::remove_file(&component);
-        return result;
+        return inspect(&component.0, false);
     }
     let info = engine()?.inspect(&plugin_name(file), file)?;
     let world = info.world.map_or("none", World::name);
@@ -222,22 +220,13 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<serde_json::Value> {
 }
 
 fn read_input(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
-    let reader: Box<dyn BufRead> = if path == Path::new("-") {
-        Box::new(std::io::stdin().lock())
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin().lock())
     } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(path)
-                .with_context(|| format!("cannot open input {}", path.display()))?,
-        ))
-    };
-    let mut lines = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read input {}", path.display()))?;
-        if !line.trim().is_empty() {
-            lines.push((i + 1, line));
-        }
+        std::fs::read_to_string(path)
     }
-    Ok(lines)
+    .with_context(|| format!("cannot read input {}", path.display()))?;
+    Ok(numbered_lines(&text))
 }
 
 /// What `weir plugin test` runs: the component, and the input, config and
@@ -249,15 +238,7 @@ struct TestRun {
     lines: Vec<(usize, String)>,
     expected: Option<(String, Vec<serde_json::Value>)>,
     /// A component extracted from a bundle, removed after the run.
-    extracted: Option<PathBuf>,
-}
-
-impl Drop for TestRun {
-    fn drop(&mut self) {
-        if let Some(path) = &self.extracted {
-            let _ = std::fs::remove_file(path);
-        }
-    }
+    _extracted: Option<crate::bundle_cmd::Extracted>,
 }
 
 impl TestRun {
@@ -286,25 +267,19 @@ impl TestRun {
                 config,
                 lines: read_input(input)?,
                 expected,
-                extracted: None,
+                _extracted: None,
             });
         }
         let bundle = weir_plugin::bundle::Bundle::read(&args.file)
             .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-        let component = std::env::temp_dir().join(format!(
-            "weir-plugin-test-{}-{}.wasm",
-            std::process::id(),
-            bundle.manifest.name
-        ));
-        std::fs::write(&component, &bundle.component)
-            .with_context(|| format!("cannot write {}", component.display()))?;
+        let extracted = crate::bundle_cmd::Extracted::write(&bundle, "plugin-test")?;
         let mut run = TestRun {
             name: bundle.manifest.name.clone(),
-            component: component.clone(),
+            component: extracted.0.clone(),
             config,
             lines: Vec::new(),
             expected,
-            extracted: Some(component),
+            _extracted: Some(extracted),
         };
         match (&args.input, &bundle.fixtures) {
             (Some(input), _) => run.lines = read_input(input)?,
@@ -313,12 +288,7 @@ impl TestRun {
                     run.config = serde_json::from_slice(&fixtures.config)
                         .context("the bundle's fixtures/config.json is not JSON")?;
                 }
-                run.lines = String::from_utf8_lossy(&fixtures.input)
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, l)| !l.trim().is_empty())
-                    .map(|(i, l)| (i + 1, l.to_owned()))
-                    .collect();
+                run.lines = numbered_lines(&String::from_utf8_lossy(&fixtures.input));
                 if run.expected.is_none() {
                     run.expected = Some((
                         "the bundle's fixtures/expected.jsonl".into(),
@@ -337,13 +307,20 @@ impl TestRun {
 
 /// Expected output lines, one JSON document per non-empty line.
 fn expected_lines(bytes: &[u8], what: &str) -> anyhow::Result<Vec<serde_json::Value>> {
-    String::from_utf8_lossy(bytes)
-        .lines()
+    numbered_lines(&String::from_utf8_lossy(bytes))
+        .into_iter()
+        .map(|(n, l)| {
+            serde_json::from_str(&l).with_context(|| format!("{what} line {n} is not JSON"))
+        })
+        .collect()
+}
+
+/// The non-empty lines of `text`, each with its line number (from 1).
+fn numbered_lines(text: &str) -> Vec<(usize, String)> {
+    text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{what} line {} is not JSON", i + 1))
-        })
+        .map(|(i, l)| (i + 1, l.to_owned()))
         .collect()
 }
 
