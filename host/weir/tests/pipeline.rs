@@ -964,19 +964,24 @@ fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back
     rig.deploy_and_wait(&rig.v1, "the second swap", SWAPPED, 2);
     rig.deploy_and_wait(&rig.bad, "the rollback", "rolled back", 1);
     // The admin API counts the three swaps and the rollback, and names the
-    // running version's signer.
-    let metrics = crate::admin::request(port, "GET", "/metrics", None)
-        .unwrap()
-        .body;
-    for (series, value) in [
-        ("weir_plugin_reloads_total{pipeline=\"test\"} ", "3"),
-        ("weir_plugin_rollbacks_total{pipeline=\"test\"} ", "1"),
-    ] {
-        assert!(
-            metrics.contains(&format!("{series}{value}\n")),
-            "{series}: {metrics}"
-        );
-    }
+    // running version's signer. The counts are published once the batch
+    // that swapped or rolled back is through the plugin stage, a moment
+    // after the log line: wait for them.
+    let counted = [
+        "weir_plugin_reloads_total{pipeline=\"test\"} 3\n",
+        "weir_plugin_rollbacks_total{pipeline=\"test\"} 1\n",
+    ];
+    wait_until(
+        "the reload and rollback counts in /metrics",
+        Duration::from_secs(10),
+        || {
+            let metrics = crate::admin::request(port, "GET", "/metrics", None)
+                .unwrap()
+                .body;
+            counted.iter().all(|series| metrics.contains(series))
+        },
+        &rig.setup,
+    );
     let status = crate::admin::request(port, "GET", "/v1/status", Some(TOKEN))
         .unwrap()
         .json();
