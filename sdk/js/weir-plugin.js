@@ -17,10 +17,14 @@
 //
 //   export const { init, transform } = exportTransformer(Shout, host);
 //
+// A router's `route(event)` returns destination names (`exportRouter`); a
+// resolver's `resolve(conflict)` returns KEEP_LOCAL, TAKE_INCOMING,
+// merged(row) or review(reason) (`exportResolver`).
+//
 // `weir plugin build` turns the project into a component with
-// componentize-js; `runTransform` below drives the same class natively
-// under `node --test`. The batch arrives in the wire encoding, version 2
-// (docs/wire-format.md), decoded here.
+// componentize-js; `runTransform` and `runResolve` below drive the same
+// class natively under `node --test`. The batch arrives in the wire
+// encoding, version 2 (docs/wire-format.md), decoded here.
 //
 // Values are plain JavaScript where JavaScript has the type: null, boolean,
 // bigint (int), number (float), string (text), Uint8Array (bytes). The
@@ -213,6 +217,50 @@ export function newEvent(op, source, { key = {}, before = null, after = null } =
   if (!OPS.includes(op)) throw new Error(`no op ${op}: give c, u, d, t or r`);
   return new Event(op, source, Row.fromObject(key), before && Row.fromObject(before), after && Row.fromObject(after));
 }
+
+/** The version of the local row in a conflict: `commitTimeUs` a bigint. */
+export class VersionMeta {
+  constructor(commitTimeUs, origin, txid) {
+    this.commitTimeUs = commitTimeUs;
+    this.origin = origin ?? null;
+    this.txid = txid ?? null;
+  }
+}
+
+/**
+ * What a resolver settles: an incoming change meets a local row that
+ * changed since the change's before image. `local` is the row as it is now
+ * in the target (a `Row`), `localMeta` its `VersionMeta`, `incoming` the
+ * change (an `Event`, whose `source` carries the incoming version:
+ * `commitTimeUs`, `origin`, `txid`).
+ */
+export class Conflict {
+  constructor(local, localMeta, incoming) {
+    this.local = local;
+    this.localMeta = localMeta;
+    this.incoming = incoming;
+  }
+}
+
+/** Keep the local row: nothing is written. */
+export const KEEP_LOCAL = Object.freeze({ resolution: 'keep-local' });
+/** Apply the incoming change. */
+export const TAKE_INCOMING = Object.freeze({ resolution: 'take-incoming' });
+/**
+ * Write this row instead: a `Row` or an object of column values, e.g.
+ * `merged({ ...conflict.local.toObject(), stock: 7n })`.
+ */
+export const merged = (row) => ({ resolution: 'merged', row: asRow(row) });
+/** Write nothing and log the conflict for a person to look at, with this reason. */
+export const review = (reason) => ({ resolution: 'review', reason: String(reason) });
+
+function asRow(row) {
+  if (row instanceof Row) return row;
+  if (row !== null && typeof row === 'object' && !Array.isArray(row)) return Row.fromObject(row);
+  throw new TypeError('merged takes a Row or an object of column values');
+}
+
+const BAD_RESOLUTION = 'return KEEP_LOCAL, TAKE_INCOMING, merged(row) or review(reason)';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -490,6 +538,334 @@ function asObject(e) {
   return { op: e.op, table: e.table, key: e.patched('key'), before: e.patched('before'), after: e.patched('after') };
 }
 
+/**
+ * A conflict built from an object of the local row's column values, the
+ * local row's version (`commitTimeUs`, `origin`, `txid`) and the incoming
+ * event (`makeEvent`; its source carries the incoming version).
+ */
+export function makeConflict({
+  local = {},
+  incoming = makeEvent(),
+  commitTimeUs = 0n,
+  origin = null,
+  txid = null,
+} = {}) {
+  return new Conflict(Row.fromObject(local), new VersionMeta(commitTimeUs, origin, txid), incoming);
+}
+
+/**
+ * Runs a resolver natively over one conflict and returns what `weir plugin
+ * test` prints for it, as JSON.parse reads that line:
+ * `{resolution: 'keep-local'}`, `{resolution: 'take-incoming'}`,
+ * `{resolution: 'merged', row: {...}}` (values as the Debezium envelope
+ * writes them; ints as numbers) or `{resolution: 'review', reason}`.
+ *
+ * The conflict is a `Conflict` (`makeConflict`), or an input line of `weir
+ * plugin test` for resolvers, as text or parsed: `{local: {row},
+ * local_meta: {ts_us, origin, txId}, incoming: envelope}`, read as the
+ * host reads it (a whole number is an int; a bigint may stand for one). A
+ * bad one throws an EnvelopeError naming the field; a throw from `resolve`
+ * propagates.
+ */
+export function runResolve(plugin, conflict) {
+  if (!(conflict instanceof Conflict)) {
+    if (typeof conflict === 'string') {
+      try {
+        conflict = JSON.parse(conflict);
+      } catch (err) {
+        throw new EnvelopeError(null, `not JSON: ${err.message}`);
+      }
+    }
+    conflict = conflictFromJson(conflict);
+  }
+  const r = plugin.resolve(conflict);
+  switch (r?.resolution) {
+    case 'keep-local':
+    case 'take-incoming':
+      return { resolution: r.resolution };
+    case 'merged': {
+      const row = asRow(r.row);
+      const o = {};
+      row.names.forEach((n, i) => (o[n] = valueToJson(row.values[i])));
+      return { resolution: 'merged', row: o };
+    }
+    case 'review':
+      return { resolution: 'review', reason: String(r.reason) };
+  }
+  throw new TypeError(`resolve returned ${r}; ${BAD_RESOLUTION}`);
+}
+
+// The JSON of `weir plugin test` for resolvers, read and written as the
+// host does (host/weir-core/src/envelope.rs).
+
+/** Debezium's placeholder for a value the source did not send. */
+export const UNAVAILABLE_VALUE = '__debezium_unavailable_value';
+
+/**
+ * A conflict or envelope in JSON could not be read; the message names the
+ * field (`` `local.id`: ... ``), as `weir plugin test` does.
+ */
+export class EnvelopeError extends Error {
+  constructor(field, problem) {
+    super(field === null ? problem : `\`${field}\`: ${problem}`);
+    this.field = field;
+    this.problem = problem;
+  }
+}
+
+/** What is wrong with one value; the caller names the field. */
+class Problem extends Error {}
+
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+// The op as `op` may spell it, and its code.
+const OP_SPELLINGS = {
+  c: 'c',
+  create: 'c',
+  insert: 'c',
+  u: 'u',
+  update: 'u',
+  d: 'd',
+  delete: 'd',
+  t: 't',
+  truncate: 't',
+  r: 'r',
+  read: 'r',
+};
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isNumber = (v) => typeof v === 'number' || typeof v === 'bigint';
+const debug = (text) => JSON.stringify(text);
+
+/** `v` as a bigint if it is a whole number that fits in 64 bits, else null. */
+function jsonInt(v) {
+  let n;
+  if (typeof v === 'bigint') n = v;
+  else if (Number.isInteger(v)) n = BigInt(v);
+  else return null;
+  return n >= I64_MIN && n <= I64_MAX ? n : null;
+}
+
+/** A value: plain JSON by its JSON type, or `{$type: T, value: V}`. */
+function valueFromJson(v) {
+  if (v === null || typeof v === 'boolean') return v;
+  if (isNumber(v)) return jsonInt(v) ?? Number(v);
+  if (typeof v === 'string') return v === UNAVAILABLE_VALUE ? UNCHANGED : v;
+  if (isObject(v) && '$type' in v) return typedValue(v);
+  if (typeof v === 'object') return new Tagged('json', JSON.stringify(v));
+  throw new Problem(`not a JSON value: ${v}`);
+}
+
+function typedValue(m) {
+  const ty = m.$type;
+  if (typeof ty !== 'string') throw new Problem('`$type` must be a string');
+  const v = m.value ?? null;
+  const text = () => {
+    if (typeof v !== 'string') throw new Problem(`a ${ty} value must be a string`);
+    return v;
+  };
+  const int = () => {
+    const n = jsonInt(v);
+    if (n === null) throw new Problem(`a ${ty} value must be an integer`);
+    return n;
+  };
+  switch (ty) {
+    case 'null':
+      return null;
+    case 'boolean':
+      if (typeof v !== 'boolean') throw new Problem('a boolean value must be true or false');
+      return v;
+    case 'int':
+      return int();
+    case 'float':
+      if (!isNumber(v)) throw new Problem('a float value must be a number');
+      return Number(v);
+    case 'decimal':
+    case 'uuid':
+      return new Tagged(ty, text());
+    case 'text':
+      return text();
+    case 'bytes': {
+      const b64 = text();
+      if (!BASE64.test(b64)) throw new Problem('a bytes value must be base64: padded, standard alphabet');
+      return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    }
+    case 'json':
+      return new Tagged('json', typeof v === 'string' ? v : JSON.stringify(v));
+    case 'date': {
+      const days = int();
+      if (days < -(2n ** 31n) || days >= 2n ** 31n) throw new Problem('a date value must fit in 32 bits');
+      return new Tagged('date', Number(days));
+    }
+    case 'time':
+    case 'timestamp':
+    case 'timestamptz':
+      return new Tagged(ty, int());
+    case 'unchanged':
+      return UNCHANGED;
+  }
+  throw new Problem(`unknown $type ${debug(ty)}`);
+}
+
+function rowFromJson(field, m) {
+  const names = [];
+  const values = [];
+  for (const [k, v] of Object.entries(m)) {
+    try {
+      values.push(valueFromJson(v));
+    } catch (err) {
+      if (err instanceof Problem) throw new EnvelopeError(`${field}.${k}`, err.message);
+      throw err;
+    }
+    names.push(k);
+  }
+  return new Row(names, values);
+}
+
+function sourceFromJson(s) {
+  const text = (k) => {
+    const v = s[k];
+    if (typeof v === 'string') return v;
+    return isNumber(v) ? String(v) : null;
+  };
+  let commitTimeUs = 0n;
+  if ('ts_us' in s) {
+    commitTimeUs = jsonInt(s.ts_us);
+    if (commitTimeUs === null) throw new EnvelopeError('source.ts_us', 'expected an integer');
+  } else if ('ts_ms' in s) {
+    const ms = jsonInt(s.ts_ms);
+    if (ms === null) throw new EnvelopeError('source.ts_ms', 'expected an integer');
+    commitTimeUs = ms * 1000n;
+  }
+  return new Source(
+    text('connector') ?? '',
+    text('db') ?? '',
+    text('schema') ?? '',
+    text('table') ?? '',
+    positionFromJson(s) ?? '',
+    text('txId'),
+    commitTimeUs,
+    text('origin'),
+  );
+}
+
+/** `pos` when it is text, MySQL's `file` and `pos`, or PostgreSQL's numeric `lsn`. */
+function positionFromJson(s) {
+  const { pos, file, lsn } = s;
+  if (typeof pos === 'string') return pos;
+  if (isNumber(pos) && typeof file === 'string') return `${file}:${String(pos)}`;
+  if (isNumber(lsn)) {
+    const n = typeof lsn === 'bigint' || Number.isInteger(lsn) ? BigInt(lsn) : -1n;
+    if (n < 0n || n >= 2n ** 64n) return null;
+    const hex = (x) => x.toString(16).toUpperCase();
+    return `${hex(n >> 32n)}/${hex(n & 0xffffffffn)}`;
+  }
+  if (typeof lsn === 'string') return lsn;
+  return null;
+}
+
+/** An event from its envelope. */
+function eventFromJson(doc) {
+  if (!isObject(doc)) throw new EnvelopeError('$', 'expected a JSON object');
+  const op = doc.op;
+  if (typeof op !== 'string') throw new EnvelopeError('op', 'missing; expected one of c, u, d, t, r');
+  if (!Object.hasOwn(OP_SPELLINGS, op)) throw new EnvelopeError('op', `unknown op ${debug(op)}`);
+  let source;
+  if (!('source' in doc)) source = new Source('', '', '', '', '', null, 0n, null);
+  else if (isObject(doc.source)) source = sourceFromJson(doc.source);
+  else throw new EnvelopeError('source', 'expected an object');
+  const image = (name) => {
+    const v = doc[name];
+    if (v === undefined || v === null) return null;
+    if (!isObject(v)) throw new EnvelopeError(name, 'expected an object or null');
+    return rowFromJson(name, v);
+  };
+  const key = image('key') ?? new Row([], []);
+  return new Event(OP_SPELLINGS[op], source, key, image('before'), image('after'));
+}
+
+function conflictFromJson(doc) {
+  const local = isObject(doc) ? doc.local : undefined;
+  if (!isObject(local)) throw new EnvelopeError('local', 'missing; expected the local row as an object');
+  const row = rowFromJson('local', local);
+  const meta = isObject(doc.local_meta) ? doc.local_meta : {};
+  const text = (k) => (typeof meta[k] === 'string' ? meta[k] : null);
+  const localMeta = new VersionMeta(jsonInt(meta.ts_us) ?? 0n, text('origin'), text('txId'));
+  if (!('incoming' in doc)) throw new EnvelopeError('incoming', 'missing; expected an envelope');
+  let incoming;
+  try {
+    incoming = eventFromJson(doc.incoming);
+  } catch (err) {
+    if (err instanceof EnvelopeError) throw new EnvelopeError(`incoming.${err.field}`, err.problem);
+    throw err;
+  }
+  return new Conflict(row, localMeta, incoming);
+}
+
+/** A value as the Debezium envelope writes it. */
+function valueToJson(v) {
+  if (v === null || v === undefined) return null;
+  if (v === UNCHANGED) return UNAVAILABLE_VALUE;
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return v;
+    case 'bigint':
+      return Number(v);
+    case 'number':
+      // Like the host, a float JSON cannot hold becomes null.
+      return Number.isFinite(v) ? v : null;
+  }
+  if (v instanceof Uint8Array) {
+    let bin = '';
+    for (const b of v) bin += String.fromCharCode(b);
+    return btoa(bin);
+  }
+  if (v instanceof Tagged && v.kind in TAG_CODES) {
+    switch (v.kind) {
+      case 'timestamptz':
+        return formatUtcMicros(BigInt(v.value));
+      case 'date':
+      case 'time':
+      case 'timestamp':
+        return Number(v.value);
+      default:
+        return String(v.value);
+    }
+  }
+  throw new TypeError(`a column value cannot be ${v}`);
+}
+
+/** Microseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ`. */
+function formatUtcMicros(us) {
+  // Floor division, as the host's div_euclid for a positive divisor.
+  const div = (a, b) => (a % b < 0n ? a / b - 1n : a / b);
+  const secs = div(us, 1000000n);
+  const micros = us - secs * 1000000n;
+  const days = div(secs, 86400n);
+  const sod = Number(secs - days * 86400n);
+  const [y, m, d] = civilFromDays(days);
+  const pad = (n, width) => String(n).padStart(width, '0');
+  const year = y < 0n ? `-${pad(-y, 3)}` : pad(y, 4);
+  const hms = [Math.floor(sod / 3600), Math.floor((sod % 3600) / 60), sod % 60];
+  const time = hms.map((n) => pad(n, 2)).join(':');
+  return `${year}-${pad(m, 2)}-${pad(d, 2)}T${time}.${pad(micros, 6)}Z`;
+}
+
+/** Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm, as the host). */
+function civilFromDays(days) {
+  const z = days + 719468n;
+  const era = z < 0n && z % 146097n !== 0n ? z / 146097n - 1n : z / 146097n;
+  const doe = z - era * 146097n;
+  const yoe = (doe - doe / 1460n + doe / 36524n - doe / 146096n) / 365n;
+  const doy = doe - (365n * yoe + yoe / 4n - yoe / 100n);
+  const mp = (5n * doy + 2n) / 153n;
+  const d = doy - (153n * mp + 2n) / 5n + 1n;
+  const m = mp < 10n ? mp + 3n : mp - 9n;
+  return [yoe + era * 400n + (m <= 2n ? 1n : 0n), m, d];
+}
+
 function errorMessage(err) {
   return err instanceof Error ? err.message || err.name : String(err);
 }
@@ -619,6 +995,86 @@ export function exportRouter(PluginClass, host) {
           return { tag: 'failed', val: errorMessage(err) };
         }
       });
+    },
+  };
+}
+
+const OPS_BY_NAME = { create: 'c', update: 'u', delete: 'd', truncate: 't', read: 'r' };
+
+/** A WIT `value` as an SDK value. */
+function fromWit(v) {
+  switch (v.tag) {
+    case 'null':
+      return null;
+    case 'boolean':
+    case 'int':
+    case 'float':
+    case 'text':
+    case 'bytes':
+      return v.val;
+    case 'unchanged':
+      return UNCHANGED;
+  }
+  if (v.tag in TAG_CODES) return new Tagged(v.tag, v.val);
+  throw new TypeError(`unknown value ${v.tag}`);
+}
+
+function rowFromWit(columns) {
+  if (!columns) return null;
+  return new Row(
+    columns.map((c) => c.name),
+    columns.map((c) => fromWit(c.value)),
+  );
+}
+
+/** The WIT `conflict` record as a `Conflict`. */
+function conflictFromWit(c) {
+  const e = c.incoming;
+  const s = e.source;
+  const m = c.localMeta;
+  const source = new Source(s.connector, s.database, s.schema, s.table, s.position, s.txid, s.commitTimeUs, s.origin);
+  return new Conflict(
+    rowFromWit(c.local),
+    new VersionMeta(m.commitTimeUs, m.origin, m.txid),
+    new Event(OPS_BY_NAME[e.op], source, rowFromWit(e.key), rowFromWit(e.before), rowFromWit(e.after)),
+  );
+}
+
+/**
+ * The `init` and `resolve` exports of a resolver component:
+ * `plugin.resolve(conflict)` (a `Conflict`) returns KEEP_LOCAL,
+ * TAKE_INCOMING, merged(row) or review(reason). A throw is the call's
+ * error: the change goes to the dead letters and the target keeps its row.
+ */
+export function exportResolver(PluginClass, host) {
+  const make = initWith(PluginClass, host);
+  let plugin = null;
+  const keepLocal = { tag: 'keep-local' };
+  const takeIncoming = { tag: 'take-incoming' };
+  const resolution = (r) => {
+    switch (r?.resolution) {
+      case 'keep-local':
+        return keepLocal;
+      case 'take-incoming':
+        return takeIncoming;
+      case 'merged':
+        return { tag: 'merged', val: columns(asRow(r.row)) };
+      case 'review':
+        return { tag: 'review', val: String(r.reason) };
+    }
+    throw new TypeError(`resolve returned ${r}; ${BAD_RESOLUTION}`);
+  };
+  return {
+    init() {
+      plugin = make();
+    },
+    resolve(conflict) {
+      try {
+        return resolution(plugin.resolve(conflictFromWit(conflict)));
+      } catch (err) {
+        // The call's error, with the message.
+        throw errorMessage(err);
+      }
     },
   };
 }

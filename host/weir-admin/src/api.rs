@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use weir_connect::Phase;
 use weir_pipeline::Stats;
 use weir_pipeline::config::Tokens;
+use weir_pipeline::reload::Command;
 use weir_pipeline::stats::lock;
 
 use crate::anomaly;
@@ -42,11 +43,11 @@ pub(crate) struct Api {
 #[openapi(
     info(
         title = "Weir admin API",
-        description = "Health, status, plugin reload, pause and resume, and dead letters of one \
+        description = "Health, status, plugin reload and promotion, pause and resume, and dead letters of one \
                        running pipeline (docs/operations.md). Prometheus metrics are at \
                        `/metrics`, outside this document's JSON API."
     ),
-    paths(health, ready, status, reload, pause, resume, dead_letters, openapi),
+    paths(health, ready, status, reload, promote, pause, resume, dead_letters, openapi),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -164,6 +165,25 @@ pub struct PluginStatus {
     pub signer: Option<String>,
     /// A new version on probation (rolled back if too many events fail).
     pub probation: bool,
+    /// The candidate version running in this one's shadow, if any.
+    pub shadow: Option<ShadowStatus>,
+}
+
+/// A shadow candidate and how its output differed from the live
+/// version's (docs/plugins.md, "Shadow deploys").
+#[derive(Serialize, ToSchema)]
+pub struct ShadowStatus {
+    /// `name@version+digest` (bundle) or `file+digest`.
+    pub version: String,
+    /// Input events compared.
+    pub compared: u64,
+    /// Input events where the outputs differed.
+    pub differed: u64,
+    /// Differences by outcome: `dropped`, `kept`, `changed`, `failed`,
+    /// `passed`.
+    pub outcomes: std::collections::BTreeMap<String, u64>,
+    /// Changed events by field (`after.email`).
+    pub fields: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -294,6 +314,15 @@ fn status_of(api: &Api) -> Status {
                 version: p.version.clone(),
                 signer: p.signer.clone(),
                 probation: p.probation,
+                shadow: p.shadow.as_ref().map(|c| ShadowStatus {
+                    version: c.version.clone(),
+                    compared: c.counts.compared,
+                    differed: c.counts.differed(),
+                    outcomes: (c.counts.outcomes.iter())
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
+                    fields: c.counts.fields.clone(),
+                }),
             })
             .collect(),
         reloads: load(&s.reloads),
@@ -330,12 +359,37 @@ fn status_of(api: &Api) -> Status {
     (status = 503, body = ErrorBody, description = "The reloader does not answer"),
 ))]
 pub(crate) async fn reload(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Some(denied) = denied(&api.tokens, &headers, Scope::Admin) {
+    ask_reloader(api, &headers, Command::Reload).await
+}
+
+/// Swaps a transformer's shadow candidate in at the next transaction
+/// boundary, on probation, as `weir plugin promote` does (admin token).
+#[utoipa::path(post, path = "/v1/plugins/{name}/promote", security(("bearer" = [])),
+    params(("name" = String, Path, description = "The transformer's name")),
+    responses(
+    (status = 200, body = Reloaded, description = "The candidate is checked and compiled; it swaps in at the next transaction boundary"),
+    (status = 409, body = Reloaded, description = "No such transformer, no shadow candidate, or the candidate was refused; the running version stays"),
+    (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody, description = "A read-only token"),
+    (status = 503, body = ErrorBody, description = "The reloader does not answer"),
+))]
+pub(crate) async fn promote(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    ask_reloader(api, &headers, Command::Promote(name)).await
+}
+
+/// Sends `command` to the pipeline's reloader (admin token); 409 when it
+/// refused something.
+async fn ask_reloader(api: Api, headers: &HeaderMap, command: Command) -> Response {
+    if let Some(denied) = denied(&api.tokens, headers, Scope::Admin) {
         return denied;
     }
     let state_dir = api.state_dir.clone();
     let answer =
-        tokio::task::spawn_blocking(move || weir_pipeline::reload::request_reload(&state_dir))
+        tokio::task::spawn_blocking(move || weir_pipeline::reload::request(&state_dir, &command))
             .await;
     match answer {
         Ok(Ok(result)) => {

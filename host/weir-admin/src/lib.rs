@@ -13,6 +13,8 @@
 //!   positions, counters, plugins and sinks;
 //! - `POST /v1/reload` (admin token): reloads changed plugins, as
 //!   `weir plugin reload` does;
+//! - `POST /v1/plugins/{name}/promote` (admin token): swaps a transformer's
+//!   shadow candidate in, as `weir plugin promote` does;
 //! - `POST /v1/pause`, `POST /v1/resume` (admin token): stops and starts
 //!   taking changes from the source;
 //! - `GET /v1/dead-letters` (read or admin token): the last dead letters;
@@ -104,6 +106,7 @@ pub async fn start(
         .route("/metrics", get(metrics_text))
         .route("/v1/status", get(api::status))
         .route("/v1/reload", post(api::reload))
+        .route("/v1/plugins/{name}/promote", post(api::promote))
         .route("/v1/pause", post(api::pause))
         .route("/v1/resume", post(api::resume))
         .route("/v1/dead-letters", get(api::dead_letters))

@@ -356,6 +356,51 @@ impl Collector for PipelineCollector {
                 ConstGauge::new(i64::from(p.probation)).encode(m.encode_family(&labels)?)?;
             }
         }
+        let shadows: Vec<_> = (plugins.iter())
+            .filter_map(|p| Some((p.name.as_str(), p.shadow.as_ref()?)))
+            .collect();
+        if !shadows.is_empty() {
+            let mut m = encoder.encode_descriptor(
+                "weir_shadow_events",
+                "Input events a shadow candidate was compared on, by outcome: same, dropped \
+                 (only the live version kept it), kept (only the candidate kept it), changed, \
+                 failed (only the candidate failed), passed (only the live version failed).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (plugin, c) in &shadows {
+                let same = c.counts.compared - c.counts.differed();
+                for (outcome, n) in std::iter::once(("same", same))
+                    .chain(c.counts.outcomes.iter().map(|(k, v)| (*k, *v)))
+                {
+                    let labels = [
+                        ("pipeline", self.pipeline.as_str()),
+                        ("plugin", plugin),
+                        ("candidate", c.version.as_str()),
+                        ("outcome", outcome),
+                    ];
+                    ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+                }
+            }
+            let mut m = encoder.encode_descriptor(
+                "weir_shadow_field_differences",
+                "Events a shadow candidate changed differently from the live version, by field \
+                 (after.email, key.id, op, ...).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (plugin, c) in &shadows {
+                for (field, n) in &c.counts.fields {
+                    let labels = [
+                        ("pipeline", self.pipeline.as_str()),
+                        ("plugin", plugin),
+                        ("candidate", c.version.as_str()),
+                        ("field", field.as_str()),
+                    ];
+                    ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
         let calls = s
             .plugin_calls
             .lock()

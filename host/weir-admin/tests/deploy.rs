@@ -75,6 +75,14 @@ fn exported() -> BTreeSet<String> {
         version: "pii-mask@1.0.0+abc".into(),
         signer: None,
         probation: true,
+        shadow: Some(weir_pipeline::reload::ShadowState {
+            version: "pii-mask@1.1.0+def".into(),
+            counts: weir_pipeline::shadow::Counts {
+                compared: 3,
+                outcomes: [("changed", 1)].into_iter().collect(),
+                fields: [("after.email".to_owned(), 1)].into_iter().collect(),
+            },
+        }),
     }];
     *stats.plugin_calls.lock().unwrap() = vec![weir_pipeline::reload::PluginCalls {
         name: "mask".into(),

@@ -52,6 +52,15 @@ pub fn admit(
             .map_err(|e| refuse(e.to_string()))?
             .map(|key| key.to_string());
         let digest = bundle.digest();
+        if let Some(pinned) = &plugin.locked_digest
+            && *pinned != digest
+        {
+            return Err(refuse(format!(
+                "weir.lock pins {pinned} for `{}`, but the store's bundle has {digest}: the file \
+                 changed after it was installed; install it again with `weir plugin install`",
+                plugin.plugin.as_deref().unwrap_or_default()
+            )));
+        }
         let dir = state_dir.join("plugins");
         let target: PathBuf = dir.join(format!("{}.wasm", digest.trim_start_matches("sha256:")));
         if !target.exists() {

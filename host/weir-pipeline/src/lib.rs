@@ -10,6 +10,8 @@
 //! - [`processor`]: the plugin stage (chain, router, reloading), shared by
 //!   pipelines and workers.
 //! - [`reload`]: hot reload — watching, swapping at transaction boundaries, probation.
+//! - [`shadow`]: shadow deploys — a candidate version compared with the
+//!   live one on the same events, never delivered.
 //! - [`admission`]: the trust policy applied to each plugin before it loads.
 //! - [`dead_letter`]: the dead-letter file, a sink for events a plugin or a
 //!   sink failed on.
@@ -30,6 +32,7 @@ pub mod reload;
 pub mod resolver;
 pub mod router;
 pub mod runner;
+pub mod shadow;
 pub mod sinks;
 pub mod stats;
 pub mod worker;

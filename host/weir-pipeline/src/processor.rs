@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use tracing::info;
 use weir_core::{ChangeEvent, DeadLetter, FailedAt};
 use weir_plugin::{EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
 
@@ -16,6 +17,7 @@ use crate::config::{PipelineSettings, PluginConfig, RouterConfig, TrustConfig};
 use crate::reload::{Chain, ReloadRequest, Reloader, Role, Swap, serve_admin};
 use crate::router::Template;
 use crate::runner::PipelineError;
+use crate::shadow::Shadow;
 use crate::writer::RoutedBatch;
 
 /// What the plugin stage is made of: the parts of a pipeline's or a
@@ -98,7 +100,7 @@ impl Processor {
             setup.settings.canary_events,
             setup.settings.canary_failure_ratio,
         );
-        for p in setup.plugins {
+        let load = |p: &PluginConfig| {
             let admitted = admit(engine, p, setup.trust, setup.state_dir)?;
             let plugin = TransformerPlugin::load(engine, &admitted.spec).map_err(|source| {
                 PipelineError::Plugin {
@@ -106,7 +108,17 @@ impl Processor {
                     source,
                 }
             })?;
+            Ok::<_, PipelineError>((admitted, plugin))
+        };
+        for (i, p) in setup.plugins.iter().enumerate() {
+            let (admitted, plugin) = load(p)?;
             chain.push(p.name.clone(), plugin, &admitted);
+            if let Some(candidate) = p.shadow() {
+                let (admitted, plugin) = load(&candidate)?;
+                info!(plugin = %p.name, candidate = %admitted.version, "Shadow candidate running beside the live version.");
+                let shadow = Shadow::new(plugin, admitted.version, setup.state_dir, &p.name);
+                chain.set_shadow(i, shadow);
+            }
         }
         let router = match (&setup.router.plugin, &setup.router.template) {
             (Some(p), _) => {
@@ -130,11 +142,15 @@ impl Processor {
         let (swap_tx, swap_rx) = mpsc::channel::<Swap>();
         let (request_tx, request_rx) = mpsc::channel::<ReloadRequest>();
         let stop = Arc::new(AtomicBool::new(false));
-        // In the order of `chain.versions()`: the transformers, then the
-        // router.
+        // In the order of `chain.versions()`: the transformers, the
+        // router, then the shadow candidates.
         let watched = (setup.plugins.iter().cloned().enumerate())
             .map(|(i, p)| (p, Role::Transformer(i)))
             .chain(setup.router.plugin.clone().map(|p| (p, Role::Router)))
+            .chain(
+                (setup.plugins.iter().enumerate())
+                    .filter_map(|(i, p)| Some((p.shadow()?, Role::Shadow(i)))),
+            )
             .collect();
         let reloader = Reloader {
             engine: engine.clone(),

@@ -31,6 +31,7 @@ use weir_plugin::{EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
 
 use crate::admission::{Admitted, admit};
 use crate::config::{PluginConfig, TrustConfig};
+use crate::shadow::{Counts, Shadow};
 
 /// A plugin of the running pipeline with the version it runs, and while a
 /// new version is on probation, the version before it.
@@ -42,6 +43,8 @@ pub struct Versioned<P> {
     signer: Option<String>,
     previous: Option<(P, String, Option<String>)>,
     canary: Canary,
+    /// A candidate version compared with this one (transformers only).
+    shadow: Option<Shadow>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -59,6 +62,7 @@ impl<P> Versioned<P> {
             signer,
             previous: None,
             canary: Canary::default(),
+            shadow: None,
         }
     }
 
@@ -115,6 +119,8 @@ pub enum Role {
     Transformer(usize),
     /// The router plugin.
     Router,
+    /// The shadow candidate of the transformer at this position.
+    Shadow(usize),
 }
 
 /// A checked, compiled plugin and its place.
@@ -122,6 +128,8 @@ pub enum Loaded {
     /// The transformer at this position of the chain.
     Transformer(usize, TransformerPlugin),
     Router(RouterPlugin),
+    /// A new shadow candidate for the transformer at this position.
+    Shadow(usize, Box<Shadow>),
 }
 
 /// A checked, compiled version waiting to be swapped in.
@@ -129,6 +137,8 @@ pub struct Swap {
     pub plugin: Loaded,
     pub version: String,
     pub signer: Option<String>,
+    /// The transformer's shadow candidate promoted: the shadow ends.
+    pub promoted: bool,
 }
 
 /// The plugins of a running pipeline: the transformer chain and, when the
@@ -158,6 +168,16 @@ pub struct PluginState {
     pub signer: Option<String>,
     /// A new version on probation (its predecessor kept for a rollback).
     pub probation: bool,
+    /// The candidate in its shadow, if any.
+    pub shadow: Option<ShadowState>,
+}
+
+/// A shadow candidate as status reports show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowState {
+    /// `name@version+digest` or `file+digest`.
+    pub version: String,
+    pub counts: Counts,
 }
 
 /// The calls of plugin `name` in `calls`, added when missing.
@@ -234,6 +254,10 @@ impl Chain {
             version: s.version.clone(),
             signer: s.signer.clone(),
             probation: s.previous.is_some(),
+            shadow: s.shadow.as_ref().map(|c| ShadowState {
+                version: c.version.clone(),
+                counts: c.counts.clone(),
+            }),
         };
         let mut all: Vec<PluginState> =
             self.slots.iter().map(|s| state("transformer", s)).collect();
@@ -244,6 +268,7 @@ impl Chain {
                 version: r.version.clone(),
                 signer: r.signer.clone(),
                 probation: r.previous.is_some(),
+                shadow: None,
             });
         }
         all
@@ -268,6 +293,13 @@ impl Chain {
         ));
     }
 
+    /// Runs `shadow` beside the transformer at position `i`.
+    pub fn set_shadow(&mut self, i: usize, shadow: Shadow) {
+        if let Some(slot) = self.slots.get_mut(i) {
+            slot.shadow = Some(shadow);
+        }
+    }
+
     pub fn set_router(&mut self, name: String, plugin: RouterPlugin, admitted: &Admitted) {
         self.router = Some(Versioned::new(
             name,
@@ -279,13 +311,31 @@ impl Chain {
 
     /// Swaps a new version in (call only at a transaction boundary).
     pub fn swap(&mut self, swap: Swap) {
+        if let Loaded::Shadow(i, shadow) = swap.plugin {
+            if let Some(slot) = self.slots.get_mut(i) {
+                info!(plugin = %slot.name, candidate = %shadow.version, "Shadow candidate running beside the live version.");
+                slot.shadow = Some(*shadow);
+            }
+            return;
+        }
         self.swaps += 1;
         match swap.plugin {
             Loaded::Transformer(i, p) => {
                 if let Some(slot) = self.slots.get_mut(i) {
+                    if swap.promoted
+                        && let Some(shadow) = slot.shadow.take()
+                    {
+                        info!(
+                            plugin = %slot.name,
+                            compared = shadow.counts.compared,
+                            differed = shadow.counts.differed(),
+                            "Shadow candidate promoted; the shadow ends."
+                        );
+                    }
                     slot.swap(p, swap.version, swap.signer);
                 }
             }
+            Loaded::Shadow(..) => unreachable!("handled above"),
             Loaded::Router(p) => {
                 if let Some(router) = &mut self.router {
                     router.swap(p, swap.version, swap.signer);
@@ -326,6 +376,9 @@ impl Chain {
     ) -> (Vec<ChangeEvent>, Vec<EventFailure>, bool) {
         let mut dead = Vec::new();
         let mut rolled_back = false;
+        // While a live version is on probation a batch may run twice:
+        // shadows compare nothing then.
+        let shadowing = !self.on_probation();
         for slot in &mut self.slots {
             if events.is_empty() {
                 break;
@@ -333,9 +386,13 @@ impl Chain {
             let fed = events.len() as u64;
             let mut next = Vec::with_capacity(events.len());
             let mut failed = 0;
+            let input = (shadowing && slot.shadow.is_some()).then(|| events.clone());
             let started = std::time::Instant::now();
             let results = slot.plugin.transform(events);
             let took = started.elapsed();
+            if let (Some(shadow), Some(input)) = (&mut slot.shadow, input) {
+                shadow.observe(input, &results, &slot.version);
+            }
             let first_failure = dead.len();
             for result in results {
                 match result {
@@ -384,20 +441,56 @@ impl Chain {
         routes
     }
 
-    /// The versions running now: the transformers', then the router's.
+    /// The versions running now: the transformers', the router's, then
+    /// the shadow candidates'.
     pub fn versions(&self) -> Vec<String> {
         self.slots
             .iter()
             .map(|s| s.version.clone())
             .chain(self.router.iter().map(|r| r.version.clone()))
+            .chain(
+                self.slots
+                    .iter()
+                    .filter_map(|s| s.shadow.as_ref().map(|c| c.version.clone())),
+            )
             .collect()
     }
 }
 
-/// A reload asked for through the admin socket; the reply says what
-/// happened to each plugin.
+/// A request through the admin socket; the reply says what happened to
+/// each plugin.
 pub struct ReloadRequest {
+    pub command: Command,
     pub reply: mpsc::Sender<String>,
+}
+
+/// What the admin socket asks the reloader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Check every plugin file now.
+    Reload,
+    /// Swap the named transformer's shadow candidate in.
+    Promote(String),
+}
+
+impl Command {
+    /// The command's line on the admin socket.
+    pub fn line(&self) -> String {
+        match self {
+            Command::Reload => "reload".to_owned(),
+            Command::Promote(name) => format!("promote {name}"),
+        }
+    }
+
+    fn parse(line: &str) -> Option<Command> {
+        match line.split_once(' ') {
+            None if line == "reload" => Some(Command::Reload),
+            Some(("promote", name)) if !name.trim().is_empty() => {
+                Some(Command::Promote(name.trim().to_owned()))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The thread that watches plugin files and prepares new versions.
@@ -428,6 +521,18 @@ impl Reloader {
                 Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             };
+            if let Some(ReloadRequest {
+                command: Command::Promote(name),
+                reply,
+            }) = &request
+            {
+                let (answer, retired) = self.promote(name);
+                if let Some(i) = retired {
+                    seen.remove(i);
+                }
+                let _ = reply.send(answer);
+                continue;
+            }
             let mut report = Vec::new();
             for (i, last) in seen.iter_mut().enumerate() {
                 let now = fingerprint(&self.plugins[i].0.path);
@@ -464,17 +569,27 @@ impl Reloader {
             Role::Transformer(i) => TransformerPlugin::load(&self.engine, &admitted.spec)
                 .map(|p| Loaded::Transformer(i, p)),
             Role::Router => RouterPlugin::load(&self.engine, &admitted.spec).map(Loaded::Router),
+            Role::Shadow(i) => TransformerPlugin::load(&self.engine, &admitted.spec).map(|c| {
+                let shadow = Shadow::new(c, admitted.version.clone(), &self.state_dir, &p.name);
+                Loaded::Shadow(i, Box::new(shadow))
+            }),
+        };
+        let what = if matches!(role, Role::Shadow(_)) {
+            "shadow candidate"
+        } else {
+            "version"
         };
         match loaded {
             Ok(plugin) => {
-                info!(plugin = %p.name, version = %admitted.version, "New plugin version checked and compiled; swapping at the next transaction boundary.");
+                info!(plugin = %p.name, version = %admitted.version, "New plugin {what} checked and compiled; swapping at the next transaction boundary.");
                 self.versions[i] = admitted.version.clone();
                 let _ = self.swaps.send(Swap {
                     plugin,
                     version: admitted.version.clone(),
                     signer: admitted.signer.clone(),
+                    promoted: false,
                 });
-                format!("{}: swapping to {}", p.name, admitted.version)
+                format!("{}: swapping {what} to {}", p.name, admitted.version)
             }
             Err(e) => {
                 error!(plugin = %p.name, keeping = %self.versions[i], reason = %e, "New plugin version failed to load; the running version stays.");
@@ -484,6 +599,63 @@ impl Reloader {
                 )
             }
         }
+    }
+}
+
+impl Reloader {
+    /// Checks and loads transformer `name`'s shadow candidate as its new
+    /// live version, to swap in at the next transaction boundary (with
+    /// probation). Returns the answer, and the position of the shadow's
+    /// watch entry, which ends.
+    fn promote(&mut self, name: &str) -> (String, Option<usize>) {
+        let live = self
+            .plugins
+            .iter()
+            .position(|(p, r)| p.name == name && matches!(r, Role::Transformer(_)));
+        let Some(live) = live else {
+            return (format!("error: no transformer named `{name}`"), None);
+        };
+        let Role::Transformer(slot) = self.plugins[live].1 else {
+            unreachable!("matched above")
+        };
+        let Some(shadow) = (self.plugins.iter()).position(|(_, r)| *r == Role::Shadow(slot)) else {
+            return (
+                format!("error: `{name}` has no shadow candidate to promote"),
+                None,
+            );
+        };
+        let config = &self.plugins[shadow].0;
+        let loaded = admit(&self.engine, config, &self.trust, &self.state_dir)
+            .map_err(|e| e.to_string())
+            .and_then(|a| {
+                TransformerPlugin::load(&self.engine, &a.spec)
+                    .map(|p| (a, p))
+                    .map_err(|e| e.to_string())
+            });
+        let (admitted, plugin) = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                error!(plugin = %name, reason = %e, "Shadow candidate refused for promotion; the running version stays.");
+                return (
+                    format!("{name}: refused, keeping {}: {e}", self.versions[live]),
+                    None,
+                );
+            }
+        };
+        info!(plugin = %name, version = %admitted.version, "Shadow candidate promoted; swapping at the next transaction boundary.");
+        self.versions[live] = admitted.version.clone();
+        let _ = self.swaps.send(Swap {
+            plugin: Loaded::Transformer(slot, plugin),
+            version: admitted.version.clone(),
+            signer: admitted.signer,
+            promoted: true,
+        });
+        self.plugins.remove(shadow);
+        self.versions.remove(shadow);
+        (
+            format!("{name}: promoting shadow, swapping to {}", admitted.version),
+            Some(shadow),
+        )
     }
 }
 
@@ -501,17 +673,23 @@ pub fn admin_socket(state_dir: &Path) -> PathBuf {
 /// `state_dir`, over its admin socket, to load changed plugins; returns
 /// its answer, a line per plugin (see [`reload_failed`]).
 pub fn request_reload(state_dir: &Path) -> std::io::Result<String> {
+    request(state_dir, &Command::Reload)
+}
+
+/// Sends `command` over the admin socket of the pipeline or worker
+/// instance whose state directory is `state_dir`; returns its answer.
+pub fn request(state_dir: &Path, command: &Command) -> std::io::Result<String> {
     let stream = std::os::unix::net::UnixStream::connect(admin_socket(state_dir))?;
     // The reloader checks and compiles each new version before it answers.
     stream.set_read_timeout(Some(Duration::from_secs(130)))?;
-    (&stream).write_all(b"reload\n")?;
+    (&stream).write_all(format!("{}\n", command.line()).as_bytes())?;
     let mut answer = String::new();
     BufReader::new(&stream).read_to_string(&mut answer)?;
     Ok(answer.trim_end().to_owned())
 }
 
-/// Whether a reload answer says a new version was refused or failed to
-/// load, or the reloader could not be asked.
+/// Whether a reload or promote answer says a new version was refused or
+/// failed to load, or the reloader could not be asked.
 pub fn reload_failed(answer: &str) -> bool {
     answer.lines().any(|l| {
         l.starts_with("error:")
@@ -551,17 +729,20 @@ pub fn serve_admin(
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
-                let answer = match line.trim() {
-                    "reload" => {
+                let answer = match Command::parse(line.trim()) {
+                    Some(command) => {
                         let (reply, wait) = mpsc::channel();
-                        if requests.send(ReloadRequest { reply }).is_err() {
+                        if requests.send(ReloadRequest { command, reply }).is_err() {
                             "error: the pipeline is stopping".to_owned()
                         } else {
                             wait.recv_timeout(Duration::from_secs(120))
                                 .unwrap_or_else(|_| "error: no answer from the reloader".into())
                         }
                     }
-                    other => format!("error: unknown command `{other}`; try `reload`"),
+                    None => format!(
+                        "error: unknown command `{}`; try `reload` or `promote PLUGIN`",
+                        line.trim()
+                    ),
                 };
                 let mut stream = &stream;
                 let _ = writeln!(stream, "{answer}");

@@ -19,6 +19,7 @@ mod convert;
 mod engine;
 mod error;
 mod host;
+pub mod index;
 mod inspect;
 mod limits;
 mod plugin;

@@ -131,15 +131,20 @@ pub fn sign(bundle_path: &Path, key_path: &Path) -> anyhow::Result<ExitCode> {
 
 /// `weir plugin verify BUNDLE [--trusted-key K]...`: prints signer, digest
 /// and capabilities, or why the bundle is not to be trusted (exit 1).
-pub fn verify(bundle_path: &Path, trusted: &[String]) -> anyhow::Result<ExitCode> {
-    let bundle = Bundle::read(bundle_path)?;
-    let keys = trusted
+/// Public keys given as `ed25519:...` or as the path of a `.pub` file.
+pub fn trusted_keys(trusted: &[String]) -> anyhow::Result<Vec<PublicKey>> {
+    Ok(trusted
         .iter()
         .map(|k| match std::fs::read_to_string(k) {
             Ok(text) => PublicKey::parse(&text),
             Err(_) => PublicKey::parse(k),
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn verify(bundle_path: &Path, trusted: &[String]) -> anyhow::Result<ExitCode> {
+    let bundle = Bundle::read(bundle_path)?;
+    let keys = trusted_keys(trusted)?;
     let result = if keys.is_empty() {
         bundle.verify().and_then(|signer| match signer {
             Some(key) => Ok(Some(key)),

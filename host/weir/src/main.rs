@@ -4,10 +4,13 @@ mod admin_client;
 mod bundle_cmd;
 #[cfg(feature = "demo")]
 mod demo;
+mod diff_cmd;
+mod index_cmd;
 mod logs;
 mod new_cmd;
 mod plugin_cmd;
 mod run_cmd;
+mod rust_sdk;
 mod status_cmd;
 mod worker_cmd;
 

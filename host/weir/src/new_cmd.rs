@@ -1,20 +1,17 @@
-//! `weir plugin new --lang rust|python|js DIR`: a working transformer
-//! plugin project with a passing test and fixtures for `weir plugin test`
-//! and bundles. Python and JavaScript projects get their own copy of the
-//! SDK this weir was built with, so they need nothing but the
-//! componentizer to build.
+//! `weir plugin new DIR --lang rust|python|js|c --world
+//! transformer|router|resolver`: a working plugin project with a passing
+//! test and fixtures for `weir plugin test` and bundles. The projects are
+//! made from `host/weir/templates/` (`@@NAME@@`-style placeholders).
+//! Python, JavaScript and C projects get their own copy of the SDK this
+//! weir was built with, so they need nothing but the componentizer (or
+//! clang) to build.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use weir_plugin::World;
 use weir_plugin_build::guest::{COMPONENTIZE_JS, COMPONENTIZE_PY, Lang};
-
-/// Where the SDK lives: this checkout's `sdk/rust` (the SDK is not
-/// published to a registry yet).
-fn sdk_path() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/rust")
-}
 
 /// The Python SDK (`sdk/python/weir_plugin`), file by file.
 const PYTHON_SDK: &[(&str, &str)] = &[
@@ -47,24 +44,192 @@ const PYTHON_SDK: &[(&str, &str)] = &[
 /// The JavaScript SDK (`sdk/js/weir-plugin.js`).
 const JS_SDK: &str = include_str!("../../../sdk/js/weir-plugin.js");
 
-/// Every scaffold's fixtures: upper-case the `name` column.
-const FIXTURES: [(&str, &str); 3] = [
-    ("fixtures/config.json", "{\"column\": \"name\"}\n"),
+/// The C SDK (`sdk/c`), file by file.
+const C_SDK: &[(&str, &str)] = &[
     (
-        "fixtures/input.jsonl",
-        r#"{"op":"c","source":{"schema":"public","table":"customers"},"key":{"id":1},"after":{"id":1,"name":"ada","city":"london"}}
-"#,
+        "weir_plugin.h",
+        include_str!("../../../sdk/c/weir_plugin.h"),
     ),
     (
-        "fixtures/expected.jsonl",
-        r#"{"op":"c","after":{"id":1,"name":"ADA","city":"london"}}
-"#,
+        "weir_plugin.c",
+        include_str!("../../../sdk/c/weir_plugin.c"),
     ),
+    ("weir_json.h", include_str!("../../../sdk/c/weir_json.h")),
+    ("weir_json.c", include_str!("../../../sdk/c/weir_json.c")),
 ];
 
-pub fn new(dir: &Path, lang: &str) -> anyhow::Result<ExitCode> {
+/// A template file: where it goes in the project (placeholders allowed)
+/// and its text.
+type Template = (&'static str, &'static str);
+
+macro_rules! template {
+    ($dest:expr, $file:literal) => {
+        ($dest, include_str!(concat!("../templates/", $file)))
+    };
+}
+
+/// Each world's fixtures, the same in every language.
+fn fixtures(world: World) -> [Template; 3] {
+    match world {
+        World::Transformer => [
+            template!("fixtures/config.json", "fixtures/transformer/config.json"),
+            template!("fixtures/input.jsonl", "fixtures/transformer/input.jsonl"),
+            template!(
+                "fixtures/expected.jsonl",
+                "fixtures/transformer/expected.jsonl"
+            ),
+        ],
+        World::Router => [
+            template!("fixtures/config.json", "fixtures/router/config.json"),
+            template!("fixtures/input.jsonl", "fixtures/router/input.jsonl"),
+            template!("fixtures/expected.jsonl", "fixtures/router/expected.jsonl"),
+        ],
+        World::Resolver => [
+            template!("fixtures/config.json", "fixtures/resolver/config.json"),
+            template!("fixtures/input.jsonl", "fixtures/resolver/input.jsonl"),
+            template!(
+                "fixtures/expected.jsonl",
+                "fixtures/resolver/expected.jsonl"
+            ),
+        ],
+    }
+}
+
+/// A language's templates for a world; `None` where its SDK does not
+/// cover the world.
+fn templates(lang: Lang, world: World) -> Option<Vec<Template>> {
+    use World::{Resolver, Router, Transformer};
+    Some(match (lang, world) {
+        (Lang::Rust, _) => vec![
+            template!("Cargo.toml", "rust/Cargo.toml"),
+            match world {
+                Transformer => template!("src/lib.rs", "rust/transformer.rs"),
+                Router => template!("src/lib.rs", "rust/router.rs"),
+                Resolver => template!("src/lib.rs", "rust/resolver.rs"),
+            },
+        ],
+        (Lang::Python, _) => {
+            let (logic, test) = match world {
+                Transformer => (
+                    template!("@@MODULE@@.py", "python/transformer.py"),
+                    template!("test_@@MODULE@@.py", "python/test_transformer.py"),
+                ),
+                Router => (
+                    template!("@@MODULE@@.py", "python/router.py"),
+                    template!("test_@@MODULE@@.py", "python/test_router.py"),
+                ),
+                Resolver => (
+                    template!("@@MODULE@@.py", "python/resolver.py"),
+                    template!("test_@@MODULE@@.py", "python/test_resolver.py"),
+                ),
+            };
+            vec![
+                template!("pyproject.toml", "python/pyproject.toml"),
+                template!("app.py", "python/app.py"),
+                logic,
+                test,
+                (".gitignore", "target/\n__pycache__/\n"),
+            ]
+        }
+        (Lang::Js, _) => {
+            let (logic, test) = match world {
+                Transformer => (
+                    template!("@@NAME@@.js", "js/transformer.js"),
+                    template!("test/@@NAME@@.test.js", "js/transformer.test.js"),
+                ),
+                Router => (
+                    template!("@@NAME@@.js", "js/router.js"),
+                    template!("test/@@NAME@@.test.js", "js/router.test.js"),
+                ),
+                Resolver => (
+                    template!("@@NAME@@.js", "js/resolver.js"),
+                    template!("test/@@NAME@@.test.js", "js/resolver.test.js"),
+                ),
+            };
+            vec![
+                template!("package.json", "js/package.json"),
+                template!("plugin.js", "js/plugin.js"),
+                logic,
+                test,
+                ("weir-plugin.js", JS_SDK),
+                (".gitignore", "target/\nnode_modules/\n"),
+            ]
+        }
+        (Lang::C, Transformer) => vec![
+            template!("weir-plugin.toml", "c/weir-plugin.toml"),
+            template!("@@MODULE@@.c", "c/transformer.c"),
+            (".gitignore", "target/\n"),
+        ],
+        (Lang::C, _) => return None,
+    })
+}
+
+/// What a language's project runs and how it is described: the README's
+/// first lines, the built component, a README note, and the next step.
+struct Steps {
+    first: Vec<String>,
+    component: String,
+    note: &'static str,
+    next: &'static str,
+}
+
+fn steps(lang: Lang, name: &str) -> Steps {
+    match lang {
+        Lang::Rust => Steps {
+            first: vec![
+                "cargo test                                   # the logic, natively".into(),
+            ],
+            component: format!(
+                "target/wasm32-wasip2/release/{}.wasm",
+                name.replace('-', "_")
+            ),
+            note: "`weir plugin build` compiles in a build cache shared by every Rust plugin \
+                   project (`$CARGO_TARGET_DIR` when set, else `~/.cache/weir/rust-target`), so \
+                   the SDK compiles once, and copies the component here. The SDK itself is \
+                   written once per version to `~/.local/share/weir/sdk/` (or `$WEIR_SDK_DIR`), \
+                   outside any checkout, so moving this project breaks nothing.",
+            next: "cargo test && weir plugin build .",
+        },
+        Lang::Python => Steps {
+            first: vec![
+                "python3 -m unittest                          # the logic, natively".into(),
+                format!("pip install {COMPONENTIZE_PY}         # once"),
+            ],
+            component: format!("target/weir/{name}.wasm"),
+            note: "`weir_plugin/` is the Weir Python SDK, copied here by `weir plugin new`.",
+            next: "python3 -m unittest && weir plugin build .",
+        },
+        Lang::Js => Steps {
+            first: vec![
+                "node --test                                  # the logic, natively".into(),
+                "npm install                                  # once: componentize-js".into(),
+            ],
+            component: format!("target/weir/{name}.wasm"),
+            note: "`weir-plugin.js` is the Weir JavaScript SDK, copied here by `weir plugin new`.",
+            next: "node --test && npm install && weir plugin build .",
+        },
+        Lang::C => Steps {
+            first: vec![
+                "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32   # once".into(),
+            ],
+            component: format!("target/weir/{name}.wasm"),
+            note: "`weir_plugin.[ch]` and `weir_json.[ch]` are the Weir C SDK, copied here by \
+                   `weir plugin new`. The fixtures are the test: `weir plugin test --expect` \
+                   checks the built component against them.",
+            next: "weir plugin build . && weir plugin test target/weir/*.wasm --config fixtures/config.json --input fixtures/input.jsonl --expect fixtures/expected.jsonl",
+        },
+    }
+}
+
+pub fn new(dir: &Path, lang: &str, world: &str) -> anyhow::Result<ExitCode> {
     let lang = Lang::parse(lang)
-        .with_context(|| format!("`--lang {lang}`: expected rust, python or js"))?;
+        .with_context(|| format!("`--lang {lang}`: expected rust, python, js or c"))?;
+    let world = match world {
+        "transformer" => World::Transformer,
+        "router" => World::Router,
+        "resolver" => World::Resolver,
+        other => bail!("`--world {other}`: expected transformer, router or resolver"),
+    };
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
@@ -83,17 +248,68 @@ pub fn new(dir: &Path, lang: &str) -> anyhow::Result<ExitCode> {
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
-    let (mut files, next) = match lang {
-        Lang::Rust => rust_files(name)?,
-        Lang::Python => python_files(name),
-        Lang::Js => js_files(name),
-        Lang::C => bail!(
-            "C plugins are not scaffolded; start from examples/plugins/c/pii-mask \
-             (docs/plugins.md, \"C\")"
-        ),
+    let Some(mut files) = templates(lang, world) else {
+        bail!(
+            "the C SDK (sdk/c) covers transformers only; write a {} in Rust, Python or \
+             JavaScript",
+            world.name()
+        );
     };
-    files.extend(FIXTURES.iter().map(|(f, t)| (f.to_string(), t.to_string())));
-    for (file, text) in &files {
+    files.extend(fixtures(world));
+    let (componentizer, componentizer_version) = COMPONENTIZE_JS
+        .rsplit_once('@')
+        .expect("the pin names a version");
+    let sdk = if lang == Lang::Rust {
+        crate::rust_sdk::install()?.display().to_string()
+    } else {
+        String::new()
+    };
+    let (export, call) = match (lang, world) {
+        (Lang::Python, World::Transformer) => ("export_transformer", ""),
+        (Lang::Python, World::Router) => ("export_router", ""),
+        (Lang::Python, World::Resolver) => ("export_resolver", ""),
+        (_, World::Transformer) => ("exportTransformer", "transform"),
+        (_, World::Router) => ("exportRouter", "route"),
+        (_, World::Resolver) => ("exportResolver", "resolve"),
+    };
+    let vars = [
+        ("@@NAME@@", name.to_owned()),
+        ("@@MODULE@@", name.replace('-', "_")),
+        ("@@TYPE@@", type_name(name)),
+        ("@@WORLD@@", world.name().to_owned()),
+        ("@@SDK@@", sdk),
+        ("@@EXPORT@@", export.to_owned()),
+        ("@@CALL@@", call.to_owned()),
+        ("@@COMPONENTIZER@@", componentizer.to_owned()),
+        (
+            "@@COMPONENTIZER_VERSION@@",
+            componentizer_version.to_owned(),
+        ),
+    ];
+    let fill = |text: &str| {
+        vars.iter()
+            .fold(text.to_owned(), |t, (from, to)| t.replace(from, to))
+    };
+    let steps = steps(lang, name);
+    let first: Vec<&str> = steps.first.iter().map(String::as_str).collect();
+    let mut written: Files = files
+        .iter()
+        .map(|(dest, text)| (fill(dest), fill(text)))
+        .collect();
+    written.push((
+        "README.md".into(),
+        readme(name, &first, &steps.component, steps.note),
+    ));
+    match lang {
+        Lang::Python => written.extend(
+            PYTHON_SDK
+                .iter()
+                .map(|(f, t)| (format!("weir_plugin/{f}"), t.to_string())),
+        ),
+        Lang::C => written.extend(C_SDK.iter().map(|(f, t)| (f.to_string(), t.to_string()))),
+        _ => {}
+    }
+    for (file, text) in &written {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -101,11 +317,12 @@ pub fn new(dir: &Path, lang: &str) -> anyhow::Result<ExitCode> {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!(
-        "created {} (a {} transformer plugin)",
+        "created {} (a {} {} plugin)",
         dir.display(),
-        lang.name()
+        lang.name(),
+        world.name()
     );
-    println!("next: cd {} && {next}", dir.display());
+    println!("next: cd {} && {}", dir.display(), steps.next);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -146,354 +363,6 @@ fn type_name(name: &str) -> String {
                 .unwrap_or_default()
         })
         .collect()
-}
-
-/// A Python project: the logic in `<module>.py` (natively testable), the
-/// component's entry in `app.py`, and a copy of the SDK.
-fn python_files(name: &str) -> (Files, &'static str) {
-    let module = name.replace('-', "_");
-    let class = type_name(name);
-    let mut files: Files = vec![
-        (
-            "pyproject.toml".into(),
-            format!(
-                r#"[project]
-name = "{name}"
-version = "0.1.0"
-requires-python = ">=3.11"
-
-# What `weir plugin build` needs: the world and the module defining WitWorld.
-[tool.weir]
-world = "transformer"
-module = "app"
-"#
-            ),
-        ),
-        (
-            "app.py".into(),
-            format!(
-                r#""""The component's entry point (`weir plugin build` builds from here)."""
-
-import weir_plugin
-from {module} import {class}
-
-WitWorld = weir_plugin.export_transformer({class})
-"#
-            ),
-        ),
-        (
-            format!("{module}.py"),
-            format!(
-                r#""""{name}: upper-cases one text column of every event's after image.
-
-Config: {{"column": "name"}}.
-"""
-
-from weir_plugin import KEEP
-
-
-class {class}:
-    def __init__(self, config):
-        unknown = set(config) - {{"column"}}
-        if unknown:
-            raise ValueError("invalid plugin config: unknown field(s) %s" % ", ".join(sorted(unknown)))
-        column = config.get("column")
-        if not isinstance(column, str) or not column:
-            raise ValueError("invalid plugin config: `column` must name a column")
-        self.column = column
-
-    def transform(self, event):
-        text = event.after.get(self.column) if event.after else None
-        if type(text) is str:
-            event.set_after(self.column, text.upper())
-        return KEEP
-"#
-            ),
-        ),
-        (
-            format!("test_{module}.py"),
-            format!(
-                r#""""Runs natively: python3 -m unittest"""
-
-import unittest
-
-from weir_plugin import testing
-
-from {module} import {class}
-
-
-class Test{class}(unittest.TestCase):
-    def test_upper_cases_the_configured_column_only(self):
-        plugin = {class}({{"column": "name"}})
-        event = testing.event(
-            table="customers",
-            key={{"id": 1}},
-            after={{"id": 1, "name": "ada", "city": "london"}},
-        )
-        [[out]] = testing.transform(plugin, [event])
-        self.assertEqual(out["after"], {{"id": 1, "name": "ADA", "city": "london"}})
-
-    def test_a_bad_config_is_refused(self):
-        with self.assertRaises(ValueError):
-            {class}({{"colum": "x"}})
-
-
-if __name__ == "__main__":
-    unittest.main()
-"#
-            ),
-        ),
-        (".gitignore".into(), "target/\n__pycache__/\n".into()),
-        (
-            "README.md".into(),
-            readme(
-                name,
-                &[
-                    "python3 -m unittest                          # the logic, natively",
-                    &format!("pip install {COMPONENTIZE_PY}         # once"),
-                ],
-                &format!("target/weir/{name}.wasm"),
-                "`weir_plugin/` is the Weir Python SDK, copied here by `weir plugin new`.",
-            ),
-        ),
-    ];
-    files.extend(
-        PYTHON_SDK
-            .iter()
-            .map(|(f, t)| (format!("weir_plugin/{f}"), t.to_string())),
-    );
-    (files, "python3 -m unittest && weir plugin build .")
-}
-
-/// A JavaScript project: the logic in `<name>.js` (natively testable),
-/// the component's entry in `plugin.js`, and a copy of the SDK.
-fn js_files(name: &str) -> (Files, &'static str) {
-    let class = type_name(name);
-    let (tool, version) = COMPONENTIZE_JS
-        .rsplit_once('@')
-        .expect("the pin names a version");
-    let files: Files = vec![
-        (
-            "package.json".into(),
-            format!(
-                r#"{{
-  "name": "{name}",
-  "version": "0.1.0",
-  "type": "module",
-  "main": "plugin.js",
-  "private": true,
-  "scripts": {{
-    "test": "node --test"
-  }},
-  "weir": {{
-    "world": "transformer"
-  }},
-  "devDependencies": {{
-    "{tool}": "{version}"
-  }}
-}}
-"#
-            ),
-        ),
-        (
-            "plugin.js".into(),
-            format!(
-                r#"// The component's entry module (`weir plugin build` builds from here).
-import * as host from 'weir:plugin/host@0.1.0';
-import {{ exportTransformer }} from './weir-plugin.js';
-import {{ {class} }} from './{name}.js';
-
-export const {{ init, transform }} = exportTransformer({class}, host);
-"#
-            ),
-        ),
-        (
-            format!("{name}.js"),
-            format!(
-                r#"// {name}: upper-cases one text column of every event's after image.
-// Config: {{"column": "name"}}.
-import {{ KEEP }} from './weir-plugin.js';
-
-export class {class} {{
-  constructor(config) {{
-    const unknown = Object.keys(config).filter((k) => k !== 'column');
-    if (unknown.length) throw new Error(`invalid plugin config: unknown field(s) ${{unknown.join(', ')}}`);
-    if (typeof config.column !== 'string' || !config.column) {{
-      throw new Error('invalid plugin config: `column` must name a column');
-    }}
-    this.column = config.column;
-  }}
-
-  transform(event) {{
-    const text = event.after?.get(this.column);
-    if (typeof text === 'string') event.setAfter(this.column, text.toUpperCase());
-    return KEEP;
-  }}
-}}
-"#
-            ),
-        ),
-        (
-            format!("test/{name}.test.js"),
-            format!(
-                r#"// Runs natively: node --test
-import {{ test }} from 'node:test';
-import assert from 'node:assert/strict';
-
-import {{ makeEvent, runTransform }} from '../weir-plugin.js';
-import {{ {class} }} from '../{name}.js';
-
-test('upper-cases the configured column only', () => {{
-  const plugin = new {class}({{ column: 'name' }});
-  const event = makeEvent({{ table: 'customers', key: {{ id: 1n }}, after: {{ id: 1n, name: 'ada', city: 'london' }} }});
-  const [[out]] = runTransform(plugin, [event]);
-  assert.deepEqual(out.after, {{ id: 1n, name: 'ADA', city: 'london' }});
-}});
-
-test('a bad config is refused', () => {{
-  assert.throws(() => new {class}({{ colum: 'x' }}));
-}});
-"#
-            ),
-        ),
-        ("weir-plugin.js".into(), JS_SDK.to_owned()),
-        (".gitignore".into(), "target/\nnode_modules/\n".into()),
-        (
-            "README.md".into(),
-            readme(
-                name,
-                &[
-                    "node --test                                  # the logic, natively",
-                    "npm install                                  # once: componentize-js",
-                ],
-                &format!("target/weir/{name}.wasm"),
-                "`weir-plugin.js` is the Weir JavaScript SDK, copied here by `weir plugin new`.",
-            ),
-        ),
-    ];
-    (files, "node --test && npm install && weir plugin build .")
-}
-
-/// A Rust crate depending on this checkout's SDK.
-fn rust_files(name: &str) -> anyhow::Result<(Files, &'static str)> {
-    let sdk = std::path::absolute(sdk_path())?;
-    let sdk = sdk.canonicalize().unwrap_or(sdk);
-    let type_name = type_name(name);
-    let files: [(&str, String); 3] = [
-        (
-            "Cargo.toml",
-            format!(
-                r#"[package]
-name = "{name}"
-version = "0.1.0"
-edition = "2024"
-
-[lib]
-crate-type = ["cdylib", "rlib"]
-
-[dependencies]
-weir-plugin-sdk = {{ path = "{sdk}" }}
-serde = {{ version = "1", features = ["derive"] }}
-
-# A plugin is its own workspace, even inside another one.
-[workspace]
-"#,
-                sdk = sdk.display()
-            ),
-        ),
-        (
-            "src/lib.rs",
-            format!(
-                r##"//! {name}: upper-cases one text column of every event's after image.
-//!
-//! Config: {{"column": "name"}}.
-
-use serde::Deserialize;
-use weir_plugin_sdk::{{Config, Event, Outcome, Transformer, Value}};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {{
-    column: String,
-}}
-
-pub struct {type_name} {{
-    column: String,
-}}
-
-impl Transformer for {type_name} {{
-    fn new(config: Config) -> Result<Self, String> {{
-        let settings: Settings = config.parse()?;
-        Ok({type_name} {{
-            column: settings.column,
-        }})
-    }}
-
-    fn transform(&mut self, event: &mut Event<'_>) -> Outcome {{
-        if let Some(text) = event.after_text(&self.column) {{
-            let upper = text.to_uppercase();
-            event.set_after(&self.column, Value::Text(upper));
-        }}
-        Outcome::Keep
-    }}
-}}
-
-weir_plugin_sdk::export_transformer!({type_name});
-
-#[cfg(test)]
-mod tests {{
-    use super::*;
-    use weir_plugin_sdk::testing::{{new_plugin, transform}};
-    use weir_plugin_sdk::{{ChangeEvent, Column, Op, SourceInfo}};
-
-    #[test]
-    fn upper_cases_the_configured_column_only() {{
-        let mut plugin: {type_name} = new_plugin(r#"{{"column": "name"}}"#).unwrap();
-        let event = ChangeEvent {{
-            op: Op::Create,
-            source: SourceInfo {{
-                table: "customers".into(),
-                ..SourceInfo::default()
-            }},
-            key: vec![Column::new("id", Value::Int(1))],
-            before: None,
-            after: Some(vec![
-                Column::new("id", Value::Int(1)),
-                Column::new("name", Value::Text("ada".into())),
-                Column::new("city", Value::Text("london".into())),
-            ]),
-        }};
-        let out = transform(&mut plugin, &[event]).remove(0).unwrap();
-        let after = out[0].after.as_ref().unwrap();
-        assert_eq!(after[1].value, Value::Text("ADA".into()));
-        assert_eq!(after[2].value, Value::Text("london".into()));
-    }}
-
-    #[test]
-    fn a_bad_config_is_refused() {{
-        assert!(new_plugin::<{type_name}>(r#"{{"colum": "x"}}"#).is_err());
-    }}
-}}
-"##
-            ),
-        ),
-        (
-            "README.md",
-            readme(
-                name,
-                &["cargo test                                   # the logic, natively"],
-                &format!(
-                    "target/wasm32-wasip2/release/{}.wasm",
-                    name.replace('-', "_")
-                ),
-                "",
-            ),
-        ),
-    ];
-    Ok((
-        files.into_iter().map(|(f, t)| (f.to_owned(), t)).collect(),
-        "cargo test && weir plugin build .",
-    ))
 }
 
 #[cfg(test)]

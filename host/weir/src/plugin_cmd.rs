@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use weir_core::envelope;
+use weir_pipeline::reload::Command;
 use weir_plugin::{
     Capability, EngineOptions, PluginEngine, PluginLimits, PluginSpec, ResolverPlugin,
     RouterPlugin, TransformerPlugin, World,
@@ -36,8 +37,13 @@ pub enum PluginCommand {
         /// The project's directory; its name is the plugin's name.
         dir: PathBuf,
         /// The plugin's language.
-        #[arg(long, default_value = "rust", value_parser = ["rust", "python", "js"])]
+        #[arg(long, default_value = "rust", value_parser = ["rust", "python", "js", "c"])]
         lang: String,
+        /// What the plugin is: a transformer (events in, events out), a
+        /// router (names each event's destinations) or a resolver (settles
+        /// active-active conflicts). C covers transformers only.
+        #[arg(long, default_value = "transformer", value_parser = ["transformer", "router", "resolver"])]
+        world: String,
     },
     /// Make a signing key pair: PREFIX.key (secret) and PREFIX.pub.
     Keygen {
@@ -76,6 +82,37 @@ pub enum PluginCommand {
         #[arg(long)]
         instance: Option<String>,
     },
+    /// Swap a transformer's shadow candidate (`shadow = ...`) in at the
+    /// next transaction boundary, on probation, in a running pipeline
+    /// (through its admin API when the file has `[admin]`, else the admin
+    /// socket in its state directory).
+    Promote {
+        /// The transformer's name in the pipeline.
+        plugin: String,
+        /// The running pipeline's (or worker's) TOML file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// For a worker: the instance (default: the host name).
+        #[arg(long)]
+        instance: Option<String>,
+    },
+    /// Run two versions of a transformer over the same events and print
+    /// where their outputs differ. Exit 0 if they agree on every event, 1
+    /// if not.
+    Diff(crate::diff_cmd::DiffArgs),
+    /// Add a signed bundle to a plugin index: a directory any web server
+    /// can serve (`index.json` and the bundles).
+    Publish(crate::index_cmd::PublishArgs),
+    /// Mark a published version yanked: installs skip it, pipelines that
+    /// pinned it keep it.
+    Yank(crate::index_cmd::YankArgs),
+    /// List the plugins of an index, newest version of each.
+    Search(crate::index_cmd::SearchArgs),
+    /// Fetch a plugin from an index, check its signature against the
+    /// trusted keys and its digest against the index, and place it in the
+    /// local plugin store, where pipelines name it by `plugin =
+    /// "NAME@REQ"`.
+    Install(crate::index_cmd::InstallArgs),
     /// Build a plugin project into a component: a Rust crate (cargo,
     /// wasm32-wasip2), a Python project (componentize-py), a JavaScript
     /// project (componentize-js) or a C project (clang, wasm32-wasi).
@@ -120,7 +157,7 @@ pub struct TestArgs {
     grants: Vec<Capability>,
 }
 
-fn parse_capability(s: &str) -> Result<Capability, String> {
+pub(crate) fn parse_capability(s: &str) -> Result<Capability, String> {
     Capability::parse(s).ok_or_else(|| {
         format!("unknown capability {s:?}; expected one of clock, random, filesystem, network")
     })
@@ -131,8 +168,20 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Inspect { file, json } => inspect(&file, json),
         PluginCommand::Test(args) => test(args),
         PluginCommand::Build { dir, debug } => build(&dir, !debug),
-        PluginCommand::Reload { config, instance } => reload(&config, instance.as_deref()),
-        PluginCommand::New { dir, lang } => crate::new_cmd::new(&dir, &lang),
+        PluginCommand::Reload { config, instance } => {
+            ask(&config, instance.as_deref(), Command::Reload)
+        }
+        PluginCommand::Promote {
+            plugin,
+            config,
+            instance,
+        } => ask(&config, instance.as_deref(), Command::Promote(plugin)),
+        PluginCommand::Diff(args) => crate::diff_cmd::diff(args),
+        PluginCommand::Publish(args) => crate::index_cmd::publish(args),
+        PluginCommand::Yank(args) => crate::index_cmd::yank(args),
+        PluginCommand::Search(args) => crate::index_cmd::search(args),
+        PluginCommand::Install(args) => crate::index_cmd::install(args),
+        PluginCommand::New { dir, lang, world } => crate::new_cmd::new(&dir, &lang, &world),
         PluginCommand::Keygen { prefix } => crate::bundle_cmd::keygen(&prefix),
         PluginCommand::Pack(args) => crate::bundle_cmd::pack(&engine()?, args),
         PluginCommand::Sign { bundle, key } => crate::bundle_cmd::sign(&bundle, &key),
@@ -143,11 +192,11 @@ pub fn run(cmd: PluginCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn engine() -> anyhow::Result<PluginEngine> {
+pub(crate) fn engine() -> anyhow::Result<PluginEngine> {
     PluginEngine::new(EngineOptions::default()).map_err(anyhow::Error::msg)
 }
 
-fn plugin_name(file: &Path) -> String {
+pub(crate) fn plugin_name(file: &Path) -> String {
     file.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".to_owned())
@@ -203,7 +252,7 @@ fn inspect(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads a plugin config file: JSON, or TOML if the name ends in `.toml`.
-fn read_config(path: Option<&Path>) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn read_config(path: Option<&Path>) -> anyhow::Result<serde_json::Value> {
     let Some(path) = path else {
         return Ok(json!({}));
     };
@@ -219,7 +268,7 @@ fn read_config(path: Option<&Path>) -> anyhow::Result<serde_json::Value> {
     }
 }
 
-fn read_input(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
+pub(crate) fn read_input(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
     let text = if path == Path::new("-") {
         std::io::read_to_string(std::io::stdin().lock())
     } else {
@@ -443,13 +492,35 @@ fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
             weir_plugin_build::TARGET,
             if release { "release" } else { "debug" }
         );
-        weir_plugin_build::build(&weir_plugin_build::BuildRequest {
+        // A project that is its own workspace (as `weir plugin new` makes
+        // them) builds in a cache shared by every such project, so the
+        // SDK and its dependencies compile once; its component is copied
+        // to where cargo would have put it.
+        let shared = is_own_workspace(&manifest)
+            .then(shared_rust_target)
+            .flatten();
+        let mut built = weir_plugin_build::build(&weir_plugin_build::BuildRequest {
             manifest,
             packages: Vec::new(),
-            target_dir: None,
+            target_dir: shared.clone(),
             release,
         })
-        .map_err(anyhow::Error::msg)?
+        .map_err(anyhow::Error::msg)?;
+        if shared.is_some() {
+            let out = dir
+                .join("target")
+                .join(weir_plugin_build::TARGET)
+                .join(if release { "release" } else { "debug" });
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            for b in &mut built {
+                let dest = out.join(b.wasm.file_name().expect("a built file has a name"));
+                std::fs::copy(&b.wasm, &dest)
+                    .with_context(|| format!("cannot copy the component to {}", dest.display()))?;
+                b.wasm = dest;
+            }
+        }
+        built
     } else {
         let project = GuestProject::read(dir, lang).map_err(anyhow::Error::msg)?;
         eprintln!(
@@ -483,19 +554,43 @@ fn build(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `weir plugin reload --config FILE [--instance NAME]`: a pipeline's file,
-/// or a worker's (then the instance on this machine). A pipeline with an
-/// `[admin]` API is asked through it (`POST /v1/reload`, with the admin
+/// Whether the crate's `Cargo.toml` makes it a workspace of its own.
+fn is_own_workspace(manifest: &Path) -> bool {
+    std::fs::read_to_string(manifest)
+        .is_ok_and(|text| text.lines().any(|l| l.trim() == "[workspace]"))
+}
+
+/// The build cache Rust plugin projects share: `$CARGO_TARGET_DIR` when
+/// set, else `$XDG_CACHE_HOME/weir/rust-target`, else
+/// `~/.cache/weir/rust-target`.
+fn shared_rust_target() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = var("CARGO_TARGET_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let cache = var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    Some(cache.join("weir/rust-target"))
+}
+
+/// `weir plugin reload` and `weir plugin promote`, with `--config FILE
+/// [--instance NAME]`: a pipeline's file, or a worker's (then the instance
+/// on this machine). A pipeline with an `[admin]` API is asked through it
+/// (`POST /v1/reload` or `/v1/plugins/{name}/promote`, with the admin
 /// token); otherwise, and for workers, through the admin socket in the
 /// state directory.
-fn reload(config: &Path, instance: Option<&str>) -> anyhow::Result<ExitCode> {
+fn ask(config: &Path, instance: Option<&str>, command: Command) -> anyhow::Result<ExitCode> {
     use weir_pipeline::config::ConfigFile;
     let (what, state_dir) =
         match ConfigFile::from_file(config).map_err(|e| anyhow::anyhow!("{e}"))? {
             ConfigFile::Pipeline(pipeline) => {
                 if let Some(admin) = &pipeline.admin {
                     let client = crate::admin_client::AdminClient::new(admin, config, true)?;
-                    let reply = client.post("/v1/reload")?;
+                    let reply = client.post(&match &command {
+                        Command::Reload => "/v1/reload".to_owned(),
+                        Command::Promote(name) => format!("/v1/plugins/{name}/promote"),
+                    })?;
                     let answer = reply["result"]
                         .as_str()
                         .or(reply["error"].as_str())
@@ -520,7 +615,7 @@ fn reload(config: &Path, instance: Option<&str>) -> anyhow::Result<ExitCode> {
                 )
             }
         };
-    let answer = weir_pipeline::reload::request_reload(&state_dir).with_context(|| {
+    let answer = weir_pipeline::reload::request(&state_dir, &command).with_context(|| {
         format!(
             "cannot reach {what} at {}; is it running?",
             weir_pipeline::reload::admin_socket(&state_dir).display()

@@ -64,33 +64,37 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     };
     let engine = PluginEngine::new(EngineOptions::default()).map_err(anyhow::Error::msg)?;
     let mut errors = Vec::new();
+    let shadows: Vec<_> = (setup.plugins.iter().enumerate())
+        .filter_map(|(i, p)| Some((format!("plugins[{i}].shadow"), p.shadow()?)))
+        .collect();
     let plugins = (setup.plugins.iter().enumerate())
-        .map(|(i, p)| (format!("plugins[{i}]"), p, World::Transformer))
+        .map(|(i, p)| (format!("plugins[{i}].path"), p, World::Transformer))
+        .chain((shadows.iter()).map(|(field, p)| (field.clone(), p, World::Transformer)))
         .chain(
             setup
                 .router
                 .plugin
                 .iter()
-                .map(|p| ("router.plugin".to_owned(), p, World::Router)),
+                .map(|p| ("router.plugin.path".to_owned(), p, World::Router)),
         );
     let scratch = std::env::temp_dir().join(format!("weir-validate-{}", std::process::id()));
     for (field, plugin, world) in plugins {
         let spec = match weir_pipeline::admission::admit(&engine, plugin, setup.trust, &scratch) {
             Ok(admitted) => admitted.spec,
             Err(e) => {
-                errors.push(format!("{field}.path: {e}"));
+                errors.push(format!("{field}: {e}"));
                 continue;
             }
         };
         match engine.inspect(&plugin.name, &spec.path) {
             Ok(info) if info.world == Some(world) => {}
             Ok(info) => errors.push(format!(
-                "{field}.path: `{}` is {}, but this place needs a {world} plugin",
+                "{field}: `{}` is {}, but this place needs a {world} plugin",
                 plugin.path.display(),
                 info.world
                     .map_or("not a Weir plugin".to_owned(), |w| format!("a {w} plugin")),
             )),
-            Err(e) => errors.push(format!("{field}.path: {e}")),
+            Err(e) => errors.push(format!("{field}: {e}")),
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);

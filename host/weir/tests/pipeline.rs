@@ -123,7 +123,7 @@ database = "db"
 
     /// Waits until weir has created its replication slot, so that later
     /// changes belong to the stream, not the snapshot.
-    fn wait_for_slot(&self) {
+    pub(crate) fn wait_for_slot(&self) {
         wait_until(
             "the replication slot",
             Duration::from_secs(60),
@@ -770,7 +770,7 @@ fn an_unreachable_database_is_retried_with_a_clear_message_until_stopped() {
 }
 
 /// Writes `component` as a bundle of version `version` signed by `key`.
-fn bundle_as(
+pub(crate) fn bundle_as(
     name: &str,
     world: &str,
     component: &str,

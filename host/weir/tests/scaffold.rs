@@ -1,6 +1,8 @@
-//! `weir plugin new --lang rust|python|js`: the project it makes passes its
-//! own tests natively, builds to a component with `weir plugin build`, and
-//! reproduces its fixtures through `weir plugin test`.
+//! `weir plugin new --lang rust|python|js|c --world
+//! transformer|router|resolver`: every project it makes passes its own
+//! tests natively (where the language has native tests), builds to a
+//! component with `weir plugin build`, and reproduces its fixtures through
+//! `weir plugin test --expect`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,19 +11,41 @@ use serde_json::Value as Json;
 
 use crate::{succeeds, weir};
 
-/// Scaffolds `lang` into a fresh directory; returns the project.
-fn scaffold(lang: &str, name: &str) -> (PathBuf, PathBuf) {
+const WORLDS: [&str; 3] = ["transformer", "router", "resolver"];
+
+/// A scratch directory for one language's projects.
+fn base(lang: &str) -> PathBuf {
     let base = std::env::temp_dir().join(format!("weir-scaffold-{lang}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
+    base
+}
+
+/// `weir plugin new` with the build cache and the Rust SDK inside this
+/// checkout's `target/`.
+fn weir_here() -> Command {
+    let target = weir_tests::repo_root().join("target");
+    let mut cmd = weir();
+    cmd.env("CARGO_TARGET_DIR", target.join("scaffold"))
+        .env("WEIR_SDK_DIR", target.join("weir-test-sdk"));
+    cmd
+}
+
+/// Scaffolds `lang` `world` as `name` under `base`; returns the project.
+fn scaffold(base: &Path, lang: &str, world: &str, name: &str) -> PathBuf {
     let dir = base.join(name);
-    succeeds(weir().args(["plugin", "new", "--lang", lang]).arg(&dir));
-    (base, dir)
+    let out = succeeds(
+        weir_here()
+            .args(["plugin", "new", "--lang", lang, "--world", world])
+            .arg(&dir),
+    );
+    assert!(out.contains(&format!("a {lang} {world} plugin")), "{out}");
+    dir
 }
 
 /// Builds the project and checks its component against its fixtures.
 fn builds_and_matches_fixtures(dir: &Path, component: &Path) {
-    succeeds(weir().args(["plugin", "build"]).arg(dir));
+    succeeds(weir_here().args(["plugin", "build"]).arg(dir));
     let out = weir()
         .args(["plugin", "test"])
         .arg(component)
@@ -34,14 +58,14 @@ fn builds_and_matches_fixtures(dir: &Path, component: &Path) {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert!(out.status.success(), "{}: {stderr}", dir.display());
     // As the README says: the output is checked against the fixtures.
     assert!(stderr.contains("output lines match"), "{stderr}");
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(
-        std::fs::read_to_string(dir.join("README.md"))
-            .unwrap()
-            .contains("cargo install --path host/weir"),
-        "the README says where `weir` comes from"
+        readme.contains("cargo install --path host/weir")
+            && readme.contains(&component.strip_prefix(dir).unwrap().display().to_string()),
+        "the README says where `weir` comes from and what the build makes: {readme}"
     );
     let parse = |text: &str| -> Vec<Json> {
         text.lines()
@@ -58,47 +82,94 @@ fn builds_and_matches_fixtures(dir: &Path, component: &Path) {
 }
 
 #[test]
-fn a_new_rust_plugin_tests_builds_and_matches_its_fixtures() {
-    let (base, dir) = scaffold("rust", "shout-names");
-    let target = weir_tests::repo_root().join("target").join("scaffold");
-    let text = succeeds(
-        Command::new("cargo")
-            .arg("test")
-            .current_dir(&dir)
-            .env("CARGO_TARGET_DIR", &target),
-    );
-    assert!(text.contains("2 passed"), "{text}");
-    builds_and_matches_fixtures(
-        &dir,
-        &dir.join("target/wasm32-wasip2/release/shout_names.wasm"),
+fn new_rust_plugins_of_every_world_test_build_and_match_their_fixtures() {
+    let base = base("rust");
+    for world in WORLDS {
+        let name = format!("my-{world}");
+        let dir = scaffold(&base, "rust", world, &name);
+        // The SDK is named by a path outside the checkout's sources.
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("target/weir-test-sdk/0.1.0-"),
+            "{manifest}"
+        );
+        let text = succeeds(Command::new("cargo").arg("test").current_dir(&dir).env(
+            "CARGO_TARGET_DIR",
+            weir_tests::repo_root().join("target/scaffold"),
+        ));
+        assert!(text.contains("2 passed"), "{text}");
+        builds_and_matches_fixtures(
+            &dir,
+            &dir.join(format!(
+                "target/wasm32-wasip2/release/{}.wasm",
+                name.replace('-', "_")
+            )),
+        );
+    }
+    // Moved elsewhere, a project still builds: nothing points into it.
+    let moved = base.join("moved");
+    std::fs::create_dir_all(&moved).unwrap();
+    std::fs::rename(base.join("my-router"), moved.join("my-router")).unwrap();
+    succeeds(
+        weir_here()
+            .args(["plugin", "build"])
+            .arg(moved.join("my-router")),
     );
     let _ = std::fs::remove_dir_all(&base);
 }
 
 #[test]
-fn a_new_python_plugin_tests_builds_and_matches_its_fixtures() {
-    let (base, dir) = scaffold("python", "shout-names");
-    let text = succeeds(
-        Command::new("python3")
-            .args(["-m", "unittest", "-v"])
-            .current_dir(&dir),
-    );
-    assert!(
-        text.contains("Ran 2 tests") && text.contains("OK"),
-        "{text}"
-    );
-    builds_and_matches_fixtures(&dir, &dir.join("target/weir/shout-names.wasm"));
+fn new_python_plugins_of_every_world_test_build_and_match_their_fixtures() {
+    let base = base("python");
+    for world in WORLDS {
+        let name = format!("my-{world}");
+        let dir = scaffold(&base, "python", world, &name);
+        let text = succeeds(
+            Command::new("python3")
+                .args(["-m", "unittest", "-v"])
+                .current_dir(&dir),
+        );
+        assert!(
+            text.contains("Ran 2 tests") && text.contains("OK"),
+            "{text}"
+        );
+        builds_and_matches_fixtures(&dir, &dir.join(format!("target/weir/{name}.wasm")));
+    }
     let _ = std::fs::remove_dir_all(&base);
 }
 
 #[test]
-fn a_new_js_plugin_tests_builds_and_matches_its_fixtures() {
-    let (base, dir) = scaffold("js", "shout-names");
-    let text = succeeds(Command::new("node").arg("--test").current_dir(&dir));
-    assert!(
-        text.contains("# pass 2") && text.contains("# fail 0"),
-        "{text}"
-    );
+fn new_js_plugins_of_every_world_test_build_and_match_their_fixtures() {
+    let base = base("js");
+    for world in WORLDS {
+        let name = format!("my-{world}");
+        let dir = scaffold(&base, "js", world, &name);
+        let text = succeeds(Command::new("node").arg("--test").current_dir(&dir));
+        assert!(
+            text.contains("# pass 2") && text.contains("# fail 0"),
+            "{text}"
+        );
+        builds_and_matches_fixtures(&dir, &dir.join(format!("target/weir/{name}.wasm")));
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn a_new_c_transformer_builds_and_matches_its_fixtures_and_other_c_worlds_are_refused() {
+    let base = base("c");
+    let dir = scaffold(&base, "c", "transformer", "shout-names");
     builds_and_matches_fixtures(&dir, &dir.join("target/weir/shout-names.wasm"));
+    for world in ["router", "resolver"] {
+        let out = weir()
+            .args(["plugin", "new", "--lang", "c", "--world", world])
+            .arg(base.join(format!("c-{world}")))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("covers transformers only"),
+            "{out:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&base);
 }

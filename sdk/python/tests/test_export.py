@@ -153,6 +153,80 @@ class Export(unittest.TestCase):
             [types.Route_To(["cdc.orders"]), types.Route_Failed("not routable")],
         )
 
+    def test_resolver_conflicts_and_decisions(self):
+        _, types, host = bindings(self, "resolver")
+        host.config = lambda: '{"counter": "n"}'
+
+        class Counter:
+            def __init__(self, config):
+                self.column = config["counter"]
+
+            def resolve(self, conflict):
+                incoming = conflict.incoming
+                if incoming.op == "d":
+                    return w.Review("deleted in %s" % incoming.source.origin)
+                if incoming.op == "t":
+                    raise ValueError("no truncates")
+                if incoming.op == "r":
+                    return None
+                if incoming.before is None:
+                    newer = incoming.source.commit_time_us > conflict.local_meta.commit_time_us
+                    return w.TAKE_INCOMING if newer else w.KEEP_LOCAL
+                delta = incoming.after[self.column] - incoming.before[self.column]
+                row = conflict.local.to_dict()
+                row[self.column] += delta
+                # What the plugin saw, as a JSON column.
+                kind = type(conflict.local["d"]).__name__
+                row["seen"] = w.Json('["%s", "%s"]' % (conflict.local_meta.origin, kind))
+                return w.Merged(row)
+
+        world = w.export_resolver(Counter)()
+        world.init()
+        col = types.Column
+        local = [
+            col("id", types.Value_Int(1)),
+            col("n", types.Value_Int(7)),
+            col("d", types.Value_Decimal("1.5")),
+            col("gone", types.Value_Unchanged()),
+        ]
+
+        def conflict(op, before=None, after=None, at=10):
+            source = types.SourceInfo("postgresql", "db", "public", "t", "0/1", "9", at, "east")
+            return types.Conflict(
+                local,
+                types.VersionMeta(5, "west", None),
+                types.ChangeEvent(op, source, [col("id", types.Value_Int(1))], before, after),
+            )
+
+        Op = types.Op
+        n = lambda v: [col("id", types.Value_Int(1)), col("n", types.Value_Int(v))]  # noqa: E731
+        self.assertEqual(
+            world.resolve(conflict(Op.UPDATE, before=n(10), after=n(12))),
+            types.Resolution_Merged(
+                [
+                    col("id", types.Value_Int(1)),
+                    col("n", types.Value_Int(9)),
+                    col("d", types.Value_Decimal("1.5")),
+                    col("gone", types.Value_Unchanged()),
+                    col("seen", types.Value_Json('["west", "Decimal"]')),
+                ]
+            ),
+        )
+        self.assertEqual(world.resolve(conflict(Op.CREATE, at=10)), types.Resolution_TakeIncoming())
+        self.assertEqual(world.resolve(conflict(Op.CREATE, at=1)), types.Resolution_KeepLocal())
+        self.assertEqual(
+            world.resolve(conflict(Op.DELETE)), types.Resolution_Review("deleted in east")
+        )
+
+        from componentize_py_types import Err
+
+        with self.assertRaises(Err) as e:
+            world.resolve(conflict(Op.TRUNCATE))
+        self.assertEqual(e.exception.value, "no truncates")
+        with self.assertRaises(Err) as e:
+            world.resolve(conflict(Op.READ))
+        self.assertIn("resolve returned None; return KEEP_LOCAL", e.exception.value)
+
 
 if __name__ == "__main__":
     unittest.main()

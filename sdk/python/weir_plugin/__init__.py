@@ -17,11 +17,33 @@ A plugin is a plain class built from its config, plus one export line::
 
     WitWorld = weir_plugin.export_transformer(Shout)
 
+A router's ``route(event)`` returns destination names
+(``export_router``); a resolver's ``resolve(conflict)`` returns
+``KEEP_LOCAL``, ``TAKE_INCOMING``, ``Merged(row)`` or ``Review(reason)``
+(``export_resolver``).
+
 ``weir plugin build`` turns the project into a component with
 componentize-py; :mod:`weir_plugin.testing` runs the same class natively.
 """
 
-from .event import DROP, IMAGES, KEEP, Event, Fail, Outcome, Replace, Row, Source
+from .event import (
+    DROP,
+    IMAGES,
+    KEEP,
+    KEEP_LOCAL,
+    TAKE_INCOMING,
+    Conflict,
+    Event,
+    Fail,
+    Merged,
+    Outcome,
+    Replace,
+    Resolution,
+    Review,
+    Row,
+    Source,
+    VersionMeta,
+)
 from .wire import (
     UNCHANGED,
     WIRE_VERSION,
@@ -53,5 +75,13 @@ def export_router(plugin_type):
     """The ``WitWorld`` class of a router component; see
     :func:`weir_plugin._export.export_router`."""
     from ._export import export_router as export
+
+    return export(plugin_type)
+
+
+def export_resolver(plugin_type):
+    """The ``WitWorld`` class of a resolver component; see
+    :func:`weir_plugin._export.export_resolver`."""
+    from ._export import export_resolver as export
 
     return export(plugin_type)

@@ -7,7 +7,18 @@ the contract (``wit/weir-plugin.wit``).
 
 import json
 
-from .event import _REMOVE, DROP, KEEP, Outcome
+from .event import (
+    _REMOVE,
+    DROP,
+    KEEP,
+    Conflict,
+    Event,
+    Outcome,
+    Resolution,
+    Row,
+    Source,
+    VersionMeta,
+)
 from .wire import (
     UNCHANGED,
     Date,
@@ -57,6 +68,31 @@ def _converter(types):
         return make(v)
 
     return to_wit
+
+
+def _reader(types):
+    """Returns a function turning a WIT ``value`` into an SDK value."""
+    by_type = {
+        types.Value_Null: lambda v: None,
+        types.Value_Boolean: lambda v: v.value,
+        types.Value_Int: lambda v: v.value,
+        types.Value_Float: lambda v: v.value,
+        types.Value_Decimal: lambda v: Decimal(v.value),
+        types.Value_Text: lambda v: v.value,
+        types.Value_Bytes: lambda v: bytes(v.value),
+        types.Value_Json: lambda v: Json(v.value),
+        types.Value_Date: lambda v: Date(v.value),
+        types.Value_Time: lambda v: Time(v.value),
+        types.Value_Timestamp: lambda v: Timestamp(v.value),
+        types.Value_Timestamptz: lambda v: TimestampTz(v.value),
+        types.Value_Uuid: lambda v: Uuid(v.value),
+        types.Value_Unchanged: lambda v: UNCHANGED,
+    }
+
+    def from_wit(v):
+        return by_type[type(v)](v)
+
+    return from_wit
 
 
 def _init(plugin_type, state):
@@ -184,5 +220,90 @@ def export_router(plugin_type):
                 except Exception as e:
                     out.append(types.Route_Failed(_message(e)))
             return out
+
+    return WitWorld
+
+
+def export_resolver(plugin_type):
+    """Returns the ``WitWorld`` class a resolver component exports.
+
+    ``plugin_type(config)`` builds the plugin; its ``resolve(conflict)``
+    (a :class:`~weir_plugin.event.Conflict`) returns :data:`KEEP_LOCAL`,
+    :data:`TAKE_INCOMING`, :func:`Merged` or :func:`Review`. An exception
+    is the call's error: the change goes to the dead letters and the
+    target keeps its row.
+    """
+    import wit_world
+    from componentize_py_types import Err
+    from wit_world.imports import types
+
+    to_wit = _converter(types)
+    from_wit = _reader(types)
+    ops = {
+        types.Op.CREATE: "c",
+        types.Op.UPDATE: "u",
+        types.Op.DELETE: "d",
+        types.Op.TRUNCATE: "t",
+        types.Op.READ: "r",
+    }
+    keep_local = types.Resolution_KeepLocal()
+    take_incoming = types.Resolution_TakeIncoming()
+    state = {}
+
+    def row(columns):
+        if columns is None:
+            return None
+        return Row([c.name for c in columns], [from_wit(c.value) for c in columns])
+
+    def conflict(c):
+        e = c.incoming
+        s = e.source
+        m = c.local_meta
+        return Conflict(
+            row(c.local),
+            VersionMeta(m.commit_time_us, m.origin, m.txid),
+            Event(
+                ops[e.op],
+                Source(
+                    s.connector,
+                    s.database,
+                    s.schema,
+                    s.table,
+                    s.position,
+                    s.txid,
+                    s.commit_time_us,
+                    s.origin,
+                ),
+                row(e.key),
+                row(e.before),
+                row(e.after),
+            ),
+        )
+
+    def resolution(r):
+        if isinstance(r, Resolution):
+            if r.kind == "keep-local":
+                return keep_local
+            if r.kind == "take-incoming":
+                return take_incoming
+            if r.kind == "merged":
+                return types.Resolution_Merged([types.Column(n, to_wit(v)) for n, v in r.row])
+            if r.kind == "review":
+                return types.Resolution_Review(r.reason)
+        raise TypeError(
+            "resolve returned %r; return KEEP_LOCAL, TAKE_INCOMING, Merged(row) or Review(reason)"
+            % (r,)
+        )
+
+    class WitWorld(wit_world.WitWorld):
+        def init(self):
+            _init(plugin_type, state)
+
+        def resolve(self, c):
+            plugin = state["plugin"]
+            try:
+                return resolution(plugin.resolve(conflict(c)))
+            except Exception as e:  # the call's error, with the message
+                raise Err(_message(e))
 
     return WitWorld

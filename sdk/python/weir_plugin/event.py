@@ -1,4 +1,5 @@
-"""The event a plugin sees, and what it can say about it."""
+"""The event a plugin sees, and what it can say about it; for resolvers,
+the conflict they see and what they can decide."""
 
 IMAGES = ("key", "before", "after")
 
@@ -235,3 +236,99 @@ def Fail(reason):
     """The event cannot be processed; it goes to the dead-letter queue with
     this reason. Raising an exception from ``transform`` does the same."""
     return Outcome("fail", str(reason))
+
+
+class VersionMeta:
+    """The version of the local row in a conflict: ``commit_time_us``
+    (microseconds since the epoch, UTC), ``origin`` (the region that wrote
+    it) and ``txid``; the last two None when unknown."""
+
+    __slots__ = ("commit_time_us", "origin", "txid")
+
+    def __init__(self, commit_time_us=0, origin=None, txid=None):
+        self.commit_time_us = commit_time_us
+        self.origin = origin
+        self.txid = txid
+
+    def __repr__(self):
+        return "VersionMeta(%r, %r, %r)" % (self.commit_time_us, self.origin, self.txid)
+
+
+class Conflict:
+    """What a resolver settles: an incoming change meets a local row that
+    changed since the change's before image.
+
+    ``local`` is the row as it is now in the target (a :class:`Row`),
+    ``local_meta`` its :class:`VersionMeta`, ``incoming`` the change (an
+    :class:`Event`, whose ``source`` carries the incoming version:
+    ``commit_time_us``, ``origin``, ``txid``).
+    """
+
+    __slots__ = ("local", "local_meta", "incoming")
+
+    def __init__(self, local, local_meta, incoming):
+        self.local = local
+        self.local_meta = local_meta
+        self.incoming = incoming
+
+    def __repr__(self):
+        return "Conflict(local=%r, local_meta=%r, incoming=%r)" % (
+            self.local,
+            self.local_meta,
+            self.incoming,
+        )
+
+
+class Resolution:
+    """A resolver's decision: return :data:`KEEP_LOCAL`,
+    :data:`TAKE_INCOMING`, :func:`Merged` or :func:`Review` from
+    ``resolve``."""
+
+    __slots__ = ("kind", "row", "reason")
+
+    def __init__(self, kind, row=None, reason=None):
+        self.kind = kind
+        self.row = row
+        self.reason = reason
+
+    def __repr__(self):
+        if self.kind == "merged":
+            return "Merged(%r)" % (self.row.to_dict(),)
+        if self.kind == "review":
+            return "Review(%r)" % self.reason
+        return self.kind.upper().replace("-", "_")
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, Resolution)
+            and self.kind == other.kind
+            and self.reason == other.reason
+            and (None if self.row is None else list(self.row))
+            == (None if other.row is None else list(other.row))
+        )
+
+    def __hash__(self):
+        return hash((self.kind, self.reason))
+
+
+KEEP_LOCAL = Resolution("keep-local")
+"""Keep the local row: nothing is written."""
+
+TAKE_INCOMING = Resolution("take-incoming")
+"""Apply the incoming change."""
+
+
+def Merged(row):
+    """Write this row instead: a :class:`Row` or a ``{name: value}`` dict,
+    e.g. ``Merged({**conflict.local.to_dict(), "stock": 7})``."""
+    if isinstance(row, Row):
+        return Resolution("merged", row=row)
+    if isinstance(row, dict):
+        return Resolution("merged", row=Row.from_dict(row))
+    raise TypeError("Merged takes a Row or a dict of column values, not %s" % type(row).__name__)
+
+
+def Review(reason):
+    """Write nothing and log the conflict for a person to look at, with
+    this reason."""
+    return Resolution("review", reason=str(reason))

@@ -29,6 +29,7 @@ mod admin;
 mod document;
 mod interpolate;
 mod kinds;
+mod lock;
 mod plugins;
 mod sinks;
 mod source;
@@ -191,7 +192,7 @@ impl PipelineConfig {
         let config = match sections.complete() {
             Ok(mut config) => {
                 config.fill_defaults();
-                config.resolve_paths(base_dir);
+                config.resolve_paths(base_dir, env, &mut check);
                 config.validate(&mut check);
                 Some(config)
             }
@@ -235,12 +236,19 @@ impl PipelineConfig {
         }
     }
 
-    fn resolve_paths(&mut self, base_dir: &Path) {
+    fn resolve_paths(
+        &mut self,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+        c: &mut Checker,
+    ) {
         resolve_plugin_stage_paths(
             base_dir,
+            env,
             &mut self.state_dir,
             &mut self.plugins,
             &mut self.router,
+            c,
         );
         self.source.component_mut().resolve_paths(base_dir);
         if let Some(a) = &mut self.admin {
@@ -403,25 +411,40 @@ fn read_config_file(path: &Path) -> Result<(String, PathBuf), ConfigErrors> {
     Ok((text, base_dir))
 }
 
-/// Resolves the state directory and the plugin paths against `base_dir`.
+/// Resolves the state directory and the plugin paths against `base_dir`,
+/// and plugins named by requirement from the plugin store (`weir.lock`).
 fn resolve_plugin_stage_paths(
     base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
     state_dir: &mut PathBuf,
     plugins: &mut [PluginConfig],
     router: &mut RouterConfig,
+    c: &mut Checker,
 ) {
     let resolve = |p: &mut PathBuf| {
-        if p.is_relative() {
+        if p.is_relative() && !p.as_os_str().is_empty() {
             *p = base_dir.join(&*p);
         }
     };
     resolve(state_dir);
-    for p in plugins {
+    for p in plugins.iter_mut() {
         resolve(&mut p.path);
+        if let Some(shadow) = &mut p.shadow {
+            resolve(shadow);
+        }
     }
     if let Some(p) = &mut router.plugin {
         resolve(&mut p.path);
     }
+    let named = (plugins.iter_mut().enumerate())
+        .map(|(n, p)| (format!("plugins[{n}]"), p))
+        .chain(
+            router
+                .plugin
+                .iter_mut()
+                .map(|p| ("router.plugin".to_owned(), p)),
+        );
+    lock::resolve_requirements(named, base_dir, env, c);
 }
 
 /// Checks the plugin stage's sections: `plugins`, `trust` and `router`.
@@ -467,6 +490,12 @@ fn validate_plugin_stage(
         let mut section = Checker::new("router.plugin");
         p.validate(&mut section);
         c.absorb(section);
+        if p.shadow.is_some() {
+            c.err(
+                "router.plugin.shadow",
+                "shadow deploys are for transformers; deploy a router version with hot reload",
+            );
+        }
         if let Some(first) = plugin_names.get(p.name.as_str()) {
             c.err(
                 "router.plugin.name",

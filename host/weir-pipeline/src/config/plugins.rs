@@ -47,9 +47,21 @@ pub struct PluginConfig {
     /// Name used in logs, metrics and dead letters; unique in the pipeline.
     /// Lower-case letters, digits, `_` and `-`.
     pub name: String,
-    /// The component file (`.wasm`). A relative path resolves against the
-    /// config file's directory.
+    /// The plugin's file: a bundle (`.weirpkg`) or a bare component
+    /// (`.wasm`). A relative path resolves against the config file's
+    /// directory. Set this or `plugin`.
+    #[serde(default)]
     pub path: PathBuf,
+    /// A plugin installed in the local plugin store, by requirement:
+    /// `pii-mask@^1.2`, `pii-mask@1.2.0` or `pii-mask`. Resolved to the
+    /// version `weir.lock` pins, or the newest installed match (then
+    /// pinned). Set this or `path`.
+    #[serde(default)]
+    pub plugin: Option<String>,
+    /// The component digest `weir.lock` pins for `plugin`; admission
+    /// refuses a bundle with another.
+    #[serde(skip)]
+    pub locked_digest: Option<String>,
     /// The plugin's own configuration, any TOML table. The plugin receives
     /// it as JSON (TOML dates and times become strings).
     #[serde(default = "empty_object", deserialize_with = "toml_table_as_json")]
@@ -62,6 +74,15 @@ pub struct PluginConfig {
     /// (default 1000) and optional `fuel`.
     #[serde(default)]
     pub limits: PluginLimits,
+    /// A candidate version (bundle or component) run beside this one on
+    /// the same events: its output is compared with the live output and
+    /// never delivered (a shadow deploy; `weir plugin promote` swaps it
+    /// in). Relative paths resolve like `path`. Transformers only.
+    #[serde(default)]
+    pub shadow: Option<PathBuf>,
+    /// The candidate's configuration, when it differs from `config`.
+    #[serde(default, deserialize_with = "optional_toml_table_as_json")]
+    pub shadow_config: Option<Json>,
 }
 
 impl PluginConfig {
@@ -72,6 +93,21 @@ impl PluginConfig {
             .with_config(self.config.clone())
             .with_limits(self.limits.clone())
             .with_grants(self.capabilities())
+    }
+
+    /// The shadow candidate as a plugin of its own: its file and config,
+    /// with this plugin's name, grants and limits.
+    pub fn shadow(&self) -> Option<PluginConfig> {
+        let path = self.shadow.clone()?;
+        Some(PluginConfig {
+            path,
+            config: self.shadow_config.clone().unwrap_or(self.config.clone()),
+            shadow: None,
+            shadow_config: None,
+            plugin: None,
+            locked_digest: None,
+            ..self.clone()
+        })
     }
 
     /// The granted capabilities, without duplicates.
@@ -89,6 +125,10 @@ impl PluginConfig {
 
 fn empty_object() -> Json {
     Json::Object(Default::default())
+}
+
+fn optional_toml_table_as_json<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Json>, D::Error> {
+    toml_table_as_json(d).map(Some)
 }
 
 fn toml_table_as_json<'de, D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
@@ -139,19 +179,41 @@ impl PluginConfig {
     pub(super) fn validate(&self, c: &mut Checker) {
         let p = self;
         c.name("name", &p.name, "plugin");
-        if !p.path.is_file() {
-            let problem = if p.path.exists() {
-                "is not a file"
-            } else {
-                "does not exist"
-            };
-            c.err(
-                "path",
-                format!(
-                    "plugin file {} {problem}; relative paths resolve against the config file's directory",
-                    p.path.display()
-                ),
-            );
+        let file = |c: &mut Checker, field: &str, path: &std::path::Path| {
+            if path.as_os_str().is_empty() {
+                // `plugin` failed to resolve (and said why), or neither was set.
+                if p.plugin.is_none() {
+                    c.err(
+                        field,
+                        "set `path` (a bundle or component file) or `plugin` (a requirement \
+                         like pii-mask@^1.2, from the plugin store)",
+                    );
+                }
+                return;
+            }
+            if !path.is_file() {
+                let problem = if path.exists() {
+                    "is not a file"
+                } else {
+                    "does not exist"
+                };
+                c.err(
+                    field,
+                    format!(
+                        "plugin file {} {problem}; relative paths resolve against the config file's directory",
+                        path.display()
+                    ),
+                );
+            }
+        };
+        file(c, "path", &p.path);
+        match &p.shadow {
+            Some(shadow) => file(c, "shadow", shadow),
+            None if p.shadow_config.is_some() => c.err(
+                "shadow_config",
+                "configures a shadow candidate, but `shadow` names none",
+            ),
+            None => {}
         }
         for (n, g) in p.grants.iter().enumerate() {
             if Capability::parse(g).is_none() {

@@ -156,9 +156,11 @@ impl WorkerConfig {
         }
         resolve_plugin_stage_paths(
             base_dir,
+            env,
             &mut config.state_dir,
             &mut config.plugins,
             &mut config.router,
+            &mut check,
         );
         config.validate(&mut check);
         extend_unreported(&mut errors, check);
