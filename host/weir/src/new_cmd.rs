@@ -63,99 +63,85 @@ const C_SDK: &[(&str, &str)] = &[
 type Template = (&'static str, &'static str);
 
 macro_rules! template {
-    ($dest:expr, $file:literal) => {
+    ($dest:expr, $file:expr) => {
         ($dest, include_str!(concat!("../templates/", $file)))
+    };
+}
+
+/// `$make!("transformer")`, `$make!("router")` or `$make!("resolver")`
+/// for `$world`: template paths are literals, so each world is spelled out.
+macro_rules! per_world {
+    ($world:expr, $make:ident) => {
+        match $world {
+            World::Transformer => $make!("transformer"),
+            World::Router => $make!("router"),
+            World::Resolver => $make!("resolver"),
+        }
     };
 }
 
 /// Each world's fixtures, the same in every language.
 fn fixtures(world: World) -> [Template; 3] {
-    match world {
-        World::Transformer => [
-            template!("fixtures/config.json", "fixtures/transformer/config.json"),
-            template!("fixtures/input.jsonl", "fixtures/transformer/input.jsonl"),
-            template!(
-                "fixtures/expected.jsonl",
-                "fixtures/transformer/expected.jsonl"
-            ),
-        ],
-        World::Router => [
-            template!("fixtures/config.json", "fixtures/router/config.json"),
-            template!("fixtures/input.jsonl", "fixtures/router/input.jsonl"),
-            template!("fixtures/expected.jsonl", "fixtures/router/expected.jsonl"),
-        ],
-        World::Resolver => [
-            template!("fixtures/config.json", "fixtures/resolver/config.json"),
-            template!("fixtures/input.jsonl", "fixtures/resolver/input.jsonl"),
-            template!(
-                "fixtures/expected.jsonl",
-                "fixtures/resolver/expected.jsonl"
-            ),
-        ],
+    macro_rules! fixtures_of {
+        ($w:literal) => {
+            [
+                template!(
+                    "fixtures/config.json",
+                    concat!("fixtures/", $w, "/config.json")
+                ),
+                template!(
+                    "fixtures/input.jsonl",
+                    concat!("fixtures/", $w, "/input.jsonl")
+                ),
+                template!(
+                    "fixtures/expected.jsonl",
+                    concat!("fixtures/", $w, "/expected.jsonl")
+                ),
+            ]
+        };
     }
+    per_world!(world, fixtures_of)
 }
 
 /// A language's templates for a world; `None` where its SDK does not
 /// cover the world.
 fn templates(lang: Lang, world: World) -> Option<Vec<Template>> {
-    use World::{Resolver, Router, Transformer};
-    Some(match (lang, world) {
-        (Lang::Rust, _) => vec![
-            template!("Cargo.toml", "rust/Cargo.toml"),
-            match world {
-                Transformer => template!("src/lib.rs", "rust/transformer.rs"),
-                Router => template!("src/lib.rs", "rust/router.rs"),
-                Resolver => template!("src/lib.rs", "rust/resolver.rs"),
-            },
-        ],
-        (Lang::Python, _) => {
-            let (logic, test) = match world {
-                Transformer => (
-                    template!("@@MODULE@@.py", "python/transformer.py"),
-                    template!("test_@@MODULE@@.py", "python/test_transformer.py"),
-                ),
-                Router => (
-                    template!("@@MODULE@@.py", "python/router.py"),
-                    template!("test_@@MODULE@@.py", "python/test_router.py"),
-                ),
-                Resolver => (
-                    template!("@@MODULE@@.py", "python/resolver.py"),
-                    template!("test_@@MODULE@@.py", "python/test_resolver.py"),
-                ),
-            };
+    macro_rules! rust {
+        ($w:literal) => {
+            vec![
+                template!("Cargo.toml", "rust/Cargo.toml"),
+                template!("src/lib.rs", concat!("rust/", $w, ".rs")),
+            ]
+        };
+    }
+    macro_rules! python {
+        ($w:literal) => {
             vec![
                 template!("pyproject.toml", "python/pyproject.toml"),
                 template!("app.py", "python/app.py"),
-                logic,
-                test,
+                template!("@@MODULE@@.py", concat!("python/", $w, ".py")),
+                template!("test_@@MODULE@@.py", concat!("python/test_", $w, ".py")),
                 (".gitignore", "target/\n__pycache__/\n"),
             ]
-        }
-        (Lang::Js, _) => {
-            let (logic, test) = match world {
-                Transformer => (
-                    template!("@@NAME@@.js", "js/transformer.js"),
-                    template!("test/@@NAME@@.test.js", "js/transformer.test.js"),
-                ),
-                Router => (
-                    template!("@@NAME@@.js", "js/router.js"),
-                    template!("test/@@NAME@@.test.js", "js/router.test.js"),
-                ),
-                Resolver => (
-                    template!("@@NAME@@.js", "js/resolver.js"),
-                    template!("test/@@NAME@@.test.js", "js/resolver.test.js"),
-                ),
-            };
+        };
+    }
+    macro_rules! js {
+        ($w:literal) => {
             vec![
                 template!("package.json", "js/package.json"),
                 template!("plugin.js", "js/plugin.js"),
-                logic,
-                test,
+                template!("@@NAME@@.js", concat!("js/", $w, ".js")),
+                template!("test/@@NAME@@.test.js", concat!("js/", $w, ".test.js")),
                 ("weir-plugin.js", JS_SDK),
                 (".gitignore", "target/\nnode_modules/\n"),
             ]
-        }
-        (Lang::C, Transformer) => vec![
+        };
+    }
+    Some(match (lang, world) {
+        (Lang::Rust, _) => per_world!(world, rust),
+        (Lang::Python, _) => per_world!(world, python),
+        (Lang::Js, _) => per_world!(world, js),
+        (Lang::C, World::Transformer) => vec![
             template!("weir-plugin.toml", "c/weir-plugin.toml"),
             template!("@@MODULE@@.c", "c/transformer.c"),
             (".gitignore", "target/\n"),

@@ -330,17 +330,19 @@ fn a_pipeline_runs_a_plugin_from_the_store_stamped_with_its_version() {
              [trust]\nkeys = [\"{key}\"]\n"
         ),
     );
-    let child = weir()
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("WEIR_PLUGIN_STORE", &rig.store)
-        .env("WEIR_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(setup.dir.join("weir.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
+    let child = crate::pipeline::Running(Some(
+        weir()
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("WEIR_PLUGIN_STORE", &rig.store)
+            .env("WEIR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(setup.dir.join("weir.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    ));
     setup.wait_for_slot();
     setup.sql("INSERT INTO items VALUES (1)");
     let out = setup.dir.join("out");
@@ -364,5 +366,5 @@ fn a_pipeline_runs_a_plugin_from_the_store_stamped_with_its_version() {
     );
     let lock = std::fs::read_to_string(setup.dir.join("weir.lock")).unwrap();
     assert!(lock.contains("version = \"1.1.0\""), "{lock}");
-    crate::pipeline::terminate(child, &setup);
+    child.terminate(&setup);
 }

@@ -137,6 +137,25 @@ database = "db"
     }
 }
 
+/// A `weir` process killed if the test fails before it stops it.
+pub(crate) struct Running(pub(crate) Option<Child>);
+
+impl Running {
+    /// Stops it with SIGTERM and checks it exits cleanly.
+    pub(crate) fn terminate(mut self, setup: &Setup) {
+        terminate(self.0.take().expect("running"), setup);
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 impl Drop for Setup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -79,7 +79,7 @@ admin_token = "{TOKEN}"
             misbehave = components::MISBEHAVE,
         ),
     );
-    let child = setup.start(&config);
+    let child = crate::pipeline::Running(Some(setup.start(&config)));
     setup.wait_for_slot();
     insert_rows(&setup, 1..=100);
     let out = setup.dir.join("out");
@@ -235,7 +235,7 @@ admin_token = "{TOKEN}"
     // shadows compare nothing.
     assert_eq!(shadow_of(port, "mask"), Json::Null);
     assert_eq!(shadow_of(port, "keep")["compared"], 100);
-    crate::pipeline::terminate(child, &setup);
+    child.terminate(&setup);
 }
 
 #[test]

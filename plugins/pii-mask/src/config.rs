@@ -63,7 +63,8 @@ pub struct PiiMaskConfig {
 /// configuration says otherwise: identity, tax and travel documents,
 /// dates of birth and bank accounts. Phone columns are not among them (a
 /// column called `phone` often holds `n/a` or an extension); add `phone`
-/// to mask bare-digit phone numbers, which the phone detector leaves alone.
+/// to mask every bare-digit phone number, where the phone detector takes
+/// only the shapes that are nearly always phones.
 pub const DEFAULT_NAME_HINTS: &[&str] = &[
     "ssn",
     "social_security*",

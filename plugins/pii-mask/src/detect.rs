@@ -377,15 +377,20 @@ fn is_phone_number(text: &str) -> bool {
 }
 
 /// Bare digits taken for a phone number: ten starting 2 to 9 (a North
-/// American number without its `1`), or ten or eleven starting with a
-/// trunk or international prefix `0` or `00` (but not zero-padding: four
-/// or more leading zeros). Other bare digits (a Unix time such as
+/// American number without its `1`), nine to eleven starting with a trunk
+/// or international prefix `0` or `00` (an Italian `058874583`), or any
+/// eleven (a mobile number without its `+`, an Italian `38201944744`, a
+/// Chinese `13812345678`) — but never zero-padding (four or more leading
+/// zeros). Other bare digits (nine without a `0`, a Unix time such as
 /// `1700000000`, a 12-digit id) are left alone. For a masking plugin an
 /// identifier masked by mistake costs less than a phone number let through.
 fn is_bare_phone(b: &[u8]) -> bool {
+    if b.starts_with(b"0000") {
+        return false;
+    }
     let north_american = b.len() == 10 && (b'2'..=b'9').contains(&b[0]);
-    let prefixed = (10..=11).contains(&b.len()) && b[0] == b'0' && !b.starts_with(b"0000");
-    north_american || prefixed
+    let prefixed = (9..=11).contains(&b.len()) && b[0] == b'0';
+    north_american || prefixed || b.len() == 11
 }
 
 /// An ISBN-13 (`978-0-306-40615-7`): 13 digits, prefix 978 or 979, its

@@ -243,14 +243,15 @@ static bool is_card(weir_str t) {
     return !prev_sep && digits >= 13 && sum % 10 == 0;
 }
 
-/* Ten digits starting 2 to 9, or ten or eleven starting with a 0 prefix
- * (not zero-padding: four or more leading zeros). */
+/* Ten digits starting 2 to 9, nine to eleven starting with a 0 prefix, or
+ * any eleven (not zero-padding: four or more leading zeros). */
 static bool is_bare_phone(weir_str t) {
     for (size_t i = 0; i < t.len; i++)
         if (!is_digit(t.ptr[i])) return false;
+    if (t.len >= 4 && t.ptr[0] == '0' && t.ptr[1] == '0' && t.ptr[2] == '0' && t.ptr[3] == '0')
+        return false;
     if (t.len == 10 && t.ptr[0] >= '2') return true;
-    return (t.len == 10 || t.len == 11) && t.ptr[0] == '0' &&
-           !(t.ptr[1] == '0' && t.ptr[2] == '0' && t.ptr[3] == '0');
+    return (t.len >= 9 && t.len <= 11 && t.ptr[0] == '0') || t.len == 11;
 }
 
 static bool is_phone(weir_str t) {

@@ -95,10 +95,11 @@ export function isCard(t) {
   return !prevSep && digits >= 13 && sum % 10 === 0;
 }
 
-/** Ten digits starting 2 to 9, or ten or eleven starting with a 0 prefix (not zero-padding). */
+/** Ten digits starting 2 to 9, nine to eleven starting with a 0 prefix, or any eleven (not zero-padding). */
 function isBarePhone(t) {
+  if (t.startsWith('0000')) return false;
   if (t.length === 10 && /^[2-9]/.test(t)) return true;
-  return (t.length === 10 || t.length === 11) && t[0] === '0' && !t.startsWith('0000');
+  return (t.length >= 9 && t.length <= 11 && t[0] === '0') || t.length === 11;
 }
 
 export function isPhone(t) {

@@ -114,11 +114,13 @@ def is_card(t):
 
 
 def is_bare_phone(t):
-    """Ten digits starting 2 to 9, or ten or eleven starting with a 0 prefix
-    (not zero-padding: four or more leading zeros)."""
+    """Ten digits starting 2 to 9, nine to eleven starting with a 0 prefix,
+    or any eleven (not zero-padding: four or more leading zeros)."""
+    if t.startswith("0000"):
+        return False
     if len(t) == 10 and t[0] in "23456789":
         return True
-    return len(t) in (10, 11) and t[0] == "0" and not t.startswith("0000")
+    return (len(t) in (9, 10, 11) and t[0] == "0") or len(t) == 11
 
 
 def is_phone(t):

@@ -39,7 +39,19 @@ fn phone_keeps_last_four_digits_and_separators() {
     // Other bare digits, short numbers and dates are not phones.
     // Ten bare digits as a North American number has them.
     assert_eq!(default_mask("5551234567"), text("******4567"));
-    for not_phone in ["1700000000", "555-1234", "2024-01-15"] {
+    // Nine to eleven after a trunk prefix, and any eleven: an Italian
+    // landline and mobile, a Chinese mobile.
+    assert_eq!(default_mask("058874583"), text("*****4583"));
+    assert_eq!(default_mask("38201944744"), text("*******4744"));
+    assert_eq!(default_mask("13812345678"), text("*******5678"));
+    for not_phone in [
+        "1700000000",
+        "337181013",
+        "000012345",
+        "00001234567",
+        "555-1234",
+        "2024-01-15",
+    ] {
         assert_eq!(default_mask(not_phone), text(not_phone));
     }
     // IPv4 addresses are not phones either: they are IP addresses.
