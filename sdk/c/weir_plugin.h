@@ -1,8 +1,10 @@
 /*
- * Write Weir transformer plugins in C.
+ * Write Weir plugins in C: transformers, routers and resolvers.
  *
- * A plugin defines two functions and `weir plugin build` does the rest
- * (bindings, clang for wasm32-wasi, component encoding):
+ * A transformer defines two functions and `weir plugin build` does the rest
+ * (bindings, clang for wasm32-wasi, component encoding); routers and
+ * resolvers define weir_plugin_route or weir_plugin_resolve instead of
+ * weir_plugin_transform (below):
  *
  *   void *weir_plugin_new(const char *config, size_t len,
  *                         char *error, size_t error_cap);
@@ -117,9 +119,50 @@ typedef enum {
 } weir_level;
 void weir_log(weir_level level, const char *message);
 
-/* What the plugin defines. */
+/* What the plugin defines: weir_plugin_new, and the function of its world
+ * (weir-plugin.toml's `world`): weir_plugin_transform, weir_plugin_route or
+ * weir_plugin_resolve. */
 void *weir_plugin_new(const char *config, size_t len, char *error, size_t error_cap);
+
+/* A transformer decides one event. */
 weir_outcome weir_plugin_transform(void *plugin, weir_event *event, char *reason,
                                    size_t reason_cap);
+
+/* A router names one event's destinations with weir_route_to (none: the
+ * event is dropped) and returns true, or returns false with a reason. */
+typedef struct weir_destinations weir_destinations;
+void weir_route_to(weir_destinations *to, const char *name, size_t len);
+bool weir_plugin_route(void *plugin, const weir_event *event, weir_destinations *to,
+                       char *reason, size_t reason_cap);
+
+/* A resolver settles one conflict: the local row (as the target holds it,
+ * with its version) against the incoming change, whose source carries the
+ * incoming version (`commit_time_us`, `origin`, `txid`). */
+typedef struct {
+    weir_row local;
+    int64_t local_commit_time_us;
+    bool has_local_origin, has_local_txid;
+    weir_str local_origin, local_txid;
+    const weir_event *incoming;
+} weir_conflict;
+
+typedef enum {
+    WEIR_KEEP_LOCAL = 0,
+    WEIR_TAKE_INCOMING = 1,
+    WEIR_MERGED = 2, /* write the merged row */
+    WEIR_REVIEW = 3, /* park it for a human; the reason says why */
+    WEIR_RESOLVE_FAILED = 4, /* an error; the reason says why */
+} weir_resolution;
+
+/* The merged row: a copy of the local row (same columns, same order) that
+ * weir_merged_set_* change by column index. Used when the resolver
+ * returns WEIR_MERGED. */
+typedef struct weir_merged weir_merged;
+void weir_merged_set_null(weir_merged *merged, size_t index);
+void weir_merged_set_int(weir_merged *merged, size_t index, int64_t value);
+void weir_merged_set_text(weir_merged *merged, size_t index, const char *text, size_t len);
+
+weir_resolution weir_plugin_resolve(void *plugin, const weir_conflict *conflict,
+                                    weir_merged *merged, char *reason, size_t reason_cap);
 
 #endif

@@ -103,9 +103,8 @@ fn fixtures(world: World) -> [Template; 3] {
     per_world!(world, fixtures_of)
 }
 
-/// A language's templates for a world; `None` where its SDK does not
-/// cover the world.
-fn templates(lang: Lang, world: World) -> Option<Vec<Template>> {
+/// A language's templates for a world.
+fn templates(lang: Lang, world: World) -> Vec<Template> {
     macro_rules! rust {
         ($w:literal) => {
             vec![
@@ -125,6 +124,15 @@ fn templates(lang: Lang, world: World) -> Option<Vec<Template>> {
             ]
         };
     }
+    macro_rules! c {
+        ($w:literal) => {
+            vec![
+                template!("weir-plugin.toml", "c/weir-plugin.toml"),
+                template!("@@MODULE@@.c", concat!("c/", $w, ".c")),
+                (".gitignore", "target/\n"),
+            ]
+        };
+    }
     macro_rules! js {
         ($w:literal) => {
             vec![
@@ -137,17 +145,12 @@ fn templates(lang: Lang, world: World) -> Option<Vec<Template>> {
             ]
         };
     }
-    Some(match (lang, world) {
-        (Lang::Rust, _) => per_world!(world, rust),
-        (Lang::Python, _) => per_world!(world, python),
-        (Lang::Js, _) => per_world!(world, js),
-        (Lang::C, World::Transformer) => vec![
-            template!("weir-plugin.toml", "c/weir-plugin.toml"),
-            template!("@@MODULE@@.c", "c/transformer.c"),
-            (".gitignore", "target/\n"),
-        ],
-        (Lang::C, _) => return None,
-    })
+    match lang {
+        Lang::Rust => per_world!(world, rust),
+        Lang::Python => per_world!(world, python),
+        Lang::Js => per_world!(world, js),
+        Lang::C => per_world!(world, c),
+    }
 }
 
 /// What a language's project runs and how it is described: the README's
@@ -234,13 +237,7 @@ pub fn new(dir: &Path, lang: &str, world: &str) -> anyhow::Result<ExitCode> {
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
-    let Some(mut files) = templates(lang, world) else {
-        bail!(
-            "the C SDK (sdk/c) covers transformers only; write a {} in Rust, Python or \
-             JavaScript",
-            world.name()
-        );
-    };
+    let mut files = templates(lang, world);
     files.extend(fixtures(world));
     let (componentizer, componentizer_version) = COMPONENTIZE_JS
         .rsplit_once('@')

@@ -41,7 +41,7 @@ pub enum PluginCommand {
         lang: String,
         /// What the plugin is: a transformer (events in, events out), a
         /// router (names each event's destinations) or a resolver (settles
-        /// active-active conflicts). C covers transformers only.
+        /// active-active conflicts).
         #[arg(long, default_value = "transformer", value_parser = ["transformer", "router", "resolver"])]
         world: String,
     },

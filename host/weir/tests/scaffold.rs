@@ -1,8 +1,8 @@
 //! `weir plugin new --lang rust|python|js|c --world
 //! transformer|router|resolver`: every project it makes passes its own
-//! tests natively (where the language has native tests), builds to a
-//! component with `weir plugin build`, and reproduces its fixtures through
-//! `weir plugin test --expect`.
+//! tests natively (C: its fixtures are its test), builds to a component
+//! with `weir plugin build`, and reproduces its fixtures through `weir
+//! plugin test --expect`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -155,21 +155,39 @@ fn new_js_plugins_of_every_world_test_build_and_match_their_fixtures() {
 }
 
 #[test]
-fn a_new_c_transformer_builds_and_matches_its_fixtures_and_other_c_worlds_are_refused() {
+fn new_c_plugins_of_every_world_build_and_match_their_fixtures_and_a_resolver_merges() {
     let base = base("c");
-    let dir = scaffold(&base, "c", "transformer", "shout-names");
-    builds_and_matches_fixtures(&dir, &dir.join("target/weir/shout-names.wasm"));
-    for world in ["router", "resolver"] {
-        let out = weir()
-            .args(["plugin", "new", "--lang", "c", "--world", world])
-            .arg(base.join(format!("c-{world}")))
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("covers transformers only"),
-            "{out:?}"
-        );
+    for world in WORLDS {
+        let name = format!("my-{world}");
+        let dir = scaffold(&base, "c", world, &name);
+        builds_and_matches_fixtures(&dir, &dir.join(format!("target/weir/{name}.wasm")));
     }
+    // The resolver's merged row: a copy of the local row, changed by index.
+    let dir = base.join("my-resolver");
+    let code = dir.join("my_resolver.c");
+    let text = std::fs::read_to_string(&code).unwrap().replace(
+        "    return theirs > local ? WEIR_TAKE_INCOMING : WEIR_KEEP_LOCAL;",
+        "    long i = weir_row_index(&conflict->local, p->column);\n\
+         \x20   weir_merged_set_int(merged, (size_t)i, (local > theirs ? local : theirs) + 1);\n\
+         \x20   weir_merged_set_text(merged, 1, \"merged\", 6);\n\
+         \x20   return WEIR_MERGED;",
+    );
+    std::fs::write(&code, text.replace("    (void)merged;\n", "")).unwrap();
+    succeeds(weir_here().args(["plugin", "build"]).arg(&dir));
+    let out = succeeds(
+        weir()
+            .args(["plugin", "test"])
+            .arg(dir.join("target/weir/my-resolver.wasm"))
+            .arg("--config")
+            .arg(dir.join("fixtures/config.json"))
+            .arg("--input")
+            .arg(dir.join("fixtures/input.jsonl")),
+    );
+    assert!(
+        out.contains(r#"{"resolution":"merged","row":{"id":1,"name":"merged","version":4}}"#)
+            && out
+                .contains(r#"{"resolution":"merged","row":{"id":2,"name":"merged","version":6}}"#),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&base);
 }
