@@ -5,7 +5,11 @@
 //!
 //! Batches queued behind each other are written before one flush (group
 //! commit), except that grouping stops before a batch that ends inside a
-//! transaction: what is whole is made durable first.
+//! transaction: what is whole is made durable first. The grouping adapts
+//! to the load: when the last flush was less than [`COMMIT_WAIT`] ago, the
+//! writer waits up to the rest of it for more batches, so a dense stream
+//! of small transactions makes one flush per few milliseconds rather than
+//! one per transaction, and a sparse one flushes at once.
 //!
 //! It runs on its own thread, because sinks and checkpoint stores block
 //! (`docs/decisions/0008-sync-writer-stage.md`), and sees sinks, the
@@ -14,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
@@ -28,6 +32,10 @@ use weir_core::{
 use crate::runner::{PipelineError, Stats};
 use crate::sinks::Inputs;
 use crate::stats::SinkMetrics;
+
+/// Least time between two flushes while batches keep coming: up to this
+/// long after a flush, the writer waits for more batches before the next.
+pub const COMMIT_WAIT: Duration = Duration::from_millis(5);
 
 /// What one batch became after the plugins and the router: its events in
 /// commit order, each with the destination the router chose.
@@ -172,6 +180,7 @@ impl Writer {
         input: std::sync::mpsc::Receiver<RoutedBatch>,
     ) -> Result<(), PipelineError> {
         self.recover()?;
+        let mut last_flush = Instant::now() - COMMIT_WAIT;
         while let Ok(first) = input.recv() {
             // Write everything already queued, then make it durable once.
             let mut pending: Option<Json> = None;
@@ -187,17 +196,25 @@ impl Writer {
                 }
                 if pending.is_some() {
                     next = input.try_recv().ok();
+                    let since = last_flush.elapsed();
+                    if next.is_none() && since < COMMIT_WAIT {
+                        // A flush moments ago: the stream is dense, so wait
+                        // a little for more to share the next one.
+                        next = input.recv_timeout(COMMIT_WAIT - since).ok();
+                    }
                     // Stop grouping at a batch that ends mid-transaction: its
                     // successor may be large; flush what is whole first.
                     if next.as_ref().is_some_and(|n| n.resume.is_none())
                         && let Some(resume) = pending.take()
                     {
                         self.flush(resume)?;
+                        last_flush = Instant::now();
                     }
                 }
             }
             if let Some(resume) = pending {
                 self.flush(resume)?;
+                last_flush = Instant::now();
             }
         }
         // Output after the last checkpoint (part of a transaction) is not

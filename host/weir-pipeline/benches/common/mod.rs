@@ -5,6 +5,7 @@
 // Each bench compiles this module on its own and uses part of it.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -158,7 +159,23 @@ pub fn weir_in_child(
     rows: u64,
     args: &[&str],
 ) -> Row {
-    let out = Command::new(std::env::current_exe().unwrap())
+    // WEIR_BENCH_PERF=DIR records each run with `perf` into
+    // DIR/<shape>-<contender>.data (with WEIR_PERFMAP=1, guest code is
+    // named too): where the time goes, per thread (stage) and function.
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = match std::env::var_os("WEIR_BENCH_PERF") {
+        Some(dir) => {
+            let file = format!("{shape}-{contender}.data").replace([' ', '/', '+'], "_");
+            let mut perf = Command::new("perf");
+            perf.args(["record", "-F", "999", "-q", "-o"])
+                .arg(Path::new(&dir).join(file))
+                .arg("--")
+                .arg(exe);
+            perf
+        }
+        None => Command::new(exe),
+    };
+    let out = cmd
         .arg("--child")
         .args(args)
         .output()
