@@ -62,6 +62,18 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(|| input.clone(), hand_written, BatchSize::LargeInput)
     });
 
+    // No config: every detector on every column, as the pipeline bench
+    // (`postgres_to_files`) runs it, for comparing the two.
+    let spec = PluginSpec::new("pii-mask", components::PII_MASK);
+    let mut every_detector = TransformerPlugin::load(&engine, &spec).expect("pii-mask loads");
+    group.bench_function("wasm/pii-mask-every-detector", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |events| every_detector.transform(events),
+            BatchSize::LargeInput,
+        )
+    });
+
     let spec = PluginSpec::new("pass-through", components::MISBEHAVE);
     let mut pass = TransformerPlugin::load(&engine, &spec).expect("pass-through loads");
     group.bench_function("wasm/pass-through", |b| {
