@@ -64,12 +64,7 @@ pub fn admit(
         let dir = state_dir.join("plugins");
         let target: PathBuf = dir.join(format!("{}.wasm", digest.trim_start_matches("sha256:")));
         if !target.exists() {
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| {
-                    let tmp = target.with_extension("tmp");
-                    std::fs::write(&tmp, &bundle.component)?;
-                    std::fs::rename(&tmp, &target)
-                })
+            weir_plugin::local::write_whole(&target, &bundle.component)
                 .map_err(|e| refuse(format!("cannot extract the component: {e}")))?;
         }
         // A bundle that carries fixtures must pass them before it runs on

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use tracing::info;
 use weir_core::{ChangeEvent, DeadLetter, FailedAt};
 use weir_plugin::{EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
 
@@ -115,7 +114,6 @@ impl Processor {
             chain.push(p.name.clone(), plugin, &admitted);
             if let Some(candidate) = p.shadow() {
                 let (admitted, plugin) = load(&candidate)?;
-                info!(plugin = %p.name, candidate = %admitted.version, "Shadow candidate running beside the live version.");
                 let shadow = Shadow::new(plugin, admitted.version, setup.state_dir, &p.name);
                 chain.set_shadow(i, shadow);
             }

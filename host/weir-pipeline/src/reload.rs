@@ -293,9 +293,11 @@ impl Chain {
         ));
     }
 
-    /// Runs `shadow` beside the transformer at position `i`.
+    /// Runs `shadow` beside the transformer at position `i` (replacing any
+    /// candidate there).
     pub fn set_shadow(&mut self, i: usize, shadow: Shadow) {
         if let Some(slot) = self.slots.get_mut(i) {
+            info!(plugin = %slot.name, candidate = %shadow.version, "Shadow candidate running beside the live version.");
             slot.shadow = Some(shadow);
         }
     }
@@ -311,16 +313,11 @@ impl Chain {
 
     /// Swaps a new version in (call only at a transaction boundary).
     pub fn swap(&mut self, swap: Swap) {
-        if let Loaded::Shadow(i, shadow) = swap.plugin {
-            if let Some(slot) = self.slots.get_mut(i) {
-                info!(plugin = %slot.name, candidate = %shadow.version, "Shadow candidate running beside the live version.");
-                slot.shadow = Some(*shadow);
-            }
-            return;
-        }
-        self.swaps += 1;
         match swap.plugin {
+            // A new candidate is not a new version of what runs.
+            Loaded::Shadow(i, shadow) => self.set_shadow(i, *shadow),
             Loaded::Transformer(i, p) => {
+                self.swaps += 1;
                 if let Some(slot) = self.slots.get_mut(i) {
                     if swap.promoted
                         && let Some(shadow) = slot.shadow.take()
@@ -335,8 +332,8 @@ impl Chain {
                     slot.swap(p, swap.version, swap.signer);
                 }
             }
-            Loaded::Shadow(..) => unreachable!("handled above"),
             Loaded::Router(p) => {
+                self.swaps += 1;
                 if let Some(router) = &mut self.router {
                     router.swap(p, swap.version, swap.signer);
                 }
@@ -600,9 +597,7 @@ impl Reloader {
             }
         }
     }
-}
 
-impl Reloader {
     /// Checks and loads transformer `name`'s shadow candidate as its new
     /// live version, to swap in at the next transaction boundary (with
     /// probation). Returns the answer, and the position of the shadow's

@@ -42,9 +42,7 @@ fn default_cache_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("WEIR_CACHE_DIR") {
         return Some(PathBuf::from(dir));
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    let base = crate::local::user_dir(crate::local::UserDir::Cache, &crate::local::process_env)?;
     Some(base.join("weir").join("components"))
 }
 
@@ -177,19 +175,11 @@ impl PluginEngine {
             }
         }
         let component = Component::new(engine, bytes)?;
-        if let Err(e) = write_cache(dir, &file, &component.serialize()?) {
+        if let Err(e) = crate::local::write_whole(&file, &component.serialize()?) {
             warn!(path = %file.display(), error = %e, "Could not cache the compiled component.");
         }
         Ok(component)
     }
-}
-
-fn write_cache(dir: &Path, file: &Path, data: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    // Write then rename, so a reader never sees half a file.
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, file)
 }
 
 fn build_engine(options: &EngineOptions, fuel: bool) -> Result<Engine, String> {

@@ -22,6 +22,7 @@ use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{BUNDLE_EXTENSION, Bundle};
+use crate::local::{UserDir, user_dir, write_whole};
 
 /// The index's file name in its directory.
 pub const INDEX_FILE: &str = "index.json";
@@ -255,10 +256,11 @@ impl Store {
     /// `$XDG_DATA_HOME/weir/plugins`, else `$HOME/.local/share/weir/plugins`
     /// (variables read through `env`).
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Store> {
-        let set = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let root = set("WEIR_PLUGIN_STORE")
-            .or_else(|| set("XDG_DATA_HOME").map(|d| d.join("weir/plugins")))
-            .or_else(|| set("HOME").map(|h| h.join(".local/share/weir/plugins")))?;
+        let var = |name: &str| env(name).map(std::ffi::OsString::from);
+        let root = match var("WEIR_PLUGIN_STORE").filter(|v| !v.is_empty()) {
+            Some(root) => PathBuf::from(root),
+            None => user_dir(UserDir::Data, &var)?.join("weir/plugins"),
+        };
         Some(Store { root })
     }
 
@@ -294,11 +296,7 @@ impl Store {
     /// renamed, so a reader never sees half a bundle).
     pub fn put(&self, name: &str, version: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
         let target = self.bundle_path(name, version);
-        let dir = target.parent().expect("a store path has a parent");
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{name}-{version}.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &target)?;
+        write_whole(&target, bytes)?;
         Ok(target)
     }
 }

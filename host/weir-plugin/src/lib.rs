@@ -22,6 +22,7 @@ mod host;
 pub mod index;
 mod inspect;
 mod limits;
+pub mod local;
 mod plugin;
 
 pub use engine::{EngineOptions, PluginEngine};

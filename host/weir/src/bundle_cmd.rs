@@ -201,6 +201,40 @@ impl Extracted {
     }
 }
 
+/// A plugin file as the engine loads it: a bare component, or a bundle
+/// with its component extracted (removed when this drops).
+pub struct PluginFile {
+    /// The bundle's plugin name, or the component file's stem.
+    pub name: String,
+    /// The component to load.
+    pub component: PathBuf,
+    pub bundle: Option<Bundle>,
+    _extracted: Option<Extracted>,
+}
+
+impl PluginFile {
+    /// Opens `file`; a bundle's component is extracted, `purpose` naming
+    /// the temporary file.
+    pub fn open(file: &Path, purpose: &str) -> anyhow::Result<PluginFile> {
+        if !weir_plugin::bundle::is_bundle(file) {
+            return Ok(PluginFile {
+                name: crate::plugin_cmd::plugin_name(file),
+                component: file.to_owned(),
+                bundle: None,
+                _extracted: None,
+            });
+        }
+        let bundle = Bundle::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let extracted = Extracted::write(&bundle, purpose)?;
+        Ok(PluginFile {
+            name: bundle.manifest.name.clone(),
+            component: extracted.0.clone(),
+            bundle: Some(bundle),
+            _extracted: Some(extracted),
+        })
+    }
+}
+
 impl Drop for Extracted {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);

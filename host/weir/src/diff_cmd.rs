@@ -47,9 +47,8 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
         Some(path) => crate::plugin_cmd::read_config(Some(path))?,
         None => config.clone(),
     };
-    let (old, _old_file) = load(&engine, &args.old, "diff-old", config, &args.grants)?;
-    let (new, _new_file) = load(&engine, &args.new, "diff-new", new_config, &args.grants)?;
-    let (mut old, mut new) = (old, new);
+    let mut old = load(&engine, &args.old, "diff-old", config, &args.grants)?;
+    let mut new = load(&engine, &args.new, "diff-new", new_config, &args.grants)?;
     let mut events = Vec::new();
     let mut line_of = Vec::new();
     for (n, line) in crate::plugin_cmd::read_input(&args.input)? {
@@ -86,28 +85,18 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// A transformer from a component or a bundle; a bundle's component is
-/// extracted to a temporary file, removed when the second value drops.
+/// A transformer from a component or a bundle (its component extracted
+/// for as long as the file loads).
 fn load(
     engine: &PluginEngine,
     file: &Path,
     purpose: &str,
     config: serde_json::Value,
     grants: &[Capability],
-) -> anyhow::Result<(TransformerPlugin, Option<crate::bundle_cmd::Extracted>)> {
-    let (name, component, extracted) = if weir_plugin::bundle::is_bundle(file) {
-        let bundle = weir_plugin::bundle::Bundle::read(file)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let extracted = crate::bundle_cmd::Extracted::write(&bundle, purpose)?;
-        (
-            bundle.manifest.name.clone(),
-            extracted.0.clone(),
-            Some(extracted),
-        )
-    } else {
-        (crate::plugin_cmd::plugin_name(file), file.to_owned(), None)
-    };
-    let info = engine.inspect(&name, &component)?;
+) -> anyhow::Result<TransformerPlugin> {
+    let plugin = crate::bundle_cmd::PluginFile::open(file, purpose)?;
+    let (name, component) = (&plugin.name, &plugin.component);
+    let info = engine.inspect(name, component)?;
     if info.world != Some(World::Transformer) {
         bail!(
             "{} is {}; diff compares transformers",
@@ -119,12 +108,11 @@ fn load(
                 ))
         );
     }
-    let spec = PluginSpec::new(&name, &component)
+    let spec = PluginSpec::new(name, component)
         .with_config(config)
         .with_grants(grants.to_vec());
-    let plugin = TransformerPlugin::load(engine, &spec)
-        .with_context(|| format!("cannot load {}", file.display()))?;
-    Ok((plugin, extracted))
+    TransformerPlugin::load(engine, &spec)
+        .with_context(|| format!("cannot load {}", file.display()))
 }
 
 /// One difference in words.

@@ -143,11 +143,7 @@ fn write_index_dir(dir: &Path, index: &Index) -> anyhow::Result<()> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().expect("a file in a directory");
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
+    weir_plugin::local::write_whole(path, bytes)
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

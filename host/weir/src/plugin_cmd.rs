@@ -281,13 +281,10 @@ pub(crate) fn read_input(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
 /// What `weir plugin test` runs: the component, and the input, config and
 /// expected output, from the command line or a bundle's fixtures.
 struct TestRun {
-    name: String,
-    component: PathBuf,
+    plugin: crate::bundle_cmd::PluginFile,
     config: serde_json::Value,
     lines: Vec<(usize, String)>,
     expected: Option<(String, Vec<serde_json::Value>)>,
-    /// A component extracted from a bundle, removed after the run.
-    _extracted: Option<crate::bundle_cmd::Extracted>,
 }
 
 impl TestRun {
@@ -304,33 +301,20 @@ impl TestRun {
             None => None,
         };
         let config = read_config(args.config.as_deref())?;
-        if !weir_plugin::bundle::is_bundle(&args.file) {
-            let Some(input) = &args.input else {
-                bail!(
-                    "give the input events with --input FILE (a bundle, .weirpkg, runs its own fixtures without it)"
-                );
-            };
-            return Ok(TestRun {
-                name: plugin_name(&args.file),
-                component: args.file.clone(),
-                config,
-                lines: read_input(input)?,
-                expected,
-                _extracted: None,
-            });
+        if !weir_plugin::bundle::is_bundle(&args.file) && args.input.is_none() {
+            bail!(
+                "give the input events with --input FILE (a bundle, .weirpkg, runs its own fixtures without it)"
+            );
         }
-        let bundle = weir_plugin::bundle::Bundle::read(&args.file)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-        let extracted = crate::bundle_cmd::Extracted::write(&bundle, "plugin-test")?;
+        let plugin = crate::bundle_cmd::PluginFile::open(&args.file, "plugin-test")?;
+        let fixtures = plugin.bundle.as_ref().and_then(|b| b.fixtures.clone());
         let mut run = TestRun {
-            name: bundle.manifest.name.clone(),
-            component: extracted.0.clone(),
+            plugin,
             config,
             lines: Vec::new(),
             expected,
-            _extracted: Some(extracted),
         };
-        match (&args.input, &bundle.fixtures) {
+        match (&args.input, &fixtures) {
             (Some(input), _) => run.lines = read_input(input)?,
             (None, Some(fixtures)) => {
                 if args.config.is_none() {
@@ -376,7 +360,7 @@ fn numbered_lines(text: &str) -> Vec<(usize, String)> {
 fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let engine = engine()?;
     let run = TestRun::new(&args)?;
-    let info = engine.inspect(&run.name, &run.component)?;
+    let info = engine.inspect(&run.plugin.name, &run.plugin.component)?;
     let Some(world) = info.world else {
         bail!(
             "{} does not implement any Weir world (exports: {})",
@@ -384,7 +368,7 @@ fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
             info.exports.join(", ")
         );
     };
-    let spec = PluginSpec::new(&run.name, &run.component)
+    let spec = PluginSpec::new(&run.plugin.name, &run.plugin.component)
         .with_config(run.config.clone())
         .with_limits(PluginLimits {
             memory_mb: args.memory_mb,
@@ -564,14 +548,11 @@ fn is_own_workspace(manifest: &Path) -> bool {
 /// set, else `$XDG_CACHE_HOME/weir/rust-target`, else
 /// `~/.cache/weir/rust-target`.
 fn shared_rust_target() -> Option<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = var("CARGO_TARGET_DIR") {
+    use weir_plugin::local::{UserDir, process_env, user_dir};
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(dir));
     }
-    let cache = var("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".cache")))?;
-    Some(cache.join("weir/rust-target"))
+    Some(user_dir(UserDir::Cache, &process_env)?.join("weir/rust-target"))
 }
 
 /// `weir plugin reload` and `weir plugin promote`, with `--config FILE

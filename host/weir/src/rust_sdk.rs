@@ -7,7 +7,7 @@
 //! shared between projects compiles the SDK once
 //! (`docs/decisions/0027-rust-plugin-sdk-and-build-cache.md`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 
@@ -106,13 +106,11 @@ const FILES: &[(&str, &str)] = &[
 /// The SDKs' parent directory: `$WEIR_SDK_DIR`, else
 /// `$XDG_DATA_HOME/weir/sdk`, else `~/.local/share/weir/sdk`.
 fn sdk_root() -> anyhow::Result<PathBuf> {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(dir) = var("WEIR_SDK_DIR") {
+    use weir_plugin::local::{UserDir, process_env, user_dir};
+    if let Some(dir) = std::env::var_os("WEIR_SDK_DIR").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
-    let data = var("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".local/share")))
+    let data = user_dir(UserDir::Data, &process_env)
         .context("no place for the Rust SDK: set WEIR_SDK_DIR or HOME")?;
     Ok(data.join("weir/sdk"))
 }
@@ -127,8 +125,9 @@ fn files() -> impl Iterator<Item = (&'static str, String)> {
 /// Writes the SDK (once per content) and returns the SDK crate's
 /// directory, for a project's `path = "..."`.
 pub fn install() -> anyhow::Result<PathBuf> {
+    let files: Vec<(&str, String)> = files().collect();
     let mut all = Vec::new();
-    for (path, text) in files() {
+    for (path, text) in &files {
         all.extend_from_slice(path.as_bytes());
         all.push(0);
         all.extend_from_slice(text.as_bytes());
@@ -143,7 +142,7 @@ pub fn install() -> anyhow::Result<PathBuf> {
     }
     // Written aside and renamed in, so a half-written SDK is never used.
     let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
-    for (path, text) in files() {
+    for (path, text) in &files {
         let file = tmp.join(path);
         std::fs::create_dir_all(file.parent().expect("files are in directories"))
             .and_then(|()| std::fs::write(&file, text))
@@ -171,7 +170,7 @@ mod tests {
     /// the standalone manifests name the workspace's dependency versions.
     #[test]
     fn the_carried_sdk_matches_the_checkout() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         for dir in ["sdk/rust/src", "host/weir-core/src"] {
             for entry in std::fs::read_dir(root.join(dir)).unwrap() {
                 let name = format!("{dir}/{}", entry.unwrap().file_name().to_string_lossy());

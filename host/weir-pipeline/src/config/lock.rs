@@ -75,7 +75,15 @@ pub(super) fn resolve_requirements<'p>(
                 return;
             }
         },
-        Err(_) => LockFile::default(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => LockFile::default(),
+        Err(e) => {
+            // Resolving afresh would silently drop the pins.
+            c.err(
+                &wanted[0].0,
+                format!("cannot read {}: {e}", lock_path.display()),
+            );
+            return;
+        }
     };
     let Some(store) = Store::from_env(env) else {
         c.err(
@@ -171,9 +179,7 @@ pub(super) fn resolve_requirements<'p>(
             "{HEADER}{}",
             toml::to_string(&lock).expect("a lock file serializes")
         );
-        let tmp = lock_path.with_extension("lock.tmp");
-        if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &lock_path))
-        {
+        if let Err(e) = weir_plugin::local::write_whole(&lock_path, text.as_bytes()) {
             warn!(file = %lock_path.display(), error = %e, "Cannot write the lock file; the resolved plugin versions are not pinned.");
         }
     }
