@@ -7,10 +7,14 @@
 //! one slot per contender, loads ROWS 8-column rows once, and then times
 //! each contender draining its slot from the same starting point: first
 //! `pg_recvlogical` (pgoutput, to /dev/null), then weir without plugins,
-//! then weir with the bundled pii-mask, then `pg_recvlogical` again (the
-//! faster of its two runs is the baseline, so neither side is favoured by
-//! a warmer cache). It prints rows/s, the ratio to `pg_recvlogical`, and
-//! weir's peak resident memory per run. Ratios, not
+//! then weir with the bundled pii-mask (no config: every detector) on the
+//! default plugin workers (the machine's cores) and on one, then the
+//! Python pii-mask (`examples/plugins/python/pii-mask`, built with the
+//! componentize-py `scripts/test` installs; skipped with a note when it
+//! is missing) on one and on two workers, then `pg_recvlogical` again
+//! (the faster of its two runs is the baseline, so neither side is
+//! favoured by a warmer cache). It prints rows/s, the ratio to
+//! `pg_recvlogical`, and weir's peak resident memory per run. Ratios, not
 //! absolute numbers, are what to compare across machines.
 
 use std::path::Path;
@@ -19,6 +23,7 @@ use std::time::Instant;
 
 use common::{Row, child_run, plugins_toml, print_table, weir_in_child};
 use weir_pipeline::PipelineConfig;
+use weir_plugin_build::guest::{GuestProject, Lang};
 use weir_tests::ThrowawayPostgres;
 
 mod common;
@@ -30,34 +35,39 @@ fn main() {
     };
     let server = common::pg_bench_server();
     let mask = weir_tests::components::bundled("pii-mask");
+    let python = python_pii_mask();
+    let mut contenders = vec![
+        ("weir", "none", "default"),
+        ("weir + pii-mask", mask, "default"),
+        ("weir + pii-mask, 1 worker", mask, "1"),
+    ];
+    if let Some(python) = &python {
+        contenders.push(("weir + Python pii-mask, 1 worker", python, "1"));
+        contenders.push(("weir + Python pii-mask, 2 workers", python, "2"));
+    }
+    let slots: Vec<String> = (0..contenders.len()).map(|i| format!("weir{i}")).collect();
+    let mut all_slots = vec!["recv"];
+    all_slots.extend(slots.iter().map(String::as_str));
+    all_slots.push("recv2");
 
     let shapes = common::pg_load_shapes(rows);
     let mut results = Vec::new();
     for (n, (shape, load)) in shapes.iter().enumerate() {
-        common::pg_load(
-            &server,
-            n,
-            &["recv", "plain", "mask", "recv2"],
-            shape,
-            load,
-            rows,
-        );
+        common::pg_load(&server, n, &all_slots, shape, load, rows);
         let end = server.psql("db", "SELECT pg_current_wal_lsn()").unwrap();
         let end = end.trim();
 
         let recv = |slot: &str| recvlogical(&server, slot, end, rows, shape);
         results.push(recv(&format!("recv_{n}")));
-        for (contender, slot, plugin) in [
-            ("weir", format!("plain_{n}"), "none"),
-            ("weir + pii-mask", format!("mask_{n}"), mask),
-        ] {
+        for ((contender, plugin, workers), slot) in contenders.iter().zip(&slots) {
             let port = server.port.to_string();
             let rows_arg = rows.to_string();
+            let slot = format!("{slot}_{n}");
             results.push(weir_in_child(
                 shape,
                 contender,
                 rows,
-                &[&port, &slot, plugin, &rows_arg],
+                &[&port, &slot, plugin, &rows_arg, workers],
             ));
         }
         // pg_recvlogical again, last: neither side gets the colder cache.
@@ -99,17 +109,42 @@ fn recvlogical(
     }
 }
 
-/// One weir run in this process: `PORT SLOT PLUGIN|none ROWS`; prints the
-/// seconds and the peak resident memory in MB.
+/// The Python pii-mask built with componentize-py, or `None` (with a
+/// note) when componentize-py is not installed.
+fn python_pii_mask() -> Option<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tool = root.join("target/tools/venv/bin/componentize-py");
+    if std::env::var_os("WEIR_COMPONENTIZE_PY").is_none() {
+        if !tool.is_file() {
+            eprintln!(
+                "componentize-py not found (run scripts/test once, or set WEIR_COMPONENTIZE_PY): \
+                 the Python pii-mask runs are skipped"
+            );
+            return None;
+        }
+        // SAFETY: single-threaded here, before anything reads the environment.
+        unsafe { std::env::set_var("WEIR_COMPONENTIZE_PY", &tool) };
+    }
+    eprintln!("building examples/plugins/python/pii-mask...");
+    let dir = root.join("examples/plugins/python/pii-mask");
+    let project = GuestProject::read(&dir, Lang::Python).unwrap_or_else(|e| panic!("{e}"));
+    let wasm = project.build().unwrap_or_else(|e| panic!("{e}"));
+    Some(wasm.to_str().expect("a UTF-8 path").to_owned())
+}
+
+/// One weir run in this process: `PORT SLOT PLUGIN|none ROWS WORKERS`
+/// (`default`: the machine's cores); prints the seconds and the peak
+/// resident memory in MB.
 fn child(args: &[String]) {
-    let [port, slot, plugin, rows] = args else {
-        panic!("--child PORT SLOT PLUGIN ROWS");
+    let [port, slot, plugin, rows, workers] = args else {
+        panic!("--child PORT SLOT PLUGIN ROWS WORKERS");
     };
     let dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let plugin = (plugin != "none").then_some(plugin.as_str());
-    let config = config(port.parse().unwrap(), &dir, slot, plugin);
+    let mut config = config(port.parse().unwrap(), &dir, slot, plugin);
+    config.pipeline.plugin_workers = workers.parse().ok();
     child_run(config, rows.parse().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,8 @@
 //! - [`checkpoint`]: the embedded SQLite checkpoint store.
 //! - [`processor`]: the plugin stage (chain, router, reloading), shared by
 //!   pipelines and workers.
+//! - `stage`: the plugin stage of a pipeline on `plugin_workers` workers,
+//!   its results passed on in order.
 //! - [`reload`]: hot reload — watching, swapping at transaction boundaries, probation.
 //! - [`shadow`]: shadow deploys — a candidate version compared with the
 //!   live one on the same events, never delivered.
@@ -34,6 +36,7 @@ pub mod router;
 pub mod runner;
 pub mod shadow;
 pub mod sinks;
+mod stage;
 pub mod stats;
 pub mod worker;
 pub mod writer;

@@ -31,6 +31,7 @@ pub struct PluginSetup<'a> {
     pub state_dir: &'a Path,
 }
 
+#[derive(Clone)]
 enum Router {
     Template(Template),
     /// The router plugin, which lives in the [`Chain`] (it is hot-reloaded
@@ -199,6 +200,51 @@ impl Processor {
         self.chain.calls()
     }
 
+    /// Swaps in the versions the reloader has ready (call only at a
+    /// transaction boundary): transformers and the router plugin alike.
+    pub fn take_swaps(&mut self) {
+        while let Ok(swap) = self.swaps.try_recv() {
+            self.chain.swap(swap);
+        }
+    }
+
+    /// The same plugins and router with their own instances, for another
+    /// worker of the plugin stage (see [`Chain::replica`]). A replica
+    /// takes no new versions itself: the stage replaces it with a fresh
+    /// replica when this processor's versions change.
+    pub fn replica(&self) -> Processor {
+        Processor {
+            chain: self.chain.replica(),
+            router: self.router.clone(),
+            // Nothing sends on it.
+            swaps: mpsc::channel().1,
+            stamping: self.stamping,
+        }
+    }
+
+    /// Becomes `fresh` (a newer replica), keeping the call counts.
+    pub fn replace_with(&mut self, mut fresh: Processor) {
+        fresh.chain.keep_calls(&mut self.chain);
+        *self = fresh;
+    }
+
+    /// Whether every batch must go through this processor in order
+    /// ([`Chain::needs_order`]).
+    pub fn needs_order(&self) -> bool {
+        self.chain.needs_order()
+    }
+
+    /// Changes whenever the running versions change.
+    pub fn generation(&self) -> u64 {
+        self.chain.generation()
+    }
+
+    /// Whether there is any plugin to run (a router template alone is
+    /// cheaper to render than to hand to another thread).
+    pub fn has_plugins(&self) -> bool {
+        !self.chain.is_empty()
+    }
+
     /// Runs one batch through the chain and the router into `routed`.
     /// Waiting versions are swapped in first when the batch starts at a
     /// transaction boundary (`at_boundary`). A version on probation that
@@ -206,10 +252,7 @@ impl Processor {
     /// whole, by the version before it.
     pub fn run(&mut self, events: Vec<ChangeEvent>, at_boundary: bool, routed: &mut RoutedBatch) {
         if at_boundary {
-            // Transformers and the router plugin alike.
-            while let Ok(swap) = self.swaps.try_recv() {
-                self.chain.swap(swap);
-            }
+            self.take_swaps();
         }
         let keep = self.chain.on_probation().then(|| events.clone());
         let (mut events, mut dead, rolled_back) = self.chain.run(events);

@@ -66,6 +66,16 @@ impl<P> Versioned<P> {
         }
     }
 
+    /// The same version with its own instance (see [`Chain::replica`]).
+    fn replica(&self, fork: impl Fn(&P) -> P) -> Self {
+        Versioned::new(
+            self.name.clone(),
+            fork(&self.plugin),
+            self.version.clone(),
+            self.signer.clone(),
+        )
+    }
+
     fn swap(&mut self, plugin: P, version: String, signer: Option<String>) {
         info!(
             plugin = %self.name,
@@ -212,6 +222,28 @@ impl PluginCalls {
         }
     }
 
+    /// Adds `other`'s calls (of the same plugin) to these.
+    pub fn add(&mut self, other: &PluginCalls) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
+        }
+        self.seconds += other.seconds;
+        for (kind, n) in &other.failures {
+            *self.failures.entry(kind).or_default() += n;
+        }
+    }
+
+    /// Per plugin, the calls of every part in `parts` added up.
+    pub fn sum<'a>(parts: impl IntoIterator<Item = &'a [PluginCalls]>) -> Vec<PluginCalls> {
+        let mut all: Vec<PluginCalls> = Vec::new();
+        for part in parts {
+            for calls in part {
+                calls_of(&mut all, &calls.name).add(calls);
+            }
+        }
+        all
+    }
+
     fn record(&mut self, took: std::time::Duration, failures: &[EventFailure]) {
         let refs: Vec<&EventFailure> = failures.iter().collect();
         self.record_refs(took, &refs);
@@ -243,6 +275,47 @@ impl Chain {
     /// Each plugin's calls and failures so far.
     pub fn calls(&self) -> &[PluginCalls] {
         &self.calls
+    }
+
+    /// Takes over `earlier`'s call counts (a replica replacing another
+    /// keeps counting where it left off).
+    pub fn keep_calls(&mut self, earlier: &mut Chain) {
+        self.calls = std::mem::take(&mut earlier.calls);
+    }
+
+    /// The running versions of every plugin, each with its own instance
+    /// (instantiated on its first call): for another worker of the plugin
+    /// stage. A replica has no probation, no shadow and no earlier
+    /// version; it counts its own calls from zero.
+    pub fn replica(&self) -> Chain {
+        Chain {
+            slots: (self.slots.iter())
+                .map(|s| s.replica(TransformerPlugin::fork))
+                .collect(),
+            router: (self.router.as_ref()).map(|r| r.replica(RouterPlugin::fork)),
+            ..Chain::new(self.canary_events, self.canary_failure_ratio)
+        }
+    }
+
+    /// Whether the chain must see every batch itself, in order: while a
+    /// new version is on probation (a rollback processes the tipping batch
+    /// again with the version before, and no later batch may have used
+    /// the bad one) and while a shadow candidate compares.
+    pub fn needs_order(&self) -> bool {
+        self.on_probation()
+            || self.router.as_ref().is_some_and(|r| r.previous.is_some())
+            || self.slots.iter().any(|s| s.shadow.is_some())
+    }
+
+    /// Changes whenever the running versions change (a swap or a
+    /// rollback): replicas made at another generation are stale.
+    pub fn generation(&self) -> u64 {
+        self.swaps + self.rollbacks
+    }
+
+    /// Whether the chain has any plugin (transformer or router).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.router.is_none()
     }
 
     /// Every plugin with its version and probation state, transformers

@@ -4,9 +4,10 @@
 //! channels:
 //!
 //! 1. the source (an async task) hands on transaction-aligned batches;
-//! 2. the processor (a thread, because plugin calls are synchronous CPU
-//!    work) runs the transformer chain and the router, and sets aside
-//!    events a plugin failed on as dead letters;
+//! 2. the plugin stage ([`crate::stage`], threads, because plugin calls
+//!    are synchronous CPU work) runs the transformer chain and the router,
+//!    on `plugin_workers` workers, and sets aside events a plugin failed
+//!    on as dead letters;
 //! 3. the writer ([`crate::writer`], a thread, because `fsync` and
 //!    checkpoint commits block) writes to every sink in commit order, and
 //!    for each batch that ends a transaction flushes the sinks, saves the
@@ -22,30 +23,27 @@
 //! the last checkpoint is saved; the source reports the final position.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::warn;
 use weir_connect::{Backoff, Directive, SourceChannels};
-use weir_core::{ChangeBatch, ErrorKind, StageError};
+use weir_core::{ErrorKind, StageError};
 use weir_plugin::{EngineOptions, PluginEngine};
 
 use crate::checkpoint::SqliteCheckpointStore;
 use crate::config::PipelineConfig;
 use crate::dead_letter::DeadLetterFile;
-use crate::processor::{Processor, Stamping, Tally};
+use crate::processor::{Processor, Stamping};
 use crate::sinks::Inputs;
+use crate::stage;
 pub use crate::stats::Stats;
 use crate::writer::{RoutedBatch, SinkSlot, Writer};
 
 /// Largest batch the source hands on, in approximate bytes; the channels
 /// hold `channel_bytes / MAX_BATCH_BYTES` batches, which bounds the bytes in
 /// flight between stages.
-const MAX_BATCH_BYTES: usize = 1 << 20;
-
-/// Most events the processor merges from queued batches into one (it also
-/// stops at `MAX_BATCH_BYTES`).
-const MAX_MERGED_EVENTS: usize = 4096;
+pub(crate) const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Why a pipeline stopped.
 #[derive(Debug, thiserror::Error)]
@@ -196,16 +194,20 @@ async fn run_once(
     let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<RoutedBatch>(capacity);
 
     let processor = {
-        let stats = Arc::clone(&stats);
-        let input = Input {
+        let input = stage::Input {
             batches: ends.batches,
             queued_bytes: ends.queued_bytes,
         };
-        let stopping = stop_tx.subscribe();
-        std::thread::Builder::new()
-            .name("weir-processor".into())
-            .spawn(move || process(input, routed_tx, processor, &stats, &stopping))
-            .map_err(|_| PipelineError::Stage("processor"))?
+        let workers = stage::workers(&processor, config.pipeline.plugin_workers());
+        stage::start(
+            input,
+            routed_tx,
+            processor,
+            workers,
+            Arc::clone(&stats),
+            stop_tx.subscribe(),
+        )
+        .map_err(|_| PipelineError::Stage("processor"))?
     };
     let writer = std::thread::Builder::new()
         .name("weir-writer".into())
@@ -235,112 +237,4 @@ async fn run_once(
     writer_result?;
     source_result.map_err(PipelineError::Source)?;
     Ok(())
-}
-
-/// Publishes the plugin stage's state in `stats`; `counted` is the
-/// stage's swaps and rollbacks already added to the pipeline's counts (a
-/// restarted pipeline's stage counts from zero again).
-fn publish_plugins(processor: &Processor, stats: &Stats, counted: &mut Tally) {
-    let (states, tally) = processor.plugin_states();
-    *stats.plugins.lock().unwrap_or_else(|p| p.into_inner()) = states;
-    let calls = processor.plugin_calls();
-    if !calls.is_empty() {
-        let mut shown = stats.plugin_calls.lock().unwrap_or_else(|p| p.into_inner());
-        shown.clear();
-        shown.extend(calls.iter().cloned());
-    }
-    stats.rollbacks.fetch_add(
-        tally.rollbacks.saturating_sub(counted.rollbacks),
-        Ordering::Relaxed,
-    );
-    stats
-        .reloads
-        .fetch_add(tally.swaps.saturating_sub(counted.swaps), Ordering::Relaxed);
-    *counted = tally;
-}
-
-/// The source's batches, and the bytes queued in their channel.
-struct Input {
-    batches: mpsc::Receiver<ChangeBatch>,
-    queued_bytes: Arc<AtomicU64>,
-}
-
-impl Input {
-    /// The next batch, waiting for one; `None` once the source is done.
-    fn next(&mut self) -> Option<ChangeBatch> {
-        let batch = self.batches.blocking_recv()?;
-        self.taken(&batch);
-        Some(batch)
-    }
-
-    /// A batch already queued, if any.
-    fn queued(&mut self) -> Option<ChangeBatch> {
-        let batch = self.batches.try_recv().ok()?;
-        self.taken(&batch);
-        Some(batch)
-    }
-
-    fn taken(&self, batch: &ChangeBatch) {
-        self.queued_bytes
-            .fetch_sub(batch.bytes as u64, Ordering::Relaxed);
-    }
-}
-
-/// The processor stage: plugins and router.
-fn process(
-    mut input: Input,
-    output: std::sync::mpsc::SyncSender<RoutedBatch>,
-    mut processor: Processor,
-    stats: &Stats,
-    stopping: &watch::Receiver<bool>,
-) {
-    // Whether the last batch ended at a transaction boundary: only there
-    // may a new plugin version take over.
-    let mut at_boundary = true;
-    let mut counted = Tally::default();
-    publish_plugins(&processor, stats, &mut counted);
-    while let Some(mut batch) = input.next() {
-        // Paused: hold the batch until resumed, or until the pipeline stops
-        // (what is queued is then written as usual).
-        while stats.paused.load(Ordering::Relaxed)
-            && !*stopping.borrow()
-            && !input.batches.is_closed()
-        {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        // Take in whatever else is already queued: one plugin call and one
-        // writer round for many small transactions. The merged batch ends
-        // where its last part ends, so its position is that part's (even
-        // none, mid-transaction): a checkpoint never claims less than the
-        // files hold.
-        while batch.events.len() < MAX_MERGED_EVENTS && batch.bytes < MAX_BATCH_BYTES {
-            match input.queued() {
-                Some(next) => {
-                    batch.events.extend(next.events);
-                    batch.resume = next.resume;
-                    batch.bytes += next.bytes;
-                }
-                None => break,
-            }
-        }
-        stats
-            .events_in
-            .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
-        stats
-            .bytes_in
-            .fetch_add(batch.bytes as u64, Ordering::Relaxed);
-        let mut routed = RoutedBatch::new(batch.resume);
-        let starts_at_boundary = at_boundary;
-        at_boundary = routed.resume.is_some();
-        processor.run(batch.events, starts_at_boundary, &mut routed);
-        publish_plugins(&processor, stats, &mut counted);
-        routed.bytes = routed.approx_bytes();
-        stats
-            .sink_queue
-            .fetch_add(routed.bytes as u64, Ordering::Relaxed);
-        if output.send(routed).is_err() {
-            // The writer failed; it reports why.
-            return;
-        }
-    }
 }

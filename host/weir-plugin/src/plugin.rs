@@ -155,6 +155,24 @@ impl<W: WorldBinding> Plugin<W> {
         Ok(plugin)
     }
 
+    /// Another instance of this plugin, for another thread: it shares the
+    /// compiled component, config and limits, and instantiates (running
+    /// `init`) on its first call. `init` already succeeded once for this
+    /// component and config; should it fail in the fork, that call's events
+    /// fail like any other fault, and the next call tries again.
+    pub fn fork(&self) -> Self {
+        Plugin {
+            name: Arc::clone(&self.name),
+            config_json: Arc::clone(&self.config_json),
+            limits: self.limits.clone(),
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            info: self.info.clone(),
+            live: None,
+            recycles: 0,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

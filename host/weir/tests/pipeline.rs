@@ -433,6 +433,53 @@ fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
 }
 
 #[test]
+fn four_plugin_workers_keep_commit_order_and_exactly_once_through_kill_9() {
+    let setup = Setup::new(
+        "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, pad text DEFAULT repeat('p', 50));
+         INSERT INTO items (id, v) SELECT i, 0 FROM generate_series(1, 200) i;
+         INSERT INTO items (id, v) VALUES (999999, 0);",
+    );
+    let mask = components::bundled("pii-mask");
+    let config = setup.config(
+        "",
+        &format!(
+            "[[plugins]]\nname = \"mask\"\npath = \"{mask}\"\n[trust]\nallow_unsigned = true\n\
+             [pipeline]\nmax_batch_events = 20\nplugin_workers = 4\n"
+        ),
+    );
+    let (child, stop, made, load) = setup.start_under_load(&config);
+    let child = kill_9_at_random(child, 4, || setup.start(&config));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let expected = 201 + made.load(Ordering::Relaxed) as usize;
+    let events = finish_exactly_once(&setup, child, expected);
+    // Commit order: one connection made the changes, so their positions
+    // only grow along the file, across the batches the workers took in
+    // turn (the snapshot's rows come first).
+    let positions: Vec<u64> = (events.iter().filter(|e| e["op"] != "r"))
+        .map(|e| e["source"]["lsn"].as_u64().expect("a change's position"))
+        .collect();
+    assert_eq!(positions.len(), expected - 201);
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "events out of commit order"
+    );
+    assert_eq!(apply(&events), table_rows(&setup, "items"));
+    // Every event went through the plugin, on one of the four workers.
+    assert!(events.iter().all(|e| {
+        e["source"]["plugins"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("mask="))
+    }));
+    assert!(
+        setup.log().contains("Plugin stage runs on 4 workers"),
+        "{}",
+        setup.log()
+    );
+}
+
+#[test]
 fn each_sink_gets_its_inputs_in_commit_order_across_tables() {
     let setup = Setup::new(
         "CREATE TABLE parents (id bigint PRIMARY KEY, v int NOT NULL);
@@ -892,7 +939,8 @@ impl ReloadRig {
             "",
             &format!(
                 "{}\n[trust]\nkeys = [\"{}\"]\n\
-                 [pipeline]\nmax_batch_events = 50\ncanary_events = 200\n",
+                 [pipeline]\nmax_batch_events = 50\ncanary_events = 200\n\
+                 plugin_workers = 3\n",
                 section(&live),
                 key.public()
             ),
@@ -956,6 +1004,7 @@ impl ReloadRig {
 }
 
 const SWAPPED: &str = "Plugin version swapped in";
+const REPLICATED: &str = "Plugin workers now run the lead's versions again";
 
 #[test]
 fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back_a_bad_one() {
@@ -1018,6 +1067,13 @@ fn hot_reload_under_load_swaps_versions_at_transaction_boundaries_and_rolls_back
         stamps.iter().any(|s| s.contains("mask=mask@1.0.0"))
             && stamps.iter().any(|s| s.contains("mask=mask@2.0.0")),
         "{stamps:?}"
+    );
+    // Between the swaps the three workers took batches in turn, each with
+    // the versions that had passed probation.
+    assert!(
+        setup.log().contains("Plugin stage runs on 3 workers") && setup.log().contains(REPLICATED),
+        "{}",
+        setup.log()
     );
     assert_eq!(
         setup

@@ -124,6 +124,27 @@ pub struct PipelineSettings {
     /// Failure ratio (0 to 1) that rolls a new plugin version back.
     #[serde(default = "default_canary_failure_ratio")]
     pub canary_failure_ratio: f64,
+    /// Workers running the plugins and the router on consecutive batches
+    /// in parallel, each with its own instances; the results keep commit
+    /// order. Unset: the machine's cores. One when there is no plugin.
+    #[serde(default)]
+    pub plugin_workers: Option<usize>,
+}
+
+/// Most plugin workers a pipeline takes.
+pub const MAX_PLUGIN_WORKERS: usize = 256;
+
+impl PipelineSettings {
+    /// How many plugin workers to run: `plugin_workers`, or the number of
+    /// cores (at least 1).
+    pub fn plugin_workers(&self) -> usize {
+        self.plugin_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(MAX_PLUGIN_WORKERS)
+        })
+    }
 }
 
 const fn default_watch_plugins() -> bool {
@@ -154,6 +175,7 @@ impl Default for PipelineSettings {
             watch_plugins: default_watch_plugins(),
             canary_events: default_canary_events(),
             canary_failure_ratio: default_canary_failure_ratio(),
+            plugin_workers: None,
         }
     }
 }
@@ -515,6 +537,14 @@ impl PipelineSettings {
         }
         if !(0.0..=1.0).contains(&self.canary_failure_ratio) {
             c.err("pipeline.canary_failure_ratio", "must be between 0 and 1");
+        }
+        if let Some(n) = self.plugin_workers
+            && !(1..=MAX_PLUGIN_WORKERS).contains(&n)
+        {
+            c.err(
+                "pipeline.plugin_workers",
+                format!("must be between 1 and {MAX_PLUGIN_WORKERS}"),
+            );
         }
         if self.channel_bytes == 0 {
             c.err("pipeline.channel_bytes", "must be more than 0");

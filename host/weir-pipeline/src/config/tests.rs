@@ -233,6 +233,9 @@ fn minimal_config_gets_defaults() {
     assert!(c.router.plugin.is_none());
     assert_eq!(c.pipeline.max_batch_events, 4096);
     assert_eq!(c.pipeline.channel_bytes, 16 << 20);
+    assert_eq!(c.pipeline.plugin_workers, None);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(c.pipeline.plugin_workers(), cores.min(256));
 
     let c = fx
         .parse(&format!(
@@ -373,6 +376,14 @@ fn each_semantic_error_names_its_field() {
             "pipeline.max_batch_events",
         ),
         ("[pipeline]\nchannel_bytes = 0\n", "pipeline.channel_bytes"),
+        (
+            "[pipeline]\nplugin_workers = 0\n",
+            "pipeline.plugin_workers",
+        ),
+        (
+            "[pipeline]\nplugin_workers = 1000\n",
+            "pipeline.plugin_workers",
+        ),
     ];
     for (section, path) in extra {
         let text = format!("{BASE}{section}");

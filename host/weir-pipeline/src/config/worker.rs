@@ -49,7 +49,8 @@ pub struct WorkerConfig {
     /// `<name>.dead-letters`.
     pub dead_letter_topic: String,
     /// Batching (`max_batch_events`: most records in one round) and plugin
-    /// probation; `channel_bytes` is not used by workers.
+    /// probation; `channel_bytes` and `plugin_workers` are not used by
+    /// workers (a group scales by its members).
     pub pipeline: PipelineSettings,
     /// Which plugins may load.
     pub trust: TrustConfig,
