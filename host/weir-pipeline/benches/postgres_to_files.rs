@@ -6,7 +6,7 @@
 //! For each load shape (one big transaction; many small ones) it creates
 //! one slot per contender, loads ROWS 8-column rows once, and then times
 //! each contender draining its slot from the same starting point: first
-//! `pg_recvlogical` (pgoutput, to /dev/null), then weir without plugins,
+//! `pg_recvlogical` (pgoutput, into a file), then weir without plugins,
 //! then weir with the bundled pii-mask (no config: every detector) on the
 //! default plugin workers (the machine's cores) and on one, then the
 //! Python pii-mask (`examples/plugins/python/pii-mask`, built with the
@@ -16,6 +16,9 @@
 //! favoured by a warmer cache). It prints rows/s, the ratio to
 //! `pg_recvlogical`, and weir's peak resident memory per run. Ratios, not
 //! absolute numbers, are what to compare across machines.
+//!
+//! `WEIR_BENCH_ONLY=python,1 worker` runs only the weir contenders whose
+//! name contains one of the comma-separated parts (and both baselines).
 
 use std::path::Path;
 use std::process::Command;
@@ -35,7 +38,9 @@ fn main() {
     };
     let server = common::pg_bench_server();
     let mask = weir_tests::components::bundled("pii-mask");
-    let python = python_pii_mask();
+    let python = python_pii_mask().filter(|_| {
+        std::env::var("WEIR_BENCH_ONLY").map_or(true, |only| only.to_lowercase().contains("python"))
+    });
     let mut contenders = vec![
         ("weir", "none", "default"),
         ("weir + pii-mask", mask, "default"),
@@ -44,6 +49,10 @@ fn main() {
     if let Some(python) = &python {
         contenders.push(("weir + Python pii-mask, 1 worker", python, "1"));
         contenders.push(("weir + Python pii-mask, 2 workers", python, "2"));
+    }
+    if let Ok(only) = std::env::var("WEIR_BENCH_ONLY") {
+        let parts: Vec<&str> = only.split(',').map(str::trim).collect();
+        contenders.retain(|(name, _, _)| parts.iter().any(|p| name.contains(p)));
     }
     let slots: Vec<String> = (0..contenders.len()).map(|i| format!("weir{i}")).collect();
     let mut all_slots = vec!["recv"];
@@ -76,7 +85,9 @@ fn main() {
     print_table(&results, "pg_recvlogical");
 }
 
-/// Times `pg_recvlogical` draining `slot` up to `end`.
+/// Times `pg_recvlogical` draining `slot` up to `end` into a file. A run
+/// whose file holds fewer lines than rows (`--endpos` can stop on a
+/// keepalive before the data) is reported as such and is no baseline.
 fn recvlogical(
     server: &ThrowawayPostgres,
     slot: &str,
@@ -84,6 +95,7 @@ fn recvlogical(
     rows: u64,
     shape: &'static str,
 ) -> Row {
+    let file = std::env::temp_dir().join(format!("weir-bench-recv-{}-{slot}", std::process::id()));
     let started = Instant::now();
     let status = Command::new(server.bindir().join("pg_recvlogical"))
         .args([
@@ -95,15 +107,26 @@ fn recvlogical(
             "postgres",
         ])
         .args(["-d", "db", "--slot", slot, "--start"])
-        .args(["--endpos", end, "--no-loop", "-f", "/dev/null"])
+        .args(["--endpos", end, "--no-loop", "-f"])
+        .arg(&file)
         .args(["-o", "proto_version=1", "-o", "publication_names=bench"])
         .status()
         .expect("pg_recvlogical runs");
+    let secs = started.elapsed().as_secs_f64();
     assert!(status.success(), "pg_recvlogical failed");
+    // One message a line (a pgoutput message may hold more newlines).
+    let lines = std::fs::read(&file).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+    let _ = std::fs::remove_file(&file);
+    let contender = if (lines as u64) < rows {
+        eprintln!("pg_recvlogical stopped early on {slot}: {lines} lines for {rows} rows");
+        "stopped early: pg_recvlogical"
+    } else {
+        "pg_recvlogical"
+    };
     Row {
         shape,
-        contender: "pg_recvlogical",
-        secs: started.elapsed().as_secs_f64(),
+        contender,
+        secs,
         rows,
         peak_rss_mb: None,
     }

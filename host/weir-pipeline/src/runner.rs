@@ -191,14 +191,17 @@ async fn run_once(
 
     let (processor, reloading) =
         Processor::start(engine, config.plugin_setup(), Stamping::Replace)?;
-    let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<RoutedBatch>(capacity);
+    let workers = stage::workers(&processor, config.pipeline.plugin_workers());
+    // The batches the plugin stage holds while its workers run them count
+    // against the channel to the writer.
+    let routed_capacity = capacity.saturating_sub(stage::in_flight(workers)).max(2);
+    let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<RoutedBatch>(routed_capacity);
 
     let processor = {
         let input = stage::Input {
             batches: ends.batches,
             queued_bytes: ends.queued_bytes,
         };
-        let workers = stage::workers(&processor, config.pipeline.plugin_workers());
         stage::start(
             input,
             routed_tx,

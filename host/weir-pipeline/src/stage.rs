@@ -121,6 +121,17 @@ pub(crate) fn workers(lead: &Processor, configured: usize) -> usize {
     }
 }
 
+/// Most batches the stage holds at once with `workers` workers, beyond the
+/// one each worker is running: its queue of results in order, and each
+/// replica's queue.
+pub(crate) fn in_flight(workers: usize) -> usize {
+    if workers <= 1 {
+        0
+    } else {
+        workers * IN_FLIGHT_PER_WORKER + (workers - 1)
+    }
+}
+
 /// Starts the stage: `workers` workers (see [`workers`]), the lead among
 /// them. Ends when the source is done or the writer stops taking batches.
 pub(crate) fn start(

@@ -29,4 +29,4 @@ pub use engine::{EngineOptions, PluginEngine};
 pub use error::{EventFailure, FailureKind, LoadError};
 pub use inspect::{Capability, ComponentInfo, SUPPORTED_CONTRACTS, World};
 pub use limits::{PluginLimits, PluginSpec};
-pub use plugin::{EventResult, ResolverPlugin, RouterPlugin, TransformerPlugin};
+pub use plugin::{EventResult, MAX_CALL_EVENTS, ResolverPlugin, RouterPlugin, TransformerPlugin};

@@ -261,6 +261,15 @@ async fn drain(
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let restarts = stats.restarts.load(Ordering::Relaxed);
+    if restarts > 0 {
+        // A restart replays from the last checkpoint: the run is not one
+        // drain, and says so.
+        eprintln!(
+            "the pipeline restarted {restarts} times; last error: {:?}",
+            weir_pipeline::stats::lock(&stats.last_error)
+        );
+    }
     let _ = stop_tx.send(true);
     task.await.unwrap().unwrap();
     assert_eq!(
