@@ -408,21 +408,30 @@ pub(crate) fn paced_workload(
     })
 }
 
-#[test]
-fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
+/// Runs the workload on `items` with weir (config `extra`) killed with
+/// SIGKILL four times and restarted; checks every change arrived exactly
+/// once. Returns the setup, the events and how many changes the workload
+/// made after the 201 rows of the snapshot.
+fn kill_9_workload(extra: &str) -> (Setup, Vec<Json>, usize) {
     let setup = Setup::new(
         "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, pad text DEFAULT repeat('p', 50));
          INSERT INTO items (id, v) SELECT i, 0 FROM generate_series(1, 200) i;
          INSERT INTO items (id, v) VALUES (999999, 0);",
     );
-    let config = setup.config("", "[pipeline]\nmax_batch_events = 50");
+    let config = setup.config("", extra);
     let (child, stop, made, load) = setup.start_under_load(&config);
     let child = kill_9_at_random(child, 4, || setup.start(&config));
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
-    let expected = 201 + made.load(Ordering::Relaxed) as usize;
-    let events = finish_exactly_once(&setup, child, expected);
+    let changes = made.load(Ordering::Relaxed) as usize;
+    let events = finish_exactly_once(&setup, child, 201 + changes);
+    (setup, events, changes)
+}
+
+#[test]
+fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
+    let (setup, events, _) = kill_9_workload("[pipeline]\nmax_batch_events = 50");
     // In order: applying the file reproduces the table.
     assert_eq!(apply(&events), table_rows(&setup, "items"));
     assert!(
@@ -434,33 +443,18 @@ fn kill_9_during_a_workload_loses_and_duplicates_nothing() {
 
 #[test]
 fn four_plugin_workers_keep_commit_order_and_exactly_once_through_kill_9() {
-    let setup = Setup::new(
-        "CREATE TABLE items (id bigint PRIMARY KEY, v int NOT NULL, pad text DEFAULT repeat('p', 50));
-         INSERT INTO items (id, v) SELECT i, 0 FROM generate_series(1, 200) i;
-         INSERT INTO items (id, v) VALUES (999999, 0);",
-    );
     let mask = components::bundled("pii-mask");
-    let config = setup.config(
-        "",
-        &format!(
-            "[[plugins]]\nname = \"mask\"\npath = \"{mask}\"\n[trust]\nallow_unsigned = true\n\
-             [pipeline]\nmax_batch_events = 20\nplugin_workers = 4\n"
-        ),
-    );
-    let (child, stop, made, load) = setup.start_under_load(&config);
-    let child = kill_9_at_random(child, 4, || setup.start(&config));
-    std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    let expected = 201 + made.load(Ordering::Relaxed) as usize;
-    let events = finish_exactly_once(&setup, child, expected);
+    let (setup, events, changes) = kill_9_workload(&format!(
+        "[[plugins]]\nname = \"mask\"\npath = \"{mask}\"\n[trust]\nallow_unsigned = true\n\
+         [pipeline]\nmax_batch_events = 20\nplugin_workers = 4\n"
+    ));
     // Commit order: one connection made the changes, so their positions
     // only grow along the file, across the batches the workers took in
     // turn (the snapshot's rows come first).
     let positions: Vec<u64> = (events.iter().filter(|e| e["op"] != "r"))
         .map(|e| e["source"]["lsn"].as_u64().expect("a change's position"))
         .collect();
-    assert_eq!(positions.len(), expected - 201);
+    assert_eq!(positions.len(), changes);
     assert!(
         positions.windows(2).all(|w| w[0] < w[1]),
         "events out of commit order"
