@@ -56,6 +56,26 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The componentizers `scripts/test` installs under `target/tools` that
+/// the environment does not already name: each `(variable, path)` to set,
+/// so that a plain `cargo nextest run` or `cargo bench` after one
+/// `scripts/test` finds them.
+pub fn installed_componentizers() -> Vec<(&'static str, PathBuf)> {
+    let tools = repo_root().join("target/tools");
+    [
+        ("WEIR_COMPONENTIZE_PY", "venv/bin/componentize-py"),
+        (
+            "WEIR_COMPONENTIZE_JS",
+            "js/node_modules/.bin/componentize-js",
+        ),
+    ]
+    .into_iter()
+    .filter(|(var, _)| std::env::var_os(var).is_none())
+    .map(|(var, tool)| (var, tools.join(tool)))
+    .filter(|(_, path)| path.is_file())
+    .collect()
+}
+
 /// One golden case.
 #[derive(Debug, Clone)]
 pub struct GoldenCase {

@@ -135,21 +135,19 @@ fn recvlogical(
 /// The Python pii-mask built with componentize-py, or `None` (with a
 /// note) when componentize-py is not installed.
 fn python_pii_mask() -> Option<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let tool = root.join("target/tools/venv/bin/componentize-py");
-    if std::env::var_os("WEIR_COMPONENTIZE_PY").is_none() {
-        if !tool.is_file() {
-            eprintln!(
-                "componentize-py not found (run scripts/test once, or set WEIR_COMPONENTIZE_PY): \
-                 the Python pii-mask runs are skipped"
-            );
-            return None;
-        }
+    for (var, path) in weir_tests::installed_componentizers() {
         // SAFETY: single-threaded here, before anything reads the environment.
-        unsafe { std::env::set_var("WEIR_COMPONENTIZE_PY", &tool) };
+        unsafe { std::env::set_var(var, path) };
+    }
+    if std::env::var_os("WEIR_COMPONENTIZE_PY").is_none() {
+        eprintln!(
+            "componentize-py not found (run scripts/test once, or set WEIR_COMPONENTIZE_PY): \
+             the Python pii-mask runs are skipped"
+        );
+        return None;
     }
     eprintln!("building examples/plugins/python/pii-mask...");
-    let dir = root.join("examples/plugins/python/pii-mask");
+    let dir = weir_tests::repo_root().join("examples/plugins/python/pii-mask");
     let project = GuestProject::read(&dir, Lang::Python).unwrap_or_else(|e| panic!("{e}"));
     let wasm = project.build().unwrap_or_else(|e| panic!("{e}"));
     Some(wasm.to_str().expect("a UTF-8 path").to_owned())

@@ -30,18 +30,9 @@ use common::{BATCH, events, mask_config};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let tools = root.join("target/tools");
-    for (var, tool) in [
-        ("WEIR_COMPONENTIZE_PY", "venv/bin/componentize-py"),
-        (
-            "WEIR_COMPONENTIZE_JS",
-            "js/node_modules/.bin/componentize-js",
-        ),
-    ] {
-        if std::env::var_os(var).is_none() && tools.join(tool).is_file() {
-            // SAFETY: single-threaded here, before anything reads the environment.
-            unsafe { std::env::set_var(var, tools.join(tool)) };
-        }
+    for (var, path) in weir_tests::installed_componentizers() {
+        // SAFETY: single-threaded here, before anything reads the environment.
+        unsafe { std::env::set_var(var, path) };
     }
     let mut plugins = vec![("rust", PathBuf::from(components::PII_MASK))];
     for (label, dir, lang) in [

@@ -34,18 +34,7 @@ fn weir() -> Command {
 /// environment does not name them itself (a plain `cargo nextest run`
 /// after one `scripts/test`).
 fn with_componentizers(cmd: &mut Command) {
-    let target = weir_tests::repo_root().join("target");
-    for (var, tool) in [
-        ("WEIR_COMPONENTIZE_PY", "tools/venv/bin/componentize-py"),
-        (
-            "WEIR_COMPONENTIZE_JS",
-            "tools/js/node_modules/.bin/componentize-js",
-        ),
-    ] {
-        if std::env::var_os(var).is_none() && target.join(tool).is_file() {
-            cmd.env(var, target.join(tool));
-        }
-    }
+    cmd.envs(weir_tests::installed_componentizers());
 }
 
 /// Runs `cmd`, failing the test with its output unless it succeeds;
