@@ -4,13 +4,19 @@
 //! weekend hour is normal at its hour), and raises a signal when a new
 //! sample is far from normal in the bad direction on consecutive samples.
 //!
-//! Per signal and hour bucket: an exponentially weighted mean and mean
-//! absolute deviation. A sample's robust z-score is its distance from the
-//! mean over the deviation (scaled like a standard deviation, with a floor
-//! so that a perfectly steady signal does not turn every wobble into an
-//! anomaly). Until a bucket has seen enough samples, the signal's
-//! all-hours baseline stands in. Samples taken while a signal is raised do
-//! not teach the baseline, so an anomaly does not become the new normal.
+//! Per signal and hour bucket: a baseline that starts from the median and
+//! median absolute deviation of its first samples (so one odd sample, such
+//! as the first of a pipeline still connecting, does not skew it), then
+//! follows an exponentially weighted mean and mean absolute deviation. A
+//! sample's robust z-score is its distance from the mean over the
+//! deviation (scaled like a standard deviation, with a floor so that a
+//! perfectly steady signal does not turn every wobble into an anomaly).
+//! Until a bucket has seen enough samples, the signal's all-hours baseline
+//! stands in. Abnormal samples, and samples taken while a signal is
+//! raised, do not teach the baseline, so an anomaly does not become the
+//! new normal; samples halfway there on the bad side teach it at a tenth
+//! of the weight, so a stall developing over several samples is not
+//! learned before it is raised, while a lasting moderate change still is.
 //!
 //! Throughput falling to zero counts only while the source has changes
 //! waiting (a quiet source is not an anomaly).
@@ -84,26 +90,51 @@ impl Default for Tuning {
     }
 }
 
+/// A baseline's level and spread.
 #[derive(Debug, Clone, Copy, Default)]
-struct Baseline {
+struct Level {
     mean: f64,
     deviation: f64,
     samples: u64,
 }
 
+#[derive(Debug, Clone, Default)]
+struct Baseline {
+    level: Level,
+    /// The first samples, until there are `warmup` of them.
+    first: Vec<f64>,
+}
+
+/// The median of `values` (not empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    }
+}
+
 impl Baseline {
-    fn learn(&mut self, x: f64, alpha: f64) {
-        if self.samples == 0 {
-            self.mean = x;
-            self.deviation = 0.0;
-        } else {
-            // A faster start, then the steady weight.
-            let a = alpha.max(1.0 / (self.samples as f64 + 1.0));
-            let d = (x - self.mean).abs();
-            self.mean += a * (x - self.mean);
-            self.deviation += a * (d - self.deviation);
+    /// Takes `x` with `weight` (0 to 1) once warmed up; the first `warmup`
+    /// samples all count equally, through their median.
+    fn learn(&mut self, x: f64, weight: f64, warmup: u64) {
+        let l = &mut self.level;
+        l.samples += 1;
+        if l.samples <= warmup.max(1) {
+            self.first.push(x);
+            if l.samples == warmup.max(1) {
+                let first = std::mem::take(&mut self.first);
+                let mean = median(first.clone());
+                l.mean = mean;
+                l.deviation = median(first.iter().map(|v| (v - mean).abs()).collect());
+            }
+            return;
         }
-        self.samples += 1;
+        let d = (x - l.mean).abs();
+        l.mean += weight * (x - l.mean);
+        l.deviation += weight * (d - l.deviation);
     }
 }
 
@@ -141,7 +172,7 @@ impl Detector {
                 .iter()
                 .map(|&signal| Watch {
                     signal,
-                    hours: [Baseline::default(); 24],
+                    hours: std::array::from_fn(|_| Baseline::default()),
                     all: Baseline::default(),
                     raised: false,
                     streak: 0,
@@ -165,11 +196,11 @@ impl Detector {
                 Signal::Lag => sample.lag_seconds,
                 Signal::Failures => sample.failure_ratio,
             };
-            let hour = &w.hours[sample.hour % 24];
+            let hour = w.hours[sample.hour % 24].level;
             let base = if hour.samples >= t.warmup {
-                *hour
+                hour
             } else {
-                w.all
+                w.all.level
             };
             let spread = (base.deviation * 1.4826)
                 .max(0.1 * base.mean.abs())
@@ -180,7 +211,9 @@ impl Detector {
                 Signal::Lag | Signal::Failures => z,
             };
             let gated = w.signal != Signal::Throughput || sample.source_has_changes;
-            let abnormal = base.samples >= t.warmup && gated && bad_side > t.threshold;
+            let trusted = base.samples >= t.warmup && gated;
+            let abnormal = trusted && bad_side > t.threshold;
+            let suspect = trusted && bad_side > t.threshold / 2.0;
             if abnormal != w.raised {
                 w.streak += 1;
                 if w.streak >= t.confirm {
@@ -198,8 +231,9 @@ impl Detector {
                 w.streak = 0;
             }
             if !abnormal && !w.raised {
-                w.hours[sample.hour % 24].learn(x, t.alpha);
-                w.all.learn(x, t.alpha);
+                let weight = if suspect { t.alpha / 10.0 } else { t.alpha };
+                w.hours[sample.hour % 24].learn(x, weight, t.warmup);
+                w.all.learn(x, weight, t.warmup);
             }
         }
         changes
@@ -378,6 +412,72 @@ mod tests {
         for _ in 0..5 {
             assert!(d.observe(quiet).is_empty());
         }
+    }
+
+    /// A pipeline sampled every 250 ms under a light load (~155 events/s,
+    /// ±10%) whose first sample caught it still connecting, then paused
+    /// while changes keep coming: the series a CI run recorded when the
+    /// stall went unraised (the first sample skewed the deviation, and the
+    /// zeros taught the baseline before they crossed the threshold).
+    #[test]
+    fn a_stall_after_a_slow_start_is_raised_and_not_learned() {
+        let mut d = Detector::new(Tuning::default());
+        let mut noise = Noise(5);
+        let at = |throughput: f64| Sample {
+            hour: 13,
+            throughput,
+            lag_seconds: 0.01,
+            failure_ratio: 0.0,
+            source_has_changes: true,
+        };
+        assert!(d.observe(at(16.0)).is_empty());
+        for _ in 0..20 {
+            assert!(d.observe(at(155.0 * (1.0 + 0.2 * noise.next()))).is_empty());
+        }
+        // The first stalled sample saw a little written before the pause.
+        assert!(d.observe(at(24.0)).is_empty());
+        let raised = d.observe(at(0.0));
+        assert!(
+            raised
+                .iter()
+                .any(|c| c.signal == Signal::Throughput && c.raised && c.normal > 140.0),
+            "{raised:?}"
+        );
+        // Forty stalled samples later the normal level is still the load's.
+        for _ in 0..40 {
+            d.observe(at(0.0));
+        }
+        assert!(d.raised(Signal::Throughput));
+        let cleared: Vec<Change> = (0..2).flat_map(|_| d.observe(at(150.0))).collect();
+        assert!(
+            cleared
+                .iter()
+                .any(|c| c.signal == Signal::Throughput && !c.raised && c.normal > 140.0),
+            "{cleared:?}"
+        );
+    }
+
+    /// A lasting moderate drop (halfway to abnormal) is learned, slowly:
+    /// the baseline follows it rather than freezing.
+    #[test]
+    fn a_lasting_moderate_drop_becomes_the_new_normal() {
+        let mut d = Detector::new(Tuning::default());
+        let at = |throughput: f64| Sample {
+            hour: 0,
+            throughput,
+            lag_seconds: 0.0,
+            failure_ratio: 0.0,
+            source_has_changes: true,
+        };
+        for _ in 0..50 {
+            d.observe(at(1000.0));
+        }
+        // 70%: z = -3 against the 10% floor, suspect but not abnormal.
+        for _ in 0..2000 {
+            assert!(d.observe(at(700.0)).is_empty());
+        }
+        let level = d.watches[0].hours[0].level;
+        assert!((level.mean - 700.0).abs() < 50.0, "{level:?}");
     }
 
     #[test]

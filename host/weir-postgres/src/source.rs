@@ -329,18 +329,19 @@ async fn stream(
     let mut decoder = PgoutputDecoder::new();
     let mut assembler = Assembler::new(config.connect.database.clone(), Lsn(state.lsn))
         .skip_origins(&config.skip_origins);
-    // Highest position handed on, and highest acknowledged durable.
+    // Highest position handed on.
     let mut emitted = Lsn(state.lsn);
-    let mut acked = Lsn(state.lsn);
-    let mut reported = Lsn(0);
+    let mut pos = Positions {
+        acked: Lsn(state.lsn),
+        reported: Lsn(0),
+        server_end: Lsn(state.lsn),
+    };
     // Highest position published as progress.
-    let mut published = acked;
+    let mut published = pos.acked;
     // Whether the source already waited (or chose not to) for more data
     // before handing on what it has.
     let mut lingered = false;
     let mut last_feedback = Instant::now();
-    // The end of the server's WAL, as its messages tell it.
-    let mut server_end = acked;
     let mut ticker = tokio::time::interval(config.status_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -368,50 +369,41 @@ async fn stream(
             None => {
                 lingered = false;
                 if let Some((events, lsn)) = assembler.take_committed() {
-                    send_batch(
-                        repl,
-                        channels,
-                        events,
-                        Some(lsn),
-                        &mut acked,
-                        &mut reported,
-                        state,
-                    )
-                    .await?;
+                    send_batch(repl, channels, events, Some(lsn), &mut pos, state).await?;
                     emitted = lsn;
                     continue;
                 }
                 tokio::select! {
                     msg = repl.next_message() => Some(msg?),
                     ack = channels.acks.recv() => {
-                        if let Some(ack) = ack { note_ack(&ack, &mut acked); }
+                        if let Some(ack) = ack { note_ack(&ack, &mut pos.acked); }
                         None
                     }
                     _ = ticker.tick() => {
-                        repl.send_status(acked, acked, false).await?;
-                        reported = acked;
+                        repl.send_status(pos.acked, pos.acked, false).await?;
+                        pos.reported = pos.acked;
                         last_feedback = Instant::now();
                         None
                     }
-                    _ = channels.shutdown.changed() => return Ok(acked),
+                    _ = channels.shutdown.changed() => return Ok(pos.acked),
                 }
             }
         };
         while let Ok(ack) = channels.acks.try_recv() {
-            note_ack(&ack, &mut acked);
+            note_ack(&ack, &mut pos.acked);
         }
-        if acked > published {
-            published = acked;
-            channels.report(|p| p.acknowledged = Some(acked.to_string()));
+        if pos.acked > published {
+            published = pos.acked;
+            channels.report(|p| p.acknowledged = Some(pos.acked.to_string()));
         }
         // Report progress at most every FEEDBACK_INTERVAL: every status
         // update makes the walsender record the slot's new position, and
         // one per small transaction slows it down severalfold.
-        if acked > reported && last_feedback.elapsed() >= FEEDBACK_INTERVAL {
-            repl.send_status(acked, acked, false).await?;
-            reported = acked;
+        if pos.acked > pos.reported && last_feedback.elapsed() >= FEEDBACK_INTERVAL {
+            repl.send_status(pos.acked, pos.acked, false).await?;
+            pos.reported = pos.acked;
             last_feedback = Instant::now();
-            report_behind(channels, server_end, acked);
+            report_behind(channels, pos.server_end, pos.acked);
         }
         let Some(msg) = msg else { continue };
         lingered = false;
@@ -421,7 +413,7 @@ async fn stream(
                 wal_end,
                 data,
             } => {
-                server_end = server_end.max(wal_end);
+                pos.server_end = pos.server_end.max(wal_end);
                 let decoded = decoder.decode(&data).map_err(|source| PgError::Decode {
                     lsn: wal_start,
                     source,
@@ -446,16 +438,7 @@ async fn stream(
                         // chunks; only its last chunk carries a position.
                         None => assembler.take_all(),
                     };
-                    send_batch(
-                        repl,
-                        channels,
-                        events,
-                        lsn,
-                        &mut acked,
-                        &mut reported,
-                        state,
-                    )
-                    .await?;
+                    send_batch(repl, channels, events, lsn, &mut pos, state).await?;
                     if let Some(lsn) = lsn {
                         emitted = lsn;
                     }
@@ -469,25 +452,36 @@ async fn stream(
                 // is open, so nothing before `wal_end` is still owed to the
                 // pipeline. Confirming it lets the server recycle WAL that
                 // carried nothing for this publication.
-                server_end = server_end.max(wal_end);
-                let idle =
-                    !assembler.in_transaction() && assembler.ready_len() == 0 && acked >= emitted;
-                if idle && wal_end > acked {
-                    acked = wal_end;
+                pos.server_end = pos.server_end.max(wal_end);
+                let idle = !assembler.in_transaction()
+                    && assembler.ready_len() == 0
+                    && pos.acked >= emitted;
+                if idle && wal_end > pos.acked {
+                    pos.acked = wal_end;
                     emitted = wal_end;
                     state.lsn = state.lsn.max(wal_end.0);
                 }
                 if reply_requested
-                    || (acked > reported && last_feedback.elapsed() >= FEEDBACK_INTERVAL)
+                    || (pos.acked > pos.reported && last_feedback.elapsed() >= FEEDBACK_INTERVAL)
                 {
-                    repl.send_status(acked, acked, false).await?;
-                    reported = acked;
+                    repl.send_status(pos.acked, pos.acked, false).await?;
+                    pos.reported = pos.acked;
                     last_feedback = Instant::now();
                 }
-                report_behind(channels, server_end, acked);
+                report_behind(channels, pos.server_end, pos.acked);
             }
         }
     }
+}
+
+/// Where the stream stands with the server.
+struct Positions {
+    /// Highest position the pipeline acknowledged durable.
+    acked: Lsn,
+    /// Highest position reported to the server.
+    reported: Lsn,
+    /// The end of the server's WAL, as its messages tell it.
+    server_end: Lsn,
 }
 
 async fn send_batch(
@@ -495,8 +489,7 @@ async fn send_batch(
     channels: &mut SourceChannels,
     events: Vec<weir_core::ChangeEvent>,
     lsn: Option<Lsn>,
-    acked: &mut Lsn,
-    reported: &mut Lsn,
+    pos: &mut Positions,
     state: &mut ResumeState,
 ) -> Result<(), PgError> {
     if let Some(lsn) = lsn {
@@ -511,6 +504,11 @@ async fn send_batch(
         resume: lsn.map(|_| state.to_json()),
         bytes,
     };
+    // The pipeline is not taking (busy or paused): say that the server has
+    // changes waiting, since no keepalive will be read until it takes.
+    if channels.out.capacity() == 0 {
+        report_behind(channels, pos.server_end, pos.acked);
+    }
     // While the pipeline is full, keep the server informed so that it does
     // not time the connection out.
     let permit = loop {
@@ -518,10 +516,10 @@ async fn send_batch(
             permit = channels.out.reserve() => break permit,
             _ = tokio::time::sleep(Duration::from_secs(10)) => {
                 while let Ok(ack) = channels.acks.try_recv() {
-                    note_ack(&ack, acked);
+                    note_ack(&ack, &mut pos.acked);
                 }
-                repl.send_status(*acked, *acked, false).await?;
-                *reported = *acked;
+                repl.send_status(pos.acked, pos.acked, false).await?;
+                pos.reported = pos.acked;
             }
         }
     };
