@@ -2,8 +2,9 @@
 Python client (confluent-kafka, pinned in scripts/lib/kafka-tools), checks
 every key and value against its Kafka Connect schema the way Kafka
 Connect's JsonConverter reads them (schemas.enable=true), and prints one
-JSON line per record: op, key payload, after, and the Connect type of each
-row column.
+JSON line per record: op, key payload, after, the transaction block and
+the Connect type of each row column; for a transaction metadata record
+(BEGIN or END), its status, key and payload.
 
 Usage: read_connect_json.py BOOTSTRAP TOPIC COUNT
 """
@@ -44,6 +45,12 @@ def check(schema, value, path):
         extra = set(value) - set(names)
         if extra:
             raise ValueError(f"{path}: fields without a schema: {sorted(extra)}")
+        return
+    if kind == "array":
+        if not isinstance(value, list):
+            raise ValueError(f"{path}: expected an array")
+        for i, item in enumerate(value):
+            check(schema["items"], item, f"{path}[{i}]")
         return
     expected = PRIMITIVES.get(kind)
     if expected is None:
@@ -97,18 +104,22 @@ def main():
             print(json.dumps({"op": None, "key": key["payload"]}))
             continue
         value = decode(msg.value(), "value")
+        payload = value["payload"]
+        if "status" in payload:
+            print(json.dumps({"status": payload["status"], "key": key["payload"], "payload": payload}))
+            continue
         row_schema = next(f for f in value["schema"]["fields"] if f["field"] == "after")
         types = {
             f["field"]: f["type"] + ("/" + f["name"] if "name" in f else "")
             for f in row_schema["fields"]
         }
-        payload = value["payload"]
         print(
             json.dumps(
                 {
                     "op": payload["op"],
                     "key": key["payload"],
                     "after": payload["after"],
+                    "transaction": payload.get("transaction"),
                     "types": types,
                 }
             )

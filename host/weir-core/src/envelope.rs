@@ -41,21 +41,46 @@ fn field_err(field: &str, problem: impl Into<String>) -> EnvelopeError {
 
 /// The event as a Debezium envelope.
 pub fn to_envelope(event: &ChangeEvent) -> Json {
-    serde_json::to_value(Envelope(event)).expect("an envelope serializes")
+    serde_json::to_value(Envelope(event, None)).expect("an envelope serializes")
 }
 
 /// Appends the event's envelope as one line of compact JSON (with the
 /// newline). Writes straight from the event, without building a
 /// [`Json`] tree: this is the sinks' hot path.
 pub fn write_envelope_line(event: &ChangeEvent, out: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *out, &Envelope(event)).expect("an envelope serializes");
+    serde_json::to_writer(&mut *out, &Envelope(event, None)).expect("an envelope serializes");
     out.push(b'\n');
 }
 
 /// Appends the event's envelope as compact JSON, without a newline (a
 /// record value).
 pub fn write_envelope(event: &ChangeEvent, out: &mut Vec<u8>) {
-    serde_json::to_writer(&mut *out, &Envelope(event)).expect("an envelope serializes");
+    write_envelope_in(event, None, out);
+}
+
+/// Where an event stands in its source transaction: Debezium's
+/// `transaction` block, written when transaction metadata is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct TransactionBlock<'a> {
+    /// The source transaction id.
+    pub id: &'a str,
+    /// The event's place among the transaction's events, from 1.
+    pub total_order: u64,
+    /// The event's place among the transaction's events of its table,
+    /// from 1.
+    pub data_collection_order: u64,
+}
+
+/// [`write_envelope`] with a `transaction` block after `key` when
+/// `transaction` is given (`null` when the event has none, as for a
+/// snapshot row).
+pub fn write_envelope_in(
+    event: &ChangeEvent,
+    transaction: Option<Option<&TransactionBlock<'_>>>,
+    out: &mut Vec<u8>,
+) {
+    serde_json::to_writer(&mut *out, &Envelope(event, transaction))
+        .expect("an envelope serializes");
 }
 
 /// Appends a row as a compact JSON object, columns in order (a record
@@ -66,19 +91,23 @@ pub fn write_row(row: &[Column], out: &mut Vec<u8>) {
 
 /// Serializes an event as its Debezium envelope; [`to_envelope`] and
 /// [`write_envelope_line`] both go through it, so they cannot disagree.
-struct Envelope<'e>(&'e ChangeEvent);
+/// The second field is the `transaction` block, when written at all.
+struct Envelope<'e>(&'e ChangeEvent, Option<Option<&'e TransactionBlock<'e>>>);
 
 impl Serialize for Envelope<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let event = self.0;
         let ts_ms = event.source.commit_time_us.div_euclid(1000);
-        let mut map = s.serialize_map(Some(6))?;
+        let mut map = s.serialize_map(Some(6 + usize::from(self.1.is_some())))?;
         map.serialize_entry("before", &event.before.as_deref().map(RowJson))?;
         map.serialize_entry("after", &event.after.as_deref().map(RowJson))?;
         map.serialize_entry("source", &SourceJson(&event.source, event.op == Op::Read))?;
         map.serialize_entry("op", event.op.code())?;
         map.serialize_entry("ts_ms", &ts_ms)?;
         map.serialize_entry("key", &RowJson(&event.key))?;
+        if let Some(transaction) = self.1 {
+            map.serialize_entry("transaction", &transaction)?;
+        }
         map.end()
     }
 }

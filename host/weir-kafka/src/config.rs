@@ -36,6 +36,12 @@ pub struct KafkaSinkConfig {
     /// records are keyed by pipeline and sink.
     #[serde(default = "default_state_topic")]
     pub state_topic: String,
+    /// Debezium's transaction metadata: when set, a BEGIN and an END record
+    /// (with the event count per table) for every source transaction go to
+    /// this topic, and every change record's envelope gets a `transaction`
+    /// block. Debezium's name for it is `<topic_prefix>.transaction`.
+    #[serde(default)]
+    pub transaction_topic: Option<String>,
     /// The producer's `transactional.id`. Default: `weir-<pipeline>-<sink>`.
     /// Two processes with the same id fence each other: the newer one
     /// writes, the older one stops.
@@ -256,6 +262,16 @@ impl SinkComponent for KafkaSinkConfig {
                 ),
             );
         }
+        if let Some(topic) = &self.transaction_topic
+            && !valid_topic_name(topic)
+        {
+            c.err(
+                "transaction_topic",
+                format!(
+                    "`{topic}` is not a valid topic name; use letters, digits, `.`, `_` and `-` (at most 249)"
+                ),
+            );
+        }
         if self.transactional_id.as_deref() == Some("") {
             c.err(
                 "transactional_id",
@@ -334,6 +350,7 @@ mod tests {
             brokers = ["nohost", "h:99999"]
             topic_prefix = "bad prefix"
             state_topic = "a/b"
+            transaction_topic = "shop transactions"
             transactional_id = ""
             properties = { "transactional.id" = "x", "sasl.username" = "u" }
             [topics]
@@ -348,6 +365,7 @@ mod tests {
                 "sinks[0].brokers[1]: `h:99999` is not `host:port` (for example `kafka-1:9092`)",
                 "sinks[0].topic_prefix: `bad prefix` cannot start a topic name; use letters, digits, `.`, `_` and `-`",
                 "sinks[0].state_topic: `a/b` is not a valid topic name; use letters, digits, `.`, `_` and `-` (at most 249)",
+                "sinks[0].transaction_topic: `shop transactions` is not a valid topic name; use letters, digits, `.`, `_` and `-` (at most 249)",
                 "sinks[0].transactional_id: must not be empty; leave it out for `weir-<pipeline>-<sink>`",
                 "sinks[0].topics.partitions: must be 1 or more",
                 "sinks[0].topics.replication_factor: must be 1 or more (or -1 for the broker's default)",

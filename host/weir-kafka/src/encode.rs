@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value as Json, json};
-use weir_core::envelope::{to_envelope, write_envelope, write_row};
+use weir_core::envelope::{TransactionBlock, to_envelope, write_envelope_in, write_row};
 use weir_core::{ChangeEvent, Column, Value};
 
 use crate::config::KafkaFormat;
@@ -19,6 +19,8 @@ use crate::config::KafkaFormat;
 /// Encodes records into reused buffers.
 pub(crate) struct Encoder {
     format: KafkaFormat,
+    /// Whether envelopes carry Debezium's `transaction` block.
+    transactions: bool,
     key: Vec<u8>,
     value: Vec<u8>,
     /// Per topic: the schemas of the last event's shape.
@@ -65,9 +67,12 @@ fn connect_type(value: &Value) -> Option<ConnectType> {
 }
 
 impl Encoder {
-    pub(crate) fn new(format: KafkaFormat) -> Self {
+    /// An encoder of `format`; with `transactions`, every envelope has a
+    /// `transaction` block (null for an event outside a transaction).
+    pub(crate) fn new(format: KafkaFormat, transactions: bool) -> Self {
         Encoder {
             format,
+            transactions,
             key: Vec::with_capacity(256),
             value: Vec::with_capacity(4096),
             schemas: HashMap::new(),
@@ -84,17 +89,24 @@ impl Encoder {
         self.key.len() + self.value.len()
     }
 
-    /// Encodes `event`, bound for `topic`.
-    pub(crate) fn encode(&mut self, event: &ChangeEvent, topic: &str) {
+    /// Encodes `event`, bound for `topic`, with its place in its source
+    /// transaction when the encoder writes transaction blocks.
+    pub(crate) fn encode(
+        &mut self,
+        event: &ChangeEvent,
+        topic: &str,
+        transaction: Option<&TransactionBlock<'_>>,
+    ) {
         self.key.clear();
         self.value.clear();
+        let block = self.transactions.then_some(transaction);
         match self.format {
             KafkaFormat::Json => {
                 write_row(&event.key, &mut self.key);
-                write_envelope(event, &mut self.value);
+                write_envelope_in(event, block, &mut self.value);
             }
             KafkaFormat::JsonSchema => {
-                let schemas = schemas_for(&mut self.schemas, event, topic);
+                let schemas = schemas_for(&mut self.schemas, event, topic, self.transactions);
                 self.key.extend_from_slice(b"{\"schema\":");
                 self.key.extend_from_slice(schemas.key.as_bytes());
                 self.key.extend_from_slice(b",\"payload\":");
@@ -103,7 +115,7 @@ impl Encoder {
                 self.value.extend_from_slice(b"{\"schema\":");
                 self.value.extend_from_slice(schemas.value.as_bytes());
                 self.value.extend_from_slice(b",\"payload\":");
-                write_envelope(event, &mut self.value);
+                write_envelope_in(event, block, &mut self.value);
                 self.value.push(b'}');
             }
         }
@@ -116,6 +128,7 @@ fn schemas_for<'s>(
     schemas: &'s mut HashMap<String, Schemas>,
     event: &ChangeEvent,
     topic: &str,
+    transactions: bool,
 ) -> &'s Schemas {
     let entry = schemas.entry(topic.to_owned()).or_insert_with(|| Schemas {
         shape: Vec::new(),
@@ -131,7 +144,7 @@ fn schemas_for<'s>(
     }
     let shape = shape(event, &columns, &entry.seen);
     if shape != entry.shape {
-        let (key, value) = build_schemas(event, topic, &columns, &entry.seen);
+        let (key, value) = build_schemas(event, topic, &columns, &entry.seen, transactions);
         entry.key = key.to_string();
         entry.value = value.to_string();
         entry.shape = shape;
@@ -221,6 +234,7 @@ fn build_schemas(
     topic: &str,
     columns: &[(&str, &Value)],
     seen: &HashMap<String, ConnectType>,
+    transactions: bool,
 ) -> (Json, Json) {
     let key = key_struct(topic, &event.key, seen);
     let row_fields: Vec<Json> = columns
@@ -242,17 +256,26 @@ fn build_schemas(
     let mut key_field = key.clone();
     key_field["optional"] = json!(true);
     key_field["field"] = json!("key");
+    let mut fields = vec![
+        row("before"),
+        row("after"),
+        json!({"type": "struct", "fields": source_fields, "optional": false,
+               "name": format!("io.debezium.connector.{connector}.Source"), "field": "source"}),
+        json!({"type": "string", "optional": false, "field": "op"}),
+        json!({"type": "int64", "optional": true, "field": "ts_ms"}),
+        key_field,
+    ];
+    if transactions {
+        // Debezium's transaction block.
+        fields.push(json!({"type": "struct", "fields": [
+            {"type": "string", "optional": false, "field": "id"},
+            {"type": "int64", "optional": false, "field": "total_order"},
+            {"type": "int64", "optional": false, "field": "data_collection_order"}],
+            "optional": true, "name": "event.block", "version": 1, "field": "transaction"}));
+    }
     let value = json!({
         "type": "struct",
-        "fields": [
-            row("before"),
-            row("after"),
-            {"type": "struct", "fields": source_fields, "optional": false,
-             "name": format!("io.debezium.connector.{connector}.Source"), "field": "source"},
-            {"type": "string", "optional": false, "field": "op"},
-            {"type": "int64", "optional": true, "field": "ts_ms"},
-            key_field,
-        ],
+        "fields": fields,
         "optional": false,
         "name": format!("{topic}.Envelope"),
         "version": 1,
@@ -316,12 +339,12 @@ mod tests {
 
     #[test]
     fn json_is_the_key_object_and_the_envelope() {
-        let mut e = Encoder::new(KafkaFormat::Json);
+        let mut e = Encoder::new(KafkaFormat::Json, false);
         let ev = event(vec![
             Column::new("id", Value::Int(1)),
             Column::new("note", Value::Text("hi".into())),
         ]);
-        e.encode(&ev, "shop.public.orders");
+        e.encode(&ev, "shop.public.orders", None);
         let (key, value) = e.record();
         assert_eq!(decode(key), json!({"id": 1}));
         assert_eq!(decode(value), to_envelope(&ev));
@@ -329,7 +352,7 @@ mod tests {
 
     #[test]
     fn json_schema_carries_connect_types_and_remembers_null_columns() {
-        let mut e = Encoder::new(KafkaFormat::JsonSchema);
+        let mut e = Encoder::new(KafkaFormat::JsonSchema, false);
         let topic = "shop.public.orders";
         e.encode(
             &event(vec![
@@ -339,6 +362,7 @@ mod tests {
                 Column::new("total", Value::Decimal("9.50".into())),
             ]),
             topic,
+            None,
         );
         let (key, value) = e.record();
         let (key, value) = (decode(key), decode(value));
@@ -385,6 +409,7 @@ mod tests {
                 Column::new("total", Value::Null),
             ]),
             topic,
+            None,
         );
         let value = decode(e.record().1);
         assert_eq!(

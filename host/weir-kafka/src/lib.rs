@@ -31,6 +31,7 @@ pub mod output;
 pub mod sink;
 pub mod state;
 mod topics;
+mod transactions;
 
 pub use config::{Compression, KafkaFormat, KafkaSinkConfig, TopicSettings};
 pub use input::{Input, InputRecord, KafkaInputConfig, StartAt};

@@ -15,6 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use tracing::warn;
+use weir_core::envelope::TransactionBlock;
 use weir_core::{ChangeEvent, Delivery, Op, StageError};
 
 use crate::config::{KafkaSinkConfig, TopicSettings};
@@ -163,7 +164,7 @@ impl Output {
             message_max_bytes: config.message_max_bytes as usize,
             timeout: Duration::from_secs(u64::from(config.timeout_secs)),
             topics: HashMap::new(),
-            encoder: Encoder::new(config.format),
+            encoder: Encoder::new(config.format, config.transaction_topic.is_some()),
             in_transaction: false,
         }
     }
@@ -324,9 +325,14 @@ impl Output {
 
     /// Encodes the `i`th delivery without sending it, to check its size: an
     /// event's error when it is too large.
-    pub fn check(&mut self, i: usize, d: &Delivery<'_>) -> Result<(), StageError> {
+    pub fn check(
+        &mut self,
+        i: usize,
+        d: &Delivery<'_>,
+        transaction: Option<&TransactionBlock<'_>>,
+    ) -> Result<(), StageError> {
         let topic = topic_name(&self.prefix, d.destination);
-        self.encoder.encode(d.event, &topic);
+        self.encoder.encode(d.event, &topic, transaction);
         self.check_size(i, d)
     }
 
@@ -346,13 +352,19 @@ impl Output {
     }
 
     /// Writes the `i`th delivery (and a tombstone after a delete) in the
-    /// open transaction, opening one if needed. An event's error leaves the
-    /// transaction open; any other aborts it.
-    pub fn write(&mut self, i: usize, d: &Delivery<'_>) -> Result<(), StageError> {
+    /// open transaction, opening one if needed, with its place in its
+    /// source transaction when the output writes transaction metadata. An
+    /// event's error leaves the transaction open; any other aborts it.
+    pub fn write(
+        &mut self,
+        i: usize,
+        d: &Delivery<'_>,
+        transaction: Option<&TransactionBlock<'_>>,
+    ) -> Result<(), StageError> {
         self.ensure_topic(d.destination)?;
         self.begin()?;
         let topic = &self.topics[d.destination];
-        self.encoder.encode(d.event, topic);
+        self.encoder.encode(d.event, topic, transaction);
         self.check_size(i, d)?;
         let producer = self.producer();
         let (key, value) = self.encoder.record();

@@ -1,13 +1,15 @@
 //! The Kafka sink: a transactional producer ([`Output`]) that writes each
-//! flush's changes and the source position in one Kafka transaction.
+//! flush's changes and the source position in one Kafka transaction, with
+//! Debezium's transaction metadata when asked ([`crate::transactions`]).
 
 use serde_json::Value as Json;
 use weir_connect::own_position::{Ledger, Place, crash_point};
 use weir_core::{Delivery, Sink, StageError};
 
-use crate::config::KafkaSinkConfig;
+use crate::config::{KafkaFormat, KafkaSinkConfig};
 use crate::output::{Output, Owner};
 use crate::state::{self, StateRecord};
+use crate::transactions::{Boundary, Transactions};
 
 /// See the module docs.
 pub struct KafkaSink {
@@ -16,6 +18,10 @@ pub struct KafkaSink {
     output: Output,
     state_topic: String,
     ledger: Ledger,
+    /// Where BEGIN and END records go, when the sink writes them.
+    transaction_topic: Option<String>,
+    transactions: Transactions,
+    format: KafkaFormat,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -47,6 +53,9 @@ impl KafkaSink {
             output,
             state_topic: config.state_topic.clone(),
             ledger: Ledger::default(),
+            transaction_topic: config.transaction_topic.clone(),
+            transactions: Transactions::default(),
+            format: config.format,
         })
     }
 }
@@ -61,6 +70,10 @@ impl Sink for KafkaSink {
         // transaction, so what the state topic says next is final.
         self.output.start()?;
         self.output.ensure_own_topic(&self.state_topic, true)?;
+        if let Some(topic) = &self.transaction_topic {
+            self.output.ensure_own_topic(topic, false)?;
+        }
+        self.transactions.reset();
         let key = self.output.transactional_id();
         let held = state::read_last(
             self.output.client(),
@@ -81,18 +94,38 @@ impl Sink for KafkaSink {
 
     fn write(&mut self, events: &[Delivery<'_>]) -> Result<(), StageError> {
         for (i, d) in events.iter().enumerate() {
-            if self.ledger.count() {
-                // Kafka holds this one: encode it only to refuse it again if
-                // it was refused the first time.
-                self.output.check(i, d)?;
+            let held = self.ledger.count();
+            let Some(topic) = &self.transaction_topic else {
+                if held {
+                    // Kafka holds this one: encode it only to refuse it
+                    // again if it was refused the first time.
+                    self.output.check(i, d, None)?;
+                } else {
+                    self.output.write(i, d, None)?;
+                }
                 continue;
+            };
+            for b in self.transactions.before(d.event, held, self.format) {
+                self.output.write_record(topic, &b.key, &b.value)?;
             }
-            self.output.write(i, d)?;
+            let place = self.transactions.place(d.event);
+            if held {
+                self.output.check(i, d, place.as_ref())?;
+            } else {
+                self.output.write(i, d, place.as_ref())?;
+            }
+            self.transactions.count(d.event);
         }
         Ok(())
     }
 
     fn flush(&mut self, source: &Json) -> Result<Json, StageError> {
+        // A flush ends whole source transactions.
+        if let Some(topic) = &self.transaction_topic
+            && let Some(Boundary { key, value }) = self.transactions.end(self.format)
+        {
+            self.output.write_record(topic, &key, &value)?;
+        }
         if self.ledger.pending() {
             let held = self.ledger.record();
             let record = StateRecord {

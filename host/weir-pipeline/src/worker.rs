@@ -186,7 +186,7 @@ fn round(
     processor.run(events, true, &mut routed);
     let mut refused = Vec::new();
     for (i, d) in routed.deliveries().enumerate() {
-        match output.write(i, &d) {
+        match output.write(i, &d, None) {
             Ok(()) => {}
             Err(e) if e.event_index().is_some() => refused.push(DeadLetter {
                 failed_at: FailedAt::Sink(OUTPUT.to_owned()),

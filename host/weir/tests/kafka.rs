@@ -225,6 +225,62 @@ fn murmur2_matches_the_java_client() {
     assert_eq!(murmur2(b"a-little-bit-long-string"), -985_981_536);
 }
 
+/// Checks Debezium's transaction metadata against the change `records`:
+/// one BEGIN and one END per source transaction, each END's counts (in
+/// total and per table) those of the events carrying its id, and every
+/// event's places in its transaction numbered 1 to n without a gap.
+fn assert_transaction_metadata(kafka: &ThrowawayKafka, records: &[Record]) {
+    let mut orders: BTreeMap<String, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
+    let mut snapshot_rows = 0;
+    for event in records.iter().filter_map(|r| r.value.as_ref()) {
+        let block = &event["transaction"];
+        if event["op"] == "r" {
+            assert_eq!(*block, Json::Null, "a snapshot row has no transaction");
+            snapshot_rows += 1;
+            continue;
+        }
+        let id = block["id"].as_str().unwrap_or_else(|| panic!("{event}"));
+        assert_eq!(event["source"]["txId"].to_string(), id, "{event}");
+        let (total, in_table) = orders.entry(id.to_owned()).or_default();
+        total.push(block["total_order"].as_u64().unwrap());
+        in_table.push(block["data_collection_order"].as_u64().unwrap());
+    }
+    assert!(snapshot_rows > 0 && !orders.is_empty());
+    let mut begins = BTreeMap::new();
+    let mut ends = BTreeMap::new();
+    for r in read_topic(&kafka.bootstrap(), "test.transaction") {
+        let value = r.value.expect("transaction records have values");
+        let id = value["id"].as_str().unwrap().to_owned();
+        let key: Json = serde_json::from_slice(r.key.as_deref().unwrap()).unwrap();
+        assert_eq!(key, serde_json::json!({"id": id}));
+        let seen = match value["status"].as_str() {
+            Some("BEGIN") => begins.insert(id.clone(), value),
+            Some("END") => ends.insert(id.clone(), value),
+            other => panic!("status {other:?}"),
+        };
+        assert!(seen.is_none(), "transaction {id} has two records of a kind");
+    }
+    let ids: Vec<&String> = orders.keys().collect();
+    assert_eq!(begins.keys().collect::<Vec<_>>(), ids);
+    assert_eq!(ends.keys().collect::<Vec<_>>(), ids);
+    for (id, (mut total, mut in_table)) in orders {
+        let n = total.len() as u64;
+        total.sort_unstable();
+        in_table.sort_unstable();
+        assert_eq!(total, (1..=n).collect::<Vec<_>>(), "transaction {id}");
+        // One table: its order is the total order.
+        assert_eq!(in_table, total, "transaction {id}");
+        let end = &ends[&id];
+        assert_eq!(end["event_count"], n, "{end}");
+        assert_eq!(
+            end["data_collections"],
+            serde_json::json!([{"data_collection": "public.items", "event_count": n}]),
+            "{end}"
+        );
+        assert_eq!(begins[&id]["event_count"], Json::Null);
+    }
+}
+
 #[test]
 fn kafka_exactly_once_across_restarts_and_a_crash_after_a_commit() {
     let kafka = ThrowawayKafka::start().unwrap_or_else(|e| panic!("{e}"));
@@ -232,7 +288,7 @@ fn kafka_exactly_once_across_restarts_and_a_crash_after_a_commit() {
     let config = kafka_config(
         &setup,
         &kafka,
-        "[sinks.topics]\npartitions = 3",
+        "transaction_topic = \"test.transaction\"\n[sinks.topics]\npartitions = 3",
         "[pipeline]\nmax_batch_events = 50",
     );
     let child = setup.start(&config);
@@ -273,6 +329,7 @@ fn kafka_exactly_once_across_restarts_and_a_crash_after_a_commit() {
         setup.log()
     );
     let records = assert_exactly_once(&setup, &kafka, expected);
+    assert_transaction_metadata(&kafka, &records);
 
     let mut deletes = 0;
     for (i, r) in records.iter().enumerate() {
@@ -371,7 +428,12 @@ fn json_schema_records_read_back_with_confluents_python_client() {
             'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', true, '\\x0102', 0.5),
            (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);",
     );
-    let config = kafka_config(&setup, &kafka, "format = \"json-schema\"", "");
+    let config = kafka_config(
+        &setup,
+        &kafka,
+        "format = \"json-schema\"\ntransaction_topic = \"test.transaction\"",
+        "",
+    );
     let child = setup.start(&config);
     wait_until(
         "the snapshot in Kafka",
@@ -387,22 +449,26 @@ fn json_schema_records_read_back_with_confluents_python_client() {
         &setup,
     );
     terminate(child, &setup);
-    let script = weir_tests::repo_root().join("tests/kafka/read_connect_json.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args([kafka.bootstrap().as_str(), "test.public.kinds", "5"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Json> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let read = |topic: &str, count: &str| {
+        let script = weir_tests::repo_root().join("tests/kafka/read_connect_json.py");
+        let out = Command::new(&python)
+            .arg(script)
+            .args([kafka.bootstrap().as_str(), topic, count])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<Json> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (stdout, lines)
+    };
+    let (stdout, lines) = read("test.public.kinds", "5");
     // Four changes and the tombstone after the delete.
     let ops: Vec<&str> = lines
         .iter()
@@ -424,4 +490,26 @@ fn json_schema_records_read_back_with_confluents_python_client() {
     assert_eq!(first["types"]["ok"], "boolean");
     // Row 2 is all nulls: its columns keep the types seen on the topic.
     assert_eq!(lines[1]["types"]["day"], "int32/io.debezium.time.Date");
+    // Transaction metadata: snapshot rows have none; the update and the
+    // delete, one source transaction, are its first and second events, and
+    // its BEGIN and END records (read against their schemas) count them.
+    assert_eq!(lines[0]["transaction"], Json::Null);
+    let txid = lines[2]["transaction"]["id"].clone();
+    assert!(txid.is_string(), "{stdout}");
+    for (line, order) in [(&lines[2], 1), (&lines[3], 2)] {
+        assert_eq!(
+            line["transaction"],
+            serde_json::json!({"id": txid, "total_order": order, "data_collection_order": order})
+        );
+    }
+    let (stdout, boundaries) = read("test.transaction", "2");
+    let statuses: Vec<&Json> = boundaries.iter().map(|b| &b["status"]).collect();
+    assert_eq!(statuses, ["BEGIN", "END"], "{stdout}");
+    assert_eq!(boundaries[0]["key"], serde_json::json!({"id": txid}));
+    let end = &boundaries[1]["payload"];
+    assert_eq!(end["event_count"], 2, "{stdout}");
+    assert_eq!(
+        end["data_collections"],
+        serde_json::json!([{"data_collection": "public.kinds", "event_count": 2}])
+    );
 }

@@ -231,6 +231,13 @@ fn validate_output(output: &KafkaSinkConfig, c: &mut Checker) {
             "each worker instance has its own (`weir-<name>-<instance>`); leave it out",
         );
     }
+    if output.transaction_topic.is_some() {
+        section.err(
+            "transaction_topic",
+            "a worker writes no transaction metadata (its input records carry the source's \
+             own `transaction` blocks); leave it out",
+        );
+    }
     if output.state_topic != KafkaSinkConfig::DEFAULT_STATE_TOPIC {
         section.err(
             "state_topic",
