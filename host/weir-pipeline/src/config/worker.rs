@@ -331,6 +331,7 @@ mod tests {
             brokers = ["k:9092"]
             transactional_id = "t"
             state_topic = "s"
+            transaction_topic = "m.transaction"
             "#,
         )
         .unwrap_err();
@@ -344,6 +345,7 @@ mod tests {
                 "input.topics",
                 "input.properties.\"group.id\"",
                 "output.transactional_id",
+                "output.transaction_topic",
                 "output.state_topic",
                 "name",
                 "dead_letter_topic",
