@@ -18,7 +18,8 @@
 //! absolute numbers, are what to compare across machines.
 //!
 //! `WEIR_BENCH_ONLY=python,1 worker` runs only the weir contenders whose
-//! name contains one of the comma-separated parts (and both baselines).
+//! name contains one of the comma-separated parts (and both baselines);
+//! `WEIR_BENCH_CHANNEL_BYTES=N` sets `pipeline.channel_bytes` for them.
 
 use std::path::Path;
 use std::process::Command;
@@ -180,6 +181,14 @@ fn child(args: &[String]) {
     let plugin = (plugin != "none").then_some(plugin.as_str());
     let mut config = config(port.parse().unwrap(), &dir, slot, plugin);
     config.pipeline.plugin_workers = workers.parse().ok();
+    // WEIR_BENCH_CHANNEL_BYTES: the bytes between stages, to see what
+    // the channels cost in memory and buy in speed.
+    if let Some(bytes) = std::env::var("WEIR_BENCH_CHANNEL_BYTES")
+        .ok()
+        .and_then(|b| b.parse().ok())
+    {
+        config.pipeline.channel_bytes = bytes;
+    }
     child_run(config, rows.parse().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }

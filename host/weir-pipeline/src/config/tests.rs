@@ -232,7 +232,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.router.template.as_deref(), Some("{schema}.{table}"));
     assert!(c.router.plugin.is_none());
     assert_eq!(c.pipeline.max_batch_events, 4096);
-    assert_eq!(c.pipeline.channel_bytes, 16 << 20);
+    assert_eq!(c.pipeline.channel_bytes, 8 << 20);
     assert_eq!(c.pipeline.plugin_workers, None);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(c.pipeline.plugin_workers(), cores.min(256));
