@@ -311,25 +311,11 @@ fn source_field(name: &str, value: &Json) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_core::{Op, SourceInfo};
 
     fn event(after: Vec<Column>) -> ChangeEvent {
         ChangeEvent {
-            op: Op::Create,
-            source: SourceInfo {
-                connector: "postgresql".into(),
-                database: "shop".into(),
-                schema: "public".into(),
-                table: "orders".into(),
-                position: "0/16B3748".into(),
-                txid: Some("750".into()),
-                commit_time_us: 1_700_000_000_123_456,
-                origin: None,
-                plugins: None,
-            },
-            key: vec![Column::new("id", Value::Int(1))],
-            before: None,
             after: Some(after),
+            ..crate::transactions::tests::event(Some("750"), "orders")
         }
     }
 

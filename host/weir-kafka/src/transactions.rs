@@ -171,11 +171,13 @@ fn value_schema() -> Json {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use weir_core::{Column, Op, SourceInfo, Value};
 
-    fn event(txid: Option<&str>, table: &str) -> ChangeEvent {
+    /// A create in `public.<table>` of source transaction `txid`, key
+    /// `id = 1`, no images.
+    pub(crate) fn event(txid: Option<&str>, table: &str) -> ChangeEvent {
         ChangeEvent {
             op: Op::Create,
             source: SourceInfo {
