@@ -105,8 +105,8 @@ struct Baseline {
     first: Vec<f64>,
 }
 
-/// The median of `values` (not empty).
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of `values` (not empty), which it sorts.
+fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
     if values.len().is_multiple_of(2) {
@@ -125,10 +125,13 @@ impl Baseline {
         if l.samples <= warmup.max(1) {
             self.first.push(x);
             if l.samples == warmup.max(1) {
-                let first = std::mem::take(&mut self.first);
-                let mean = median(first.clone());
+                let mut first = std::mem::take(&mut self.first);
+                let mean = median(&mut first);
+                for v in &mut first {
+                    *v = (*v - mean).abs();
+                }
                 l.mean = mean;
-                l.deviation = median(first.iter().map(|v| (v - mean).abs()).collect());
+                l.deviation = median(&mut first);
             }
             return;
         }

@@ -239,6 +239,18 @@ pub(crate) fn check_brokers(brokers: &[String], c: &mut Checker) {
     }
 }
 
+/// Checks that `field`'s `topic` is a valid topic name.
+fn check_topic(field: &str, topic: &str, c: &mut Checker) {
+    if !valid_topic_name(topic) {
+        c.err(
+            field,
+            format!(
+                "`{topic}` is not a valid topic name; use letters, digits, `.`, `_` and `-` (at most 249)"
+            ),
+        );
+    }
+}
+
 impl SinkComponent for KafkaSinkConfig {
     fn validate(&self, c: &mut Checker) {
         check_brokers(&self.brokers, c);
@@ -253,24 +265,9 @@ impl SinkComponent for KafkaSinkConfig {
                 ),
             );
         }
-        if !valid_topic_name(&self.state_topic) {
-            c.err(
-                "state_topic",
-                format!(
-                    "`{}` is not a valid topic name; use letters, digits, `.`, `_` and `-` (at most 249)",
-                    self.state_topic
-                ),
-            );
-        }
-        if let Some(topic) = &self.transaction_topic
-            && !valid_topic_name(topic)
-        {
-            c.err(
-                "transaction_topic",
-                format!(
-                    "`{topic}` is not a valid topic name; use letters, digits, `.`, `_` and `-` (at most 249)"
-                ),
-            );
+        check_topic("state_topic", &self.state_topic, c);
+        if let Some(topic) = &self.transaction_topic {
+            check_topic("transaction_topic", topic, c);
         }
         if self.transactional_id.as_deref() == Some("") {
             c.err(

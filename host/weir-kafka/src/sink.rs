@@ -6,7 +6,7 @@ use serde_json::Value as Json;
 use weir_connect::own_position::{Ledger, Place, crash_point};
 use weir_core::{Delivery, Sink, StageError};
 
-use crate::config::{KafkaFormat, KafkaSinkConfig};
+use crate::config::KafkaSinkConfig;
 use crate::output::{Output, Owner};
 use crate::state::{self, StateRecord};
 use crate::transactions::{Boundary, Transactions};
@@ -18,10 +18,8 @@ pub struct KafkaSink {
     output: Output,
     state_topic: String,
     ledger: Ledger,
-    /// Where BEGIN and END records go, when the sink writes them.
-    transaction_topic: Option<String>,
-    transactions: Transactions,
-    format: KafkaFormat,
+    /// Debezium's transaction metadata, when the sink writes it.
+    transactions: Option<Transactions>,
 }
 
 impl std::fmt::Debug for KafkaSink {
@@ -53,9 +51,10 @@ impl KafkaSink {
             output,
             state_topic: config.state_topic.clone(),
             ledger: Ledger::default(),
-            transaction_topic: config.transaction_topic.clone(),
-            transactions: Transactions::default(),
-            format: config.format,
+            transactions: config
+                .transaction_topic
+                .clone()
+                .map(|topic| Transactions::new(topic, config.format)),
         })
     }
 }
@@ -70,10 +69,10 @@ impl Sink for KafkaSink {
         // transaction, so what the state topic says next is final.
         self.output.start()?;
         self.output.ensure_own_topic(&self.state_topic, true)?;
-        if let Some(topic) = &self.transaction_topic {
-            self.output.ensure_own_topic(topic, false)?;
+        if let Some(t) = &mut self.transactions {
+            self.output.ensure_own_topic(&t.topic, false)?;
+            t.reset();
         }
-        self.transactions.reset();
         let key = self.output.transactional_id();
         let held = state::read_last(
             self.output.client(),
@@ -94,37 +93,34 @@ impl Sink for KafkaSink {
 
     fn write(&mut self, events: &[Delivery<'_>]) -> Result<(), StageError> {
         for (i, d) in events.iter().enumerate() {
+            // Kafka holds this one: encode it only to refuse it again if it
+            // was refused the first time.
             let held = self.ledger.count();
-            let Some(topic) = &self.transaction_topic else {
-                if held {
-                    // Kafka holds this one: encode it only to refuse it
-                    // again if it was refused the first time.
-                    self.output.check(i, d, None)?;
-                } else {
-                    self.output.write(i, d, None)?;
+            let mut place = None;
+            if let Some(t) = &mut self.transactions {
+                for b in t.before(d.event, held) {
+                    self.output.write_record(&t.topic, &b.key, &b.value)?;
                 }
-                continue;
-            };
-            for b in self.transactions.before(d.event, held, self.format) {
-                self.output.write_record(topic, &b.key, &b.value)?;
+                place = t.place(d.event);
             }
-            let place = self.transactions.place(d.event);
             if held {
                 self.output.check(i, d, place.as_ref())?;
             } else {
                 self.output.write(i, d, place.as_ref())?;
             }
-            self.transactions.count(d.event);
+            if let Some(t) = &mut self.transactions {
+                t.count(d.event);
+            }
         }
         Ok(())
     }
 
     fn flush(&mut self, source: &Json) -> Result<Json, StageError> {
         // A flush ends whole source transactions.
-        if let Some(topic) = &self.transaction_topic
-            && let Some(Boundary { key, value }) = self.transactions.end(self.format)
+        if let Some(t) = &mut self.transactions
+            && let Some(Boundary { key, value }) = t.end()
         {
-            self.output.write_record(topic, &key, &value)?;
+            self.output.write_record(&t.topic, &key, &value)?;
         }
         if self.ledger.pending() {
             let held = self.ledger.record();

@@ -17,9 +17,13 @@ use weir_core::envelope::TransactionBlock;
 
 use crate::config::KafkaFormat;
 
-/// The source transaction being written, and where its events stand.
-#[derive(Debug, Default)]
+/// Where the metadata goes, the source transaction being written, and
+/// where its events stand.
+#[derive(Debug)]
 pub(crate) struct Transactions {
+    /// The transaction topic.
+    pub topic: String,
+    format: KafkaFormat,
     open: Option<Open>,
 }
 
@@ -49,6 +53,15 @@ fn collection(event: &ChangeEvent) -> String {
 }
 
 impl Transactions {
+    /// Metadata for `topic`, its records in `format`.
+    pub(crate) fn new(topic: String, format: KafkaFormat) -> Self {
+        Transactions {
+            topic,
+            format,
+            open: None,
+        }
+    }
+
     /// Starts over (after a restart, nothing is open).
     pub(crate) fn reset(&mut self) {
         self.open = None;
@@ -58,17 +71,12 @@ impl Transactions {
     /// transaction when `event` belongs to another, and the BEGIN of
     /// `event`'s. `held` says Kafka holds `event` already; nothing is
     /// returned for a transaction it holds.
-    pub(crate) fn before(
-        &mut self,
-        event: &ChangeEvent,
-        held: bool,
-        format: KafkaFormat,
-    ) -> Vec<Boundary> {
+    pub(crate) fn before(&mut self, event: &ChangeEvent, held: bool) -> Vec<Boundary> {
         let id = event.source.txid.as_deref();
         if self.open.as_ref().map(|o| o.id.as_str()) == id {
             return Vec::new();
         }
-        let mut out: Vec<Boundary> = self.end(format).into_iter().collect();
+        let mut out: Vec<Boundary> = self.end().into_iter().collect();
         if let Some(id) = id {
             let open = Open {
                 id: id.to_owned(),
@@ -78,7 +86,7 @@ impl Transactions {
                 tables: Vec::new(),
             };
             if !held {
-                out.push(open.record(format, false));
+                out.push(open.record(self.format, false));
             }
             self.open = Some(open);
         }
@@ -115,9 +123,9 @@ impl Transactions {
     }
 
     /// Ends the open transaction: its END record, unless Kafka holds it.
-    pub(crate) fn end(&mut self, format: KafkaFormat) -> Option<Boundary> {
+    pub(crate) fn end(&mut self) -> Option<Boundary> {
         let open = self.open.take()?;
-        (!open.held).then(|| open.record(format, true))
+        (!open.held).then(|| open.record(self.format, true))
     }
 }
 
@@ -197,6 +205,10 @@ pub(crate) mod tests {
         }
     }
 
+    fn json_metadata() -> Transactions {
+        Transactions::new("t".into(), KafkaFormat::Json)
+    }
+
     fn decode(b: &Boundary) -> (Json, Json) {
         (
             serde_json::from_slice(&b.key).unwrap(),
@@ -208,11 +220,7 @@ pub(crate) mod tests {
     fn write(t: &mut Transactions, events: &[ChangeEvent], held: bool) -> Vec<Json> {
         let mut out = Vec::new();
         for e in events {
-            out.extend(
-                t.before(e, held, KafkaFormat::Json)
-                    .iter()
-                    .map(|b| decode(b).1),
-            );
+            out.extend(t.before(e, held).iter().map(|b| decode(b).1));
             let place = t.place(e).map(|p| json!(p));
             out.push(json!({"event": e.source.table, "transaction": place}));
             t.count(e);
@@ -222,7 +230,7 @@ pub(crate) mod tests {
 
     #[test]
     fn begin_end_and_places_follow_debezium() {
-        let mut t = Transactions::default();
+        let mut t = json_metadata();
         let events = [
             event(Some("571"), "a"),
             event(Some("571"), "b"),
@@ -230,7 +238,7 @@ pub(crate) mod tests {
             event(Some("572"), "b"),
         ];
         let mut out = write(&mut t, &events, false);
-        out.extend(t.end(KafkaFormat::Json).map(|b| decode(&b).1));
+        out.extend(t.end().map(|b| decode(&b).1));
         let ts = 1_700_000_000_123i64;
         assert_eq!(
             out,
@@ -254,12 +262,12 @@ pub(crate) mod tests {
                        {"data_collection": "public.b", "event_count": 1}], "ts_ms": ts}),
             ]
         );
-        assert_eq!(t.end(KafkaFormat::Json), None);
+        assert_eq!(t.end(), None);
     }
 
     #[test]
     fn snapshot_rows_have_no_transaction_and_end_the_open_one() {
-        let mut t = Transactions::default();
+        let mut t = json_metadata();
         let out = write(
             &mut t,
             &[event(Some("9"), "a"), event(None, "a"), event(None, "a")],
@@ -275,7 +283,7 @@ pub(crate) mod tests {
 
     #[test]
     fn transactions_kafka_holds_write_no_boundaries_but_keep_places() {
-        let mut t = Transactions::default();
+        let mut t = json_metadata();
         let held = write(
             &mut t,
             &[event(Some("7"), "a"), event(Some("7"), "a")],
@@ -292,10 +300,8 @@ pub(crate) mod tests {
 
     #[test]
     fn json_schema_records_carry_debeziums_schemas() {
-        let mut t = Transactions::default();
-        let begin = t
-            .before(&event(Some("3"), "a"), false, KafkaFormat::JsonSchema)
-            .remove(0);
+        let mut t = Transactions::new("t".into(), KafkaFormat::JsonSchema);
+        let begin = t.before(&event(Some("3"), "a"), false).remove(0);
         let (key, value) = decode(&begin);
         assert_eq!(key["payload"], json!({"id": "3"}));
         assert_eq!(

@@ -234,8 +234,8 @@ fn validate_output(output: &KafkaSinkConfig, c: &mut Checker) {
     if output.transaction_topic.is_some() {
         section.err(
             "transaction_topic",
-            "a worker writes no transaction metadata (its input records carry the source's \
-             own `transaction` blocks); leave it out",
+            "a worker writes no transaction metadata (nor carries its input records' \
+             `transaction` blocks); leave it out",
         );
     }
     if output.state_topic != KafkaSinkConfig::DEFAULT_STATE_TOPIC {
