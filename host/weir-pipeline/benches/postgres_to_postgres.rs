@@ -10,10 +10,11 @@
 //! and the target, where each contender of each load shape gets its own
 //! database with the same table. For each load shape it creates one slot
 //! per contender, loads ROWS rows once, and times each contender from the
-//! same starting point until the target holds every row (`max(id)` polled
-//! every 10 ms over one connection): weir (in a child process, for its peak memory),
+//! same starting point until the target holds every row (the last id
+//! looked up every 10 ms over one connection): weir (in a child process, for its peak memory),
 //! a subscription on the slot created for it (`copy_data = false`), and
-//! weir into a throwaway MariaDB.
+//! weir into a throwaway MariaDB (`WEIR_BENCH_ONLY=postgres` leaves it
+//! out).
 
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,9 @@ fn main() {
             (shape, "weir -> postgres"),
         ));
         results.push(native(&source, &target, n, rows, shape));
+        if !common::only("weir -> mariadb") {
+            continue;
+        }
         let db = format!("maria_{n}");
         let count_maria = || -> u64 {
             mariadb
@@ -91,9 +95,12 @@ fn count(server: &weir_tests::ThrowawayPostgres, db: &str) -> u64 {
         .unwrap()
 }
 
-/// Watches a target's `bench` table over one connection: `max(id)`, an
-/// index lookup, reaches ROWS exactly when the last source transaction is
-/// committed there (both contenders apply in commit order).
+/// Watches a target's `bench` table over one connection for the row with
+/// the last id, which is there exactly when the last source transaction is
+/// committed (both contenders apply in commit order). A lookup of that one
+/// key costs the same however many rows an open transaction holds; `max(id)`
+/// walked every uncommitted index entry on each probe, which slowed whichever
+/// contender held a large transaction open.
 enum Probe {
     Postgres(tokio::runtime::Runtime, tokio_postgres::Client),
     Mariadb(tokio::runtime::Runtime, mysql_async::Conn),
@@ -133,17 +140,19 @@ impl Probe {
         Probe::Mariadb(runtime, conn)
     }
 
-    fn max_id(&mut self) -> u64 {
-        const SQL: &str = "SELECT COALESCE(MAX(id), 0) FROM bench";
+    /// Whether the row with id `id` is committed.
+    fn has(&mut self, id: u64) -> bool {
+        const SQL: &str = "SELECT count(*) FROM bench WHERE id = ";
+        let sql = format!("{SQL}{id}");
         match self {
             Probe::Postgres(runtime, client) => {
-                let row = runtime.block_on(client.query_one(SQL, &[])).unwrap();
-                row.get::<_, i64>(0) as u64
+                let row = runtime.block_on(client.query_one(&sql, &[])).unwrap();
+                row.get::<_, i64>(0) == 1
             }
             Probe::Mariadb(runtime, conn) => {
                 use mysql_async::prelude::Queryable;
-                let max: Option<u64> = runtime.block_on(conn.query_first(SQL)).unwrap();
-                max.unwrap_or(0)
+                let n: Option<u64> = runtime.block_on(conn.query_first(sql)).unwrap();
+                n == Some(1)
             }
         }
     }
@@ -203,6 +212,14 @@ fn finish(
 ) -> Row {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let trace = std::env::var_os("WEIR_BENCH_TRACE").is_some();
+    for line in stderr
+        .lines()
+        .filter(|l| trace || l.starts_with("summary:"))
+    {
+        eprintln!("{shape}, {contender}: {line}");
+    }
     assert!(
         out.status.success(),
         "{contender} failed: {stdout}{}",
@@ -228,7 +245,7 @@ fn wait_for_rows(
     started: Instant,
     healthy: &mut dyn FnMut() -> bool,
 ) -> f64 {
-    while probe.max_id() < rows {
+    while !probe.has(rows) {
         assert!(
             healthy() && started.elapsed() < Duration::from_secs(3600),
             "replication failed or stalled"

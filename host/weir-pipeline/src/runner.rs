@@ -24,6 +24,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::warn;
@@ -188,6 +189,9 @@ async fn run_once(
         ends.acks,
         Arc::clone(&stats),
     )?;
+    let writer = writer.with_max_commit_interval(Duration::from_millis(
+        config.pipeline.max_commit_interval_ms,
+    ));
 
     let (processor, reloading) =
         Processor::start(engine, config.plugin_setup(), Stamping::Replace)?;

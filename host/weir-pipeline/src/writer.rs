@@ -9,7 +9,12 @@
 //! to the load: when the last flush was less than [`COMMIT_WAIT`] ago, the
 //! writer waits up to the rest of it for more batches, so a dense stream
 //! of small transactions makes one flush per few milliseconds rather than
-//! one per transaction, and a sparse one flushes at once.
+//! one per transaction, and a sparse one flushes at once. A group is
+//! flushed once [`MAX_COMMIT_INTERVAL`] (or the configured interval) has
+//! passed since the last flush, even while more batches wait: a source
+//! that stays ahead of the sinks still sees its position acknowledged,
+//! and a SQL target never holds more than that interval in one
+//! transaction.
 //!
 //! It runs on its own thread, because sinks and checkpoint stores block
 //! (`docs/decisions/0008-sync-writer-stage.md`), and sees sinks, the
@@ -36,6 +41,11 @@ use crate::stats::SinkMetrics;
 /// Least time between two flushes while batches keep coming: up to this
 /// long after a flush, the writer waits for more batches before the next.
 pub const COMMIT_WAIT: Duration = Duration::from_millis(5);
+
+/// Longest time between two flushes while whole transactions keep coming
+/// (`pipeline.max_commit_interval_ms`): a queue that never empties would
+/// otherwise grow one group, and one target transaction, without end.
+pub const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What one batch became after the plugins and the router: its events in
 /// commit order, each with the destination the router chose.
@@ -135,6 +145,8 @@ pub struct Writer {
     /// time (one entry per source transaction): what the next checkpoint
     /// makes durable, for the latency histogram.
     unflushed: Vec<(i64, u64)>,
+    /// See [`MAX_COMMIT_INTERVAL`].
+    max_commit_interval: Duration,
 }
 
 impl Writer {
@@ -168,8 +180,16 @@ impl Writer {
             stats,
             untaken: HashSet::new(),
             unflushed: Vec::new(),
+            max_commit_interval: MAX_COMMIT_INTERVAL,
         };
         Ok((writer, resume))
+    }
+
+    /// Flushes at least every `interval` while whole transactions keep
+    /// coming (zero: after every batch that ends one).
+    pub fn with_max_commit_interval(mut self, interval: Duration) -> Self {
+        self.max_commit_interval = interval;
+        self
     }
 
     /// Brings every sink (and the dead-letter sink) back to the checkpoint,
@@ -194,7 +214,13 @@ impl Writer {
                 if resume.is_some() {
                     pending = resume;
                 }
-                if pending.is_some() {
+                if pending.is_some() && last_flush.elapsed() >= self.max_commit_interval {
+                    // The queue has not emptied for a while: make what is
+                    // whole durable now, and group on.
+                    self.flush(pending.take().expect("checked"))?;
+                    last_flush = Instant::now();
+                    next = input.try_recv().ok();
+                } else if pending.is_some() {
                     next = input.try_recv().ok();
                     let since = last_flush.elapsed();
                     if next.is_none() && since < COMMIT_WAIT {

@@ -1,5 +1,6 @@
 //! The PostgreSQL source against a real, throwaway PostgreSQL server.
 
+mod sink;
 mod source;
 
 use std::time::{Duration, Instant};

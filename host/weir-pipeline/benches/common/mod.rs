@@ -261,6 +261,24 @@ async fn drain(
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    // How the writer grouped the run (one line; a parent bench may show it).
+    let sinks: Vec<String> = weir_pipeline::stats::lock(&stats.sinks)
+        .iter()
+        .map(|(name, m)| {
+            let (w, f) = (m.write.snapshot(), m.flush.snapshot());
+            format!(
+                "{name}: {} writes {:.2}s, {} flushes {:.2}s",
+                w.count, w.sum_seconds, f.count, f.sum_seconds
+            )
+        })
+        .collect();
+    eprintln!(
+        "summary: {secs:.2}s, {:.2}s of CPU, {} events in {} checkpoints; {}",
+        cpu_seconds().unwrap_or(0.0),
+        stats.events_out.load(Ordering::Relaxed),
+        stats.checkpoints.load(Ordering::Relaxed),
+        sinks.join("; ")
+    );
     let restarts = stats.restarts.load(Ordering::Relaxed);
     if restarts > 0 {
         // A restart replays from the last checkpoint: the run is not one
@@ -280,11 +298,31 @@ async fn drain(
     secs
 }
 
+/// This process's CPU time so far (user and system), in seconds.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command (which may hold spaces) from the third on.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// Whether contender `name` runs: `WEIR_BENCH_ONLY` (comma-separated
+/// parts) names contenders by a part of their name; unset, all run.
+pub fn only(name: &str) -> bool {
+    std::env::var("WEIR_BENCH_ONLY").map_or(true, |only| {
+        only.split(',')
+            .map(str::trim)
+            .any(|part| name.to_lowercase().contains(&part.to_lowercase()))
+    })
 }
 
 /// Prints the results as a Markdown table; the baseline of a shape is the

@@ -129,6 +129,11 @@ pub struct PipelineSettings {
     /// order. Unset: the machine's cores. One when there is no plugin.
     #[serde(default)]
     pub plugin_workers: Option<usize>,
+    /// Longest time, in milliseconds, the writer groups whole transactions
+    /// before making them durable in every sink and saving the checkpoint,
+    /// while more keep coming (0: after every batch that ends one).
+    #[serde(default = "default_max_commit_interval_ms")]
+    pub max_commit_interval_ms: u64,
 }
 
 /// Most plugin workers a pipeline takes.
@@ -163,6 +168,10 @@ const fn default_max_batch_events() -> usize {
     4096
 }
 
+const fn default_max_commit_interval_ms() -> u64 {
+    crate::writer::MAX_COMMIT_INTERVAL.as_millis() as u64
+}
+
 /// 8 MiB: a fifth less memory than 16 MiB at the same speed in the
 /// files bench (decision 0030).
 const fn default_channel_bytes() -> usize {
@@ -178,6 +187,7 @@ impl Default for PipelineSettings {
             canary_events: default_canary_events(),
             canary_failure_ratio: default_canary_failure_ratio(),
             plugin_workers: None,
+            max_commit_interval_ms: default_max_commit_interval_ms(),
         }
     }
 }

@@ -117,6 +117,7 @@ kind = "stdout"
 [pipeline]
 max_batch_events = 100
 channel_bytes = 1000000
+max_commit_interval_ms = 250
 "#;
 
 /// A config with one error spot `X` to fill in, valid when `X` is empty.
@@ -206,6 +207,7 @@ fn full_config_loads_every_field() {
         PipelineSettings {
             max_batch_events: 100,
             channel_bytes: 1_000_000,
+            max_commit_interval_ms: 250,
             ..PipelineSettings::default()
         }
     );
@@ -233,6 +235,7 @@ fn minimal_config_gets_defaults() {
     assert!(c.router.plugin.is_none());
     assert_eq!(c.pipeline.max_batch_events, 4096);
     assert_eq!(c.pipeline.channel_bytes, 8 << 20);
+    assert_eq!(c.pipeline.max_commit_interval_ms, 1000);
     assert_eq!(c.pipeline.plugin_workers, None);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(c.pipeline.plugin_workers(), cores.min(256));

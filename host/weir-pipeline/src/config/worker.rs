@@ -49,8 +49,9 @@ pub struct WorkerConfig {
     /// `<name>.dead-letters`.
     pub dead_letter_topic: String,
     /// Batching (`max_batch_events`: most records in one round) and plugin
-    /// probation; `channel_bytes` and `plugin_workers` are not used by
-    /// workers (a group scales by its members).
+    /// probation; `channel_bytes`, `plugin_workers` and
+    /// `max_commit_interval_ms` are not used by workers (a group scales by
+    /// its members, and each round is one Kafka transaction).
     pub pipeline: PipelineSettings,
     /// Which plugins may load.
     pub trust: TrustConfig,

@@ -172,6 +172,15 @@ impl Rig {
     /// writer to the end. Returns its result, the resume state it started
     /// from and the acknowledgements it sent.
     fn run(&self, batches: Vec<RoutedBatch>) -> (Result<(), PipelineError>, Json, Vec<Json>) {
+        self.run_with(batches, MAX_COMMIT_INTERVAL)
+    }
+
+    /// [`Rig::run`], flushing at least every `interval`.
+    fn run_with(
+        &self,
+        batches: Vec<RoutedBatch>,
+        interval: Duration,
+    ) -> (Result<(), PipelineError>, Json, Vec<Json>) {
         let slots = self
             .sinks
             .iter()
@@ -186,6 +195,7 @@ impl Rig {
             Arc::new(Stats::default()),
         )
         .unwrap();
+        let writer = writer.with_max_commit_interval(interval);
         let (tx, rx) = std::sync::mpsc::channel();
         for b in batches {
             tx.send(b).unwrap();
@@ -241,6 +251,26 @@ fn queued_batches_share_one_flush_and_one_checkpoint() {
     let saved = rig.store.0.lock().unwrap().saved[0].clone();
     assert_eq!(saved.sinks["a"], json!({"len": 3}));
     assert_eq!(saved.sinks["$dead-letters"], json!({"len": 0}));
+}
+
+#[test]
+fn a_queue_that_never_empties_is_still_flushed_every_interval() {
+    let rig = Rig::new(&["a"]);
+    // Every batch is queued before the writer starts, so the queue never
+    // empties; with a zero interval each whole transaction is flushed.
+    let (result, _, acks) = rig.run_with(
+        vec![
+            batch(&[("public.t", 1)], Some(10)),
+            batch(&[("public.t", 2)], None),
+            batch(&[("public.t", 3)], Some(30)),
+            batch(&[("public.t", 4)], Some(40)),
+        ],
+        Duration::ZERO,
+    );
+    result.unwrap();
+    assert_eq!(rig.store.sources(), [lsn(10), lsn(30), lsn(40)]);
+    assert_eq!(acks, [lsn(10), lsn(30), lsn(40)]);
+    assert_eq!(rig.sink(0).seen().flushes, 3);
 }
 
 #[test]

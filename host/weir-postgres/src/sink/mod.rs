@@ -10,6 +10,7 @@
 
 mod arrays;
 mod config;
+mod copy;
 mod replay;
 mod tables;
 mod text;
@@ -17,14 +18,17 @@ mod text;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::BytesMut;
+use futures_util::SinkExt as _;
+
 pub use config::PostgresSinkConfig;
 use serde_json::Value as Json;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 use tracing::info;
 use weir_connect::apply::{
-    ApplySink, CheckpointRow, ConflictSetup, LocalRow, Step, StepFailure, StepKind, Target,
-    TargetRuntime,
+    ApplySink, CheckpointRow, ConflictSetup, LocalRow, Step, StepFailure, StepKind, StepRow,
+    Target, TargetRuntime,
 };
 use weir_connect::own_position::{Held, Place};
 use weir_core::{Column, ErrorKind, SourceInfo, StageError, Value};
@@ -341,14 +345,24 @@ impl Target for PostgresTarget {
             // (and may be created): nothing to do.
             return Ok(());
         };
-        let (sql, params) = statement(&table, step)
-            .map_err(|e| StageError::operator(format!("sink `{}`: {e}", self.name)))?;
+        let operator = |e: String| StageError::operator(format!("sink `{}`: {e}", self.name));
         let conn = self.conn.as_mut().expect("connected in recover");
-        let result = self.runtime.block_on(async {
-            let statement = conn.prepared(&sql).await?;
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_param()).collect();
-            conn.client.execute(&statement, &refs).await
-        });
+        let result = if step.kind == StepKind::Insert && step.rows.len() >= copy::MIN_ROWS {
+            let (sql, rows) = copy_in(&table, step).map_err(operator)?;
+            self.runtime.block_on(async {
+                let sink = conn.client.copy_in::<_, bytes::Bytes>(&sql).await?;
+                futures_util::pin_mut!(sink);
+                sink.send(rows.freeze()).await?;
+                sink.finish().await
+            })
+        } else {
+            let (sql, params) = statement(&table, step).map_err(operator)?;
+            self.runtime.block_on(async {
+                let statement = conn.prepared(&sql).await?;
+                let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_param()).collect();
+                conn.client.execute(&statement, &refs).await
+            })
+        };
         result.map(drop).map_err(|e| {
             let context = format!("applying to `{}`", table.name);
             if is_privilege(&e) {
@@ -545,6 +559,54 @@ impl PostgresTarget {
     }
 }
 
+/// The step's columns the table takes, each with its index in the step,
+/// once the step's key is checked against the table's. Generated columns
+/// are the server's to compute, so they are left out.
+fn columns<'a>(table: &Table, step: &Step<'a>) -> Result<Vec<(usize, &'a str)>, String> {
+    step.check_key(&table.name, &table.quoted, &table.key)?;
+    Ok(step
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| table.types.contains_key(**c))
+        .map(|(i, c)| (i, *c))
+        .collect())
+}
+
+/// An insert `step` on `table` as a `COPY` statement and its rows, in
+/// binary where every column and value allows it ([`copy`]).
+fn copy_in(table: &Table, step: &Step<'_>) -> Result<(String, BytesMut), String> {
+    let columns = columns(table, step)?;
+    let names: Vec<&str> = columns.iter().map(|(_, c)| *c).collect();
+    let capacity = step.rows.len() * 16 * columns.len();
+    let forms: Option<Vec<copy::Binary>> = columns
+        .iter()
+        .map(|(_, c)| copy::Binary::of(&table.types[*c]))
+        .collect();
+    if let Some(rows) = forms.and_then(|forms| {
+        copy::binary_rows(
+            &forms,
+            step.rows.iter().map(|r| values(&columns, r)),
+            capacity,
+        )
+    }) {
+        return Ok((copy::statement(&table.quoted, &names, true), rows));
+    }
+    let mut rows = BytesMut::with_capacity(capacity);
+    for r in &step.rows {
+        copy::push_row(&mut rows, values(&columns, r));
+    }
+    Ok((copy::statement(&table.quoted, &names, false), rows))
+}
+
+/// The values of `row` in the order of `columns` (indices into the step's).
+fn values<'a, 'b>(
+    columns: &'b [(usize, &str)],
+    row: &'b StepRow<'a>,
+) -> impl Iterator<Item = &'a Value> + 'b {
+    columns.iter().map(|(i, _)| row.values[*i])
+}
+
 /// The statement for `step` on `table`, and its parameters: one array per
 /// column.
 fn statement<'a>(table: &Table, step: &Step<'a>) -> Result<(String, Vec<ColumnArray<'a>>), String> {
@@ -552,15 +614,7 @@ fn statement<'a>(table: &Table, step: &Step<'a>) -> Result<(String, Vec<ColumnAr
         return Ok((format!("TRUNCATE {}", table.quoted), Vec::new()));
     }
     let key = step.key();
-    step.check_key(&table.name, &table.quoted, &table.key)?;
-    // Generated columns are the server's to compute.
-    let columns: Vec<(usize, &str)> = step
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| table.types.contains_key(**c))
-        .map(|(i, c)| (i, *c))
-        .collect();
+    let columns = columns(table, step)?;
     let params: Vec<ColumnArray<'a>> = columns
         .iter()
         .map(|(i, c)| {
