@@ -325,8 +325,15 @@ fn run(
     stats: &Stats,
 ) -> RoutedBatch {
     let mut routed = RoutedBatch::new(batch.resume);
+    let passthrough = !processor.has_plugins();
     processor.run(batch.events, at_boundary, &mut routed);
-    routed.bytes = routed.approx_bytes();
+    // Without plugins the events leave as they came (a router template
+    // only names their destination): their size is known already.
+    routed.bytes = if passthrough {
+        batch.bytes
+    } else {
+        routed.approx_bytes()
+    };
     stats
         .sink_queue
         .fetch_add(routed.bytes as u64, Ordering::Relaxed);

@@ -5,7 +5,12 @@
 //!
 //! Batches queued behind each other are written before one flush (group
 //! commit), except that grouping stops before a batch that ends inside a
-//! transaction: what is whole is made durable first. The grouping adapts
+//! transaction: what is whole is made durable first. Batches that end a
+//! transaction are held and handed to each sink in one `write` when their
+//! group is flushed (or [`MAX_HELD_BYTES`] are held), so a stream of small
+//! transactions reaches a sink in large writes (a SQL sink's statements
+//! and round trips are per write); a batch that ends inside a transaction
+//! is written at once. The grouping adapts
 //! to the load: when the last flush was less than [`COMMIT_WAIT`] ago, the
 //! writer waits up to the rest of it for more batches, so a dense stream
 //! of small transactions makes one flush per few milliseconds rather than
@@ -41,6 +46,10 @@ use crate::stats::SinkMetrics;
 /// Least time between two flushes while batches keep coming: up to this
 /// long after a flush, the writer waits for more batches before the next.
 pub const COMMIT_WAIT: Duration = Duration::from_millis(5);
+
+/// Most bytes of whole transactions the writer holds before it writes
+/// them to the sinks ahead of their flush.
+pub const MAX_HELD_BYTES: usize = 4 << 20;
 
 /// Longest time between two flushes while whole transactions keep coming
 /// (`pipeline.max_commit_interval_ms`): a queue that never empties would
@@ -147,6 +156,10 @@ pub struct Writer {
     unflushed: Vec<(i64, u64)>,
     /// See [`MAX_COMMIT_INTERVAL`].
     max_commit_interval: Duration,
+    /// Batches ending a transaction, written when their group is flushed.
+    held: Vec<RoutedBatch>,
+    /// Their approximate size.
+    held_bytes: usize,
 }
 
 impl Writer {
@@ -181,6 +194,8 @@ impl Writer {
             untaken: HashSet::new(),
             unflushed: Vec::new(),
             max_commit_interval: MAX_COMMIT_INTERVAL,
+            held: Vec::new(),
+            held_bytes: 0,
         };
         Ok((writer, resume))
     }
@@ -210,7 +225,7 @@ impl Writer {
                     .sink_queue
                     .fetch_sub(batch.bytes as u64, Ordering::Relaxed);
                 let resume = batch.resume.clone();
-                self.write_batch(batch)?;
+                self.hold(batch)?;
                 if resume.is_some() {
                     pending = resume;
                 }
@@ -266,53 +281,92 @@ impl Writer {
             .map_err(PipelineError::DeadLetter)
     }
 
-    /// Delivers one batch to every sink that takes its destinations, and
-    /// its dead letters to the dead-letter sink.
-    fn write_batch(&mut self, batch: RoutedBatch) -> Result<(), PipelineError> {
-        let RoutedBatch {
-            destinations,
-            events,
-            mut dead,
-            bytes,
-            ..
-        } = batch;
-        let mut taken = vec![false; destinations.len()];
+    /// Takes one batch: a batch that ends a transaction is held, to be
+    /// written with the others of its group when the group is flushed (or
+    /// once [`MAX_HELD_BYTES`] are held); one that ends inside a
+    /// transaction is written at once, after what is held.
+    fn hold(&mut self, batch: RoutedBatch) -> Result<(), PipelineError> {
+        if batch.resume.is_none() {
+            self.write_held()?;
+            return self.write_batches(vec![batch]);
+        }
+        self.held_bytes += batch.bytes;
+        self.held.push(batch);
+        if self.held_bytes >= MAX_HELD_BYTES {
+            self.write_held()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the held batches.
+    fn write_held(&mut self) -> Result<(), PipelineError> {
+        self.held_bytes = 0;
+        let held = std::mem::take(&mut self.held);
+        self.write_batches(held)
+    }
+
+    /// Delivers batches, in order, to every sink that takes their
+    /// destinations (one `write` per sink for all of them), and their dead
+    /// letters to the dead-letter sink.
+    fn write_batches(&mut self, mut batches: Vec<RoutedBatch>) -> Result<(), PipelineError> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let mut dead: Vec<DeadLetter> = batches
+            .iter_mut()
+            .flat_map(|b| std::mem::take(&mut b.dead))
+            .collect();
+        let mut taken: Vec<Vec<bool>> = batches
+            .iter()
+            .map(|b| vec![false; b.destinations.len()])
+            .collect();
         for slot in &mut self.sinks {
-            let takes: Vec<bool> = destinations.iter().map(|d| slot.inputs.takes(d)).collect();
-            for (t, s) in taken.iter_mut().zip(&takes) {
-                *t |= *s;
+            let mut deliveries: Vec<Delivery<'_>> = Vec::new();
+            for (batch, taken) in batches.iter().zip(&mut taken) {
+                let takes: Vec<bool> = batch
+                    .destinations
+                    .iter()
+                    .map(|d| slot.inputs.takes(d))
+                    .collect();
+                for (t, s) in taken.iter_mut().zip(&takes) {
+                    *t |= *s;
+                }
+                deliveries.extend(batch.events.iter().filter(|(d, _)| takes[*d as usize]).map(
+                    |(d, event)| Delivery {
+                        destination: &batch.destinations[*d as usize],
+                        event,
+                    },
+                ));
             }
-            let deliveries: Vec<Delivery<'_>> = events
-                .iter()
-                .filter(|(d, _)| takes[*d as usize])
-                .map(|(d, event)| Delivery {
-                    destination: &destinations[*d as usize],
-                    event,
-                })
-                .collect();
             write_to(slot.sink.as_mut(), &slot.metrics, &deliveries, &mut dead)?;
         }
-        for (destination, taken) in destinations.iter().zip(taken) {
-            if !taken && self.untaken.insert(destination.clone()) {
-                warn!(
-                    destination = %destination,
-                    "No sink takes this destination; its events are dropped. Add it to a sink's `inputs`."
-                );
+        for (batch, taken) in batches.iter().zip(taken) {
+            for (destination, taken) in batch.destinations.iter().zip(taken) {
+                if !taken && self.untaken.insert(destination.clone()) {
+                    warn!(
+                        destination = %destination,
+                        "No sink takes this destination; its events are dropped. Add it to a sink's `inputs`."
+                    );
+                }
             }
-        }
-        self.stats
-            .events_out
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        self.stats
-            .bytes_out
-            .fetch_add(bytes as u64, Ordering::Relaxed);
-        self.count_destinations(&destinations, &events);
-        // Snapshot rows were not committed by a transaction of their own.
-        for (_, e) in events.iter().filter(|(_, e)| e.op != weir_core::Op::Read) {
-            let at = e.source.commit_time_us;
-            match self.unflushed.last_mut() {
-                Some((t, n)) if *t == at => *n += 1,
-                _ => self.unflushed.push((at, 1)),
+            self.stats
+                .events_out
+                .fetch_add(batch.events.len() as u64, Ordering::Relaxed);
+            self.stats
+                .bytes_out
+                .fetch_add(batch.bytes as u64, Ordering::Relaxed);
+            self.count_destinations(&batch.destinations, &batch.events);
+            // Snapshot rows were not committed by a transaction of their own.
+            for (_, e) in batch
+                .events
+                .iter()
+                .filter(|(_, e)| e.op != weir_core::Op::Read)
+            {
+                let at = e.source.commit_time_us;
+                match self.unflushed.last_mut() {
+                    Some((t, n)) if *t == at => *n += 1,
+                    _ => self.unflushed.push((at, 1)),
+                }
             }
         }
         if !dead.is_empty() {
@@ -365,8 +419,10 @@ impl Writer {
         }
     }
 
-    /// Makes every sink durable, saves the checkpoint, then acknowledges.
+    /// Writes what is held, makes every sink durable, saves the
+    /// checkpoint, then acknowledges.
     fn flush(&mut self, resume: Json) -> Result<(), PipelineError> {
+        self.write_held()?;
         for slot in &mut self.sinks {
             let name = slot.sink.name().to_owned();
             let started = Instant::now();

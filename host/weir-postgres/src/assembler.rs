@@ -85,7 +85,8 @@ pub enum AssembleError {
 
 #[derive(Debug)]
 struct OpenTx {
-    xid: u32,
+    /// The transaction id, as events carry it.
+    xid: String,
     commit_time_us: i64,
     origin: Option<String>,
     skip: bool,
@@ -115,6 +116,8 @@ pub struct Assembler {
     ready: Vec<ChangeEvent>,
     /// Approximate bytes of `ready`.
     ready_bytes: usize,
+    /// Approximate bytes of what was last taken.
+    taken_bytes: usize,
     /// `ready[..committed]` is made of whole transactions.
     committed: usize,
     last_commit: Option<Lsn>,
@@ -146,6 +149,7 @@ impl Assembler {
             resume,
             ready: Vec::new(),
             ready_bytes: 0,
+            taken_bytes: 0,
             committed: 0,
             last_commit: None,
             skip_origins: Vec::new(),
@@ -185,8 +189,16 @@ impl Assembler {
         let rest = self.ready.split_off(self.committed);
         let events = std::mem::replace(&mut self.ready, rest);
         self.committed = 0;
-        self.ready_bytes = self.ready.iter().map(ChangeEvent::approx_bytes).sum();
+        let rest_bytes = self.ready.iter().map(ChangeEvent::approx_bytes).sum();
+        self.taken_bytes = self.ready_bytes.saturating_sub(rest_bytes);
+        self.ready_bytes = rest_bytes;
         Some((events, lsn))
+    }
+
+    /// The approximate size of the events the last `take_committed` or
+    /// `take_all` returned.
+    pub fn taken_bytes(&self) -> usize {
+        self.taken_bytes
     }
 
     /// Takes every ready event, including the first part of a transaction
@@ -196,6 +208,7 @@ impl Assembler {
         let whole = self.committed == self.ready.len();
         let lsn = self.last_commit.take();
         self.committed = 0;
+        self.taken_bytes = self.ready_bytes;
         self.ready_bytes = 0;
         (std::mem::take(&mut self.ready), lsn.filter(|_| whole))
     }
@@ -209,7 +222,7 @@ impl Assembler {
                 xid,
             } => {
                 self.tx = Some(OpenTx {
-                    xid,
+                    xid: xid.to_string(),
                     commit_time_us,
                     origin: None,
                     skip: Lsn(final_lsn) < self.resume,
@@ -340,7 +353,7 @@ impl Assembler {
                     .as_ref()
                     .ok_or(AssembleError::OutsideTransaction("row change"))?;
                 if !tx.skip && !tx.filtered {
-                    event.source.txid = Some(tx.xid.to_string());
+                    event.source.txid = Some(tx.xid.clone());
                     event.source.commit_time_us = tx.commit_time_us;
                     event.source.origin.clone_from(&tx.origin);
                     self.ready_bytes += event.approx_bytes();

@@ -10,8 +10,8 @@
 //! `StreamStop` (protocol version 2): inside such a block, data messages
 //! carry the xid of the streamed transaction as their first field.
 //!
-//! Column values are slices of the input buffer ([`bytes::Bytes::slice`]),
-//! so decoding a row copies no column data.
+//! Column values borrow from the input buffer, so decoding a row copies no
+//! column data (and touches no reference count per value).
 //!
 //! Strings (names, prefixes) must be valid UTF-8: a replication connection
 //! asks for `client_encoding = UTF8`, so anything else means the stream is
@@ -34,7 +34,7 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 /// (between [`Message::StreamStart`] and [`Message::StreamStop`]).
 /// Timestamps are microseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Message {
+pub enum Message<'a> {
     Begin {
         final_lsn: u64,
         commit_time_us: i64,
@@ -60,18 +60,18 @@ pub enum Message {
     Insert {
         xid: Option<u32>,
         relation: u32,
-        new: Tuple,
+        new: Tuple<'a>,
     },
     Update {
         xid: Option<u32>,
         relation: u32,
-        old: Option<OldTuple>,
-        new: Tuple,
+        old: Option<OldTuple<'a>>,
+        new: Tuple<'a>,
     },
     Delete {
         xid: Option<u32>,
         relation: u32,
-        old: OldTuple,
+        old: OldTuple<'a>,
     },
     Truncate {
         xid: Option<u32>,
@@ -142,27 +142,27 @@ pub struct RelationColumn {
 /// The old row of an update or delete: only the key columns ('K') or the
 /// whole row ('O', REPLICA IDENTITY FULL).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OldTuple {
+pub struct OldTuple<'a> {
     pub key_only: bool,
-    pub tuple: Tuple,
+    pub tuple: Tuple<'a>,
 }
 
 /// The values of one row, in column order. With a key-only old tuple, the
 /// non-key columns are [`TupleValue::Null`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tuple(pub Vec<TupleValue>);
+pub struct Tuple<'a>(pub Vec<TupleValue<'a>>);
 
 /// One column value as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TupleValue {
+pub enum TupleValue<'a> {
     /// `'n'`
     Null,
     /// `'u'`: an unchanged TOASTed value the server did not send.
     Unchanged,
     /// `'t'`: the type's text output.
-    Text(Bytes),
+    Text(&'a [u8]),
     /// `'b'`: the type's binary output (only with the `binary` option).
-    Binary(Bytes),
+    Binary(&'a [u8]),
 }
 
 /// What kind of problem a [`DecodeError`] is.
@@ -266,7 +266,7 @@ impl PgoutputDecoder {
     /// `StreamStop` outside one, is accepted rather than reported: the
     /// server's word on where a block starts is better than our memory of
     /// it (for example after the caller dropped a message).
-    pub fn decode(&mut self, data: &Bytes) -> Result<Message, DecodeError> {
+    pub fn decode<'a>(&mut self, data: &'a Bytes) -> Result<Message<'a>, DecodeError> {
         let Some(&tag) = data.first() else {
             return Err(DecodeError {
                 tag: None,
@@ -476,7 +476,7 @@ struct Reader<'a> {
     tag: u8,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -598,6 +598,14 @@ impl Reader<'_> {
         Ok(self.buf.slice(start..self.pos))
     }
 
+    /// The next `n` bytes, borrowed from the message.
+    fn slice(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        let start = self.pos;
+        self.take(n, what)?;
+        let buf: &'a Bytes = self.buf;
+        Ok(&buf[start..self.pos])
+    }
+
     fn expect_new_tuple_marker(&mut self) -> Result<(), DecodeError> {
         match self.u8("new tuple marker ('N')")? {
             b'N' => Ok(()),
@@ -606,7 +614,7 @@ impl Reader<'_> {
     }
 
     /// TupleData: Int16 column count, then one value per column.
-    fn tuple(&mut self) -> Result<Tuple, DecodeError> {
+    fn tuple(&mut self) -> Result<Tuple<'a>, DecodeError> {
         let count = usize::from(self.u16("number of tuple columns")?);
         // Each value takes at least its kind byte.
         let mut values = Vec::with_capacity(count.min(self.remaining()));
@@ -616,11 +624,11 @@ impl Reader<'_> {
                 b'u' => TupleValue::Unchanged,
                 b't' => {
                     let len = self.count32("column value length")?;
-                    TupleValue::Text(self.bytes(len, "column value")?)
+                    TupleValue::Text(self.slice(len, "column value")?)
                 }
                 b'b' => {
                     let len = self.count32("column value length")?;
-                    TupleValue::Binary(self.bytes(len, "column value")?)
+                    TupleValue::Binary(self.slice(len, "column value")?)
                 }
                 other => {
                     return Err(self.invalid_byte(
@@ -714,12 +722,16 @@ mod tests {
         }
     }
 
-    fn text(s: &str) -> TupleValue {
-        TupleValue::Text(Bytes::copy_from_slice(s.as_bytes()))
+    fn text(s: &str) -> TupleValue<'_> {
+        TupleValue::Text(s.as_bytes())
     }
 
-    fn decode(data: Bytes) -> Message {
-        PgoutputDecoder::new().decode(&data).unwrap()
+    /// The message in `data` (kept for the test's life: messages borrow
+    /// their column values from it).
+    fn decode(data: Bytes) -> Message<'static> {
+        PgoutputDecoder::new()
+            .decode(Box::leak(Box::new(data)))
+            .unwrap()
     }
 
     fn streaming() -> PgoutputDecoder {
@@ -934,7 +946,7 @@ mod tests {
                     text("42"),
                     TupleValue::Null,
                     TupleValue::Unchanged,
-                    TupleValue::Binary(Bytes::from_static(b"\x01\x02")),
+                    TupleValue::Binary(b"\x01\x02"),
                     text(""),
                 ]),
             }

@@ -369,7 +369,8 @@ async fn stream(
             None => {
                 lingered = false;
                 if let Some((events, lsn)) = assembler.take_committed() {
-                    send_batch(repl, channels, events, Some(lsn), &mut pos, state).await?;
+                    let taken = (events, assembler.taken_bytes());
+                    send_batch(repl, channels, taken, Some(lsn), &mut pos, state).await?;
                     emitted = lsn;
                     continue;
                 }
@@ -438,7 +439,8 @@ async fn stream(
                         // chunks; only its last chunk carries a position.
                         None => assembler.take_all(),
                     };
-                    send_batch(repl, channels, events, lsn, &mut pos, state).await?;
+                    let taken = (events, assembler.taken_bytes());
+                    send_batch(repl, channels, taken, lsn, &mut pos, state).await?;
                     if let Some(lsn) = lsn {
                         emitted = lsn;
                     }
@@ -487,7 +489,7 @@ struct Positions {
 async fn send_batch(
     repl: &mut ReplicationConnection,
     channels: &mut SourceChannels,
-    events: Vec<weir_core::ChangeEvent>,
+    (events, bytes): (Vec<weir_core::ChangeEvent>, usize),
     lsn: Option<Lsn>,
     pos: &mut Positions,
     state: &mut ResumeState,
@@ -495,10 +497,6 @@ async fn send_batch(
     if let Some(lsn) = lsn {
         state.lsn = state.lsn.max(lsn.0);
     }
-    let bytes = events
-        .iter()
-        .map(weir_core::ChangeEvent::approx_bytes)
-        .sum();
     let batch = ChangeBatch {
         events,
         resume: lsn.map(|_| state.to_json()),
