@@ -49,7 +49,7 @@ pub const COMMIT_WAIT: Duration = Duration::from_millis(5);
 
 /// Most bytes of whole transactions the writer holds before it writes
 /// them to the sinks ahead of their flush.
-pub const MAX_HELD_BYTES: usize = 4 << 20;
+pub const MAX_HELD_BYTES: usize = 1 << 20;
 
 /// Longest time between two flushes while whole transactions keep coming
 /// (`pipeline.max_commit_interval_ms`): a queue that never empties would
