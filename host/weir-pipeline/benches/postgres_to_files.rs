@@ -18,7 +18,8 @@
 //! absolute numbers, are what to compare across machines.
 //!
 //! `WEIR_BENCH_ONLY=python,1 worker` runs only the weir contenders whose
-//! name contains one of the comma-separated parts (and both baselines);
+//! name contains one of the comma-separated parts, in any case (and both
+//! baselines);
 //! `WEIR_BENCH_CHANNEL_BYTES=N` sets `pipeline.channel_bytes` for them.
 
 use std::path::Path;
@@ -52,10 +53,7 @@ fn main() {
         contenders.push(("weir + Python pii-mask, 1 worker", python, "1"));
         contenders.push(("weir + Python pii-mask, 2 workers", python, "2"));
     }
-    if let Ok(only) = std::env::var("WEIR_BENCH_ONLY") {
-        let parts: Vec<&str> = only.split(',').map(str::trim).collect();
-        contenders.retain(|(name, _, _)| parts.iter().any(|p| name.contains(p)));
-    }
+    contenders.retain(|(name, _, _)| common::only(name));
     let slots: Vec<String> = (0..contenders.len()).map(|i| format!("weir{i}")).collect();
     let mut all_slots = vec!["recv"];
     all_slots.extend(slots.iter().map(String::as_str));

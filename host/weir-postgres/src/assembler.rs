@@ -116,8 +116,6 @@ pub struct Assembler {
     ready: Vec<ChangeEvent>,
     /// Approximate bytes of `ready`.
     ready_bytes: usize,
-    /// Approximate bytes of what was last taken.
-    taken_bytes: usize,
     /// `ready[..committed]` is made of whole transactions.
     committed: usize,
     last_commit: Option<Lsn>,
@@ -149,7 +147,6 @@ impl Assembler {
             resume,
             ready: Vec::new(),
             ready_bytes: 0,
-            taken_bytes: 0,
             committed: 0,
             last_commit: None,
             skip_origins: Vec::new(),
@@ -182,35 +179,34 @@ impl Assembler {
         self.ready_bytes
     }
 
-    /// Takes the ready events that form whole transactions, with the end
-    /// LSN of the last of them; `None` if no transaction completed.
-    pub fn take_committed(&mut self) -> Option<(Vec<ChangeEvent>, Lsn)> {
+    /// Takes the ready events that form whole transactions, with their
+    /// approximate size and the end LSN of the last of them; `None` if no
+    /// transaction completed.
+    pub fn take_committed(&mut self) -> Option<(Vec<ChangeEvent>, usize, Lsn)> {
         let lsn = self.last_commit.take()?;
         let rest = self.ready.split_off(self.committed);
         let events = std::mem::replace(&mut self.ready, rest);
         self.committed = 0;
         let rest_bytes = self.ready.iter().map(ChangeEvent::approx_bytes).sum();
-        self.taken_bytes = self.ready_bytes.saturating_sub(rest_bytes);
+        let bytes = self.ready_bytes.saturating_sub(rest_bytes);
         self.ready_bytes = rest_bytes;
-        Some((events, lsn))
-    }
-
-    /// The approximate size of the events the last `take_committed` or
-    /// `take_all` returned.
-    pub fn taken_bytes(&self) -> usize {
-        self.taken_bytes
+        Some((events, bytes, lsn))
     }
 
     /// Takes every ready event, including the first part of a transaction
     /// still being received, and the end LSN if they end exactly at a
-    /// commit. Used when a transaction is too large for one batch.
-    pub fn take_all(&mut self) -> (Vec<ChangeEvent>, Option<Lsn>) {
+    /// commit, with their approximate size. Used when a transaction is too
+    /// large for one batch.
+    pub fn take_all(&mut self) -> (Vec<ChangeEvent>, usize, Option<Lsn>) {
         let whole = self.committed == self.ready.len();
         let lsn = self.last_commit.take();
         self.committed = 0;
-        self.taken_bytes = self.ready_bytes;
-        self.ready_bytes = 0;
-        (std::mem::take(&mut self.ready), lsn.filter(|_| whole))
+        let bytes = std::mem::take(&mut self.ready_bytes);
+        (
+            std::mem::take(&mut self.ready),
+            bytes,
+            lsn.filter(|_| whole),
+        )
     }
 
     /// Applies one message received at `wal_start`.

@@ -25,8 +25,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-/// Microseconds from 1970-01-01 (Unix epoch) to 2000-01-01 (PostgreSQL epoch).
-const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+use crate::types::PG_EPOCH_US;
 
 /// One decoded pgoutput message.
 ///
@@ -561,7 +560,7 @@ impl<'a> Reader<'a> {
     /// A PostgreSQL-epoch timestamp, converted to the Unix epoch.
     fn timestamp(&mut self, what: &str) -> Result<i64, DecodeError> {
         let pg = i64::from_be_bytes(self.array(what)?);
-        pg.checked_add(PG_EPOCH_OFFSET_US).ok_or_else(|| {
+        pg.checked_add(PG_EPOCH_US).ok_or_else(|| {
             self.error(
                 DecodeErrorKind::Invalid,
                 self.pos - 8,

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{PgError, ServerError};
 use crate::lsn::Lsn;
+use crate::types::PG_EPOCH_US;
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
@@ -89,9 +90,6 @@ pub enum ReplicationMessage {
     /// The server is alive; `wal_end` is how far it has sent.
     Keepalive { wal_end: Lsn, reply_requested: bool },
 }
-
-/// Microseconds between the Unix epoch and the PostgreSQL epoch (2000-01-01).
-const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 /// One replication-protocol session.
 pub struct ReplicationConnection {
@@ -417,7 +415,7 @@ impl ReplicationConnection {
         body.put_u64(written.0);
         body.put_u64(flushed.0);
         body.put_u64(flushed.0);
-        body.put_i64(now_us - PG_EPOCH_OFFSET_US);
+        body.put_i64(now_us - PG_EPOCH_US);
         body.put_u8(u8::from(reply_requested));
         frontend::CopyData::new(body.freeze())
             .map_err(|e| self.protocol(e))?

@@ -368,8 +368,8 @@ async fn stream(
             }
             None => {
                 lingered = false;
-                if let Some((events, lsn)) = assembler.take_committed() {
-                    let taken = (events, assembler.taken_bytes());
+                if let Some((events, bytes, lsn)) = assembler.take_committed() {
+                    let taken = (events, bytes);
                     send_batch(repl, channels, taken, Some(lsn), &mut pos, state).await?;
                     emitted = lsn;
                     continue;
@@ -433,13 +433,13 @@ async fn stream(
                 if assembler.ready_len() >= config.max_batch_events
                     || assembler.ready_bytes() >= config.max_batch_bytes
                 {
-                    let (events, lsn) = match assembler.take_committed() {
-                        Some((events, lsn)) => (events, Some(lsn)),
+                    let (events, bytes, lsn) = match assembler.take_committed() {
+                        Some((events, bytes, lsn)) => (events, bytes, Some(lsn)),
                         // One transaction fills the batch: hand it on in
                         // chunks; only its last chunk carries a position.
                         None => assembler.take_all(),
                     };
-                    let taken = (events, assembler.taken_bytes());
+                    let taken = (events, bytes);
                     send_batch(repl, channels, taken, lsn, &mut pos, state).await?;
                     if let Some(lsn) = lsn {
                         emitted = lsn;

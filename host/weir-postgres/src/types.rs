@@ -261,6 +261,12 @@ fn decode_uuid(text: &str) -> Result<String, &'static str> {
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
+/// Days from 1970-01-01 (the Unix epoch, where `Value::Date` counts from)
+/// to 2000-01-01 (PostgreSQL's epoch, where its binary forms count from).
+pub(crate) const PG_EPOCH_DAYS: i32 = 10_957;
+/// The same in microseconds.
+pub(crate) const PG_EPOCH_US: i64 = PG_EPOCH_DAYS as i64 * MICROS_PER_DAY;
+
 /// Days from 1970-01-01 to the proleptic Gregorian date `y-m-d`, where year
 /// 0 is 1 BC (Howard Hinnant's `days_from_civil`).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

@@ -301,7 +301,8 @@ async fn drain(
 /// This process's CPU time so far (user and system), in seconds.
 fn cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command (which may hold spaces) from the third on.
+    // Fields after the command (which may hold spaces) from the third on;
+    // utime and stime are in clock ticks, 100 a second on Linux.
     let rest = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;

@@ -21,6 +21,7 @@ use bytes::{BufMut, BytesMut};
 use weir_core::Value;
 
 use super::text::{ident, render};
+use crate::types::{PG_EPOCH_DAYS, PG_EPOCH_US};
 
 /// Least rows for which a `COPY` beats one `INSERT ... SELECT FROM
 /// unnest(...)`: a `COPY` costs one more round trip.
@@ -57,11 +58,6 @@ where
     out.put_i16(-1);
     Some(out)
 }
-
-/// µs between the Unix epoch and PostgreSQL's (2000-01-01).
-const PG_EPOCH_US: i64 = 946_684_800_000_000;
-/// Days between the two.
-const PG_EPOCH_DAYS: i32 = 10_957;
 
 /// A target column type's binary form, as `COPY` takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,12 +1,13 @@
 //! The PostgreSQL apply sink (`kind = "postgres"` in `[[sinks]]`): a
 //! [`Target`] for the exactly-once [`ApplySink`] of `weir-connect`.
 //!
-//! Each step is one statement whose columns arrive as `text[]` parameters
-//! and are cast to the target columns' types: `INSERT ... SELECT ... FROM
-//! unnest(...) ON CONFLICT (key) DO UPDATE`, `DELETE ... USING
-//! unnest(...)`, `TRUNCATE`; prepared once per shape. DDL for
-//! `create_tables` and `evolve_schema` runs inside the apply transaction,
-//! so it commits with the rows.
+//! Each step is one statement. An insert of `copy::MIN_ROWS` rows or more
+//! is a `COPY` (module `copy`); the others take each column as one array
+//! parameter (typed where module `arrays` can, `text[]` cast to the target
+//! column's type otherwise): `INSERT ... SELECT ... FROM unnest(...) [ON
+//! CONFLICT (key) DO UPDATE]`, `DELETE ... USING unnest(...)`, `TRUNCATE`;
+//! prepared once per shape. DDL for `create_tables` and `evolve_schema`
+//! runs inside the apply transaction, so it commits with the rows.
 
 mod arrays;
 mod config;
