@@ -268,8 +268,9 @@ impl Processor {
         routed.dead.extend(dead.into_iter().map(dead_letter));
         match &self.router {
             Router::Template(t) => {
+                let mut destination = String::with_capacity(48);
                 for event in events {
-                    let destination = t.render(&event);
+                    t.render_into(&event, &mut destination);
                     routed.push(&destination, event);
                 }
             }

@@ -79,6 +79,14 @@ impl Template {
     /// The destination of `event`.
     pub fn render(&self, event: &ChangeEvent) -> String {
         let mut out = String::with_capacity(48);
+        self.render_into(event, &mut out);
+        out
+    }
+
+    /// The destination of `event`, written over `out` (one buffer for a
+    /// whole batch instead of a string per event).
+    pub fn render_into(&self, event: &ChangeEvent, out: &mut String) {
+        out.clear();
         for part in &self.parts {
             out.push_str(match part {
                 Part::Literal(s) => s,
@@ -89,7 +97,6 @@ impl Template {
                 Part::Op => event.op.name(),
             });
         }
-        out
     }
 }
 

@@ -86,6 +86,14 @@ impl RoutedBatch {
 
     /// Appends `event`, bound for `destination`.
     pub fn push(&mut self, destination: &str, event: ChangeEvent) {
+        // Runs of events for one destination are the common case: compare
+        // with the last one before hashing.
+        if let Some(&(last, _)) = self.events.last()
+            && self.destinations[last as usize] == destination
+        {
+            self.events.push((last, event));
+            return;
+        }
         let i = match self.index.get(destination) {
             Some(i) => *i,
             None => {

@@ -23,8 +23,9 @@
 //! Unchanged-TOAST placeholders ([`Value::Unchanged`]) are left out of an
 //! upsert's columns, so they never overwrite the target's value.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 
+use hashbrown::{DefaultHashBuilder, HashTable};
 use weir_core::{ChangeEvent, Column, Delivery, Op, Value};
 
 /// What a step does.
@@ -148,7 +149,9 @@ pub fn plan<'a>(
 ) -> (Vec<Step<'a>>, Option<PlanError>) {
     let mut planner = Planner {
         steps: Vec::new(),
-        keys: HashMap::new(),
+        keys: HashTable::new(),
+        hasher: DefaultHashBuilder::default(),
+        spare: Vec::new(),
         max_rows: max_rows.max(1),
         inserts,
     };
@@ -162,10 +165,37 @@ pub fn plan<'a>(
 
 struct Planner<'a> {
     steps: Vec<Step<'a>>,
-    /// The last step's rows by key values, to fold a repeated key.
-    keys: HashMap<Vec<KeyPart<'a>>, usize>,
+    /// The last step's rows (their indexes) by key values, to fold a
+    /// repeated key. The key values are the rows' own, so the index holds
+    /// no copy of them.
+    keys: HashTable<usize>,
+    hasher: DefaultHashBuilder,
+    /// A column list to fill for the next upsert row.
+    spare: Vec<&'a str>,
     max_rows: usize,
     inserts: InsertAs,
+}
+
+/// A row's key values, hashed and compared as [`KeyPart`]s.
+struct KeyOf<'r, 'a>(&'r [&'a Value]);
+
+impl Hash for KeyOf<'_, '_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for v in self.0 {
+            key_part(v).hash(state);
+        }
+    }
+}
+
+impl KeyOf<'_, '_> {
+    fn matches(&self, other: &[&Value]) -> bool {
+        self.0.len() == other.len()
+            && self
+                .0
+                .iter()
+                .zip(other)
+                .all(|(a, b)| key_part(a) == key_part(b))
+    }
 }
 
 /// A key value that can be hashed: floats by their bits.
@@ -218,7 +248,7 @@ impl<'a> Planner<'a> {
                 event.source.schema, event.source.table
             ));
         }
-        let key_names: Vec<&'a str> = event.key.iter().map(|c| c.name.as_str()).collect();
+        let key_names = || -> Vec<&'a str> { event.key.iter().map(|c| c.name.as_str()).collect() };
         match event.op {
             Op::Delete => {
                 let values = key_values(&event.key, "key")?;
@@ -226,7 +256,7 @@ impl<'a> Planner<'a> {
                     i,
                     d.destination,
                     StepKind::Delete,
-                    key_names,
+                    key_names(),
                     values.len(),
                     values,
                 );
@@ -241,21 +271,16 @@ impl<'a> Planner<'a> {
                     && let Some(old) = old_key(&event.key, before, after)?
                 {
                     let n = old.len();
-                    self.push(
-                        i,
-                        d.destination,
-                        StepKind::Delete,
-                        key_names.clone(),
-                        n,
-                        old,
-                    );
+                    self.push(i, d.destination, StepKind::Delete, key_names(), n, old);
                 }
-                let (columns, values) = upsert_row(&event.key, after)?;
+                let mut columns = std::mem::take(&mut self.spare);
+                columns.clear();
+                let values = upsert_row(&event.key, after, &mut columns)?;
                 let kind = match (event.op, self.inserts) {
                     (Op::Create | Op::Read, InsertAs::Insert) => StepKind::Insert,
                     _ => StepKind::Upsert,
                 };
-                self.push(i, d.destination, kind, columns, key_names.len(), values);
+                self.push(i, d.destination, kind, columns, event.key.len(), values);
             }
             Op::Truncate => unreachable!("handled above"),
         }
@@ -271,33 +296,47 @@ impl<'a> Planner<'a> {
         key_len: usize,
         values: Vec<&'a Value>,
     ) {
-        let key: Vec<KeyPart<'a>> = values[..key_len].iter().map(|v| key_part(v)).collect();
+        let hash = self.hasher.hash_one(KeyOf(&values[..key_len]));
+        // An event that joins the last step leaves its column list (the
+        // same as the step's) for the next event to fill.
         if let Some(last) = self.steps.last_mut()
             && last.kind == kind
             && last.destination == destination
             && last.columns == columns
-            && (kind == StepKind::Truncate
-                || last.rows.len() < self.max_rows
-                || self.keys.contains_key(&key))
         {
-            match (kind, self.keys.get(&key)) {
-                (StepKind::Truncate, _) => {}
-                (StepKind::Insert | StepKind::Upsert, Some(&at)) => {
-                    last.rows[at] = StepRow { event, values }
+            let rows = &last.rows;
+            let found = (kind != StepKind::Truncate)
+                .then(|| {
+                    self.keys.find(hash, |&at| {
+                        KeyOf(&values[..key_len]).matches(&rows[at].values[..key_len])
+                    })
+                })
+                .flatten()
+                .copied();
+            if kind == StepKind::Truncate || found.is_some() || rows.len() < self.max_rows {
+                match (kind, found) {
+                    (StepKind::Truncate, _) => {}
+                    (StepKind::Insert | StepKind::Upsert, Some(at)) => {
+                        last.rows[at] = StepRow { event, values }
+                    }
+                    (StepKind::Delete, Some(_)) => {}
+                    (_, None) => {
+                        let hasher = &self.hasher;
+                        self.keys.insert_unique(hash, rows.len(), |&at| {
+                            hasher.hash_one(KeyOf(&rows[at].values[..key_len]))
+                        });
+                        last.rows.push(StepRow { event, values });
+                    }
                 }
-                (StepKind::Delete, Some(_)) => {}
-                (_, None) => {
-                    self.keys.insert(key, last.rows.len());
-                    last.rows.push(StepRow { event, values });
-                }
+                self.spare = columns;
+                return;
             }
-            return;
         }
         self.keys.clear();
         let rows = if kind == StepKind::Truncate {
             Vec::new()
         } else {
-            self.keys.insert(key, 0);
+            self.keys.insert_unique(hash, 0, |_| hash);
             vec![StepRow { event, values }]
         };
         self.steps.push(Step {
@@ -348,13 +387,15 @@ fn old_key<'a>(
     Ok(changed.then_some(old))
 }
 
-/// An upsert's columns and values: the key's columns first (from the after
-/// image), then the after image's other columns that carry a value.
+/// An upsert's columns (into `columns`) and values: the key's columns
+/// first (from the after image), then the after image's other columns that
+/// carry a value.
 fn upsert_row<'a>(
     key: &'a [Column],
     after: &'a [Column],
-) -> Result<(Vec<&'a str>, Vec<&'a Value>), String> {
-    let mut columns = Vec::with_capacity(after.len());
+    columns: &mut Vec<&'a str>,
+) -> Result<Vec<&'a Value>, String> {
+    columns.reserve(after.len());
     let mut values = Vec::with_capacity(after.len());
     for k in key {
         let c = after
@@ -377,7 +418,7 @@ fn upsert_row<'a>(
         columns.push(c.name.as_str());
         values.push(&c.value);
     }
-    Ok((columns, values))
+    Ok(values)
 }
 
 #[cfg(test)]
