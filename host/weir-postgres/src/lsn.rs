@@ -9,28 +9,7 @@ pub struct Lsn(pub u64);
 
 impl fmt::Display for Lsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Every change event carries its position as text: one write of
-        // digits put together here costs a fraction of two `{:X}`s.
-        fn hex(mut n: u32, out: &mut [u8; 8]) -> &[u8] {
-            let mut at = out.len();
-            loop {
-                at -= 1;
-                out[at] = b"0123456789ABCDEF"[(n & 0xF) as usize];
-                n >>= 4;
-                if n == 0 {
-                    return &out[at..];
-                }
-            }
-        }
-        let (mut hi, mut lo) = ([0; 8], [0; 8]);
-        let mut text = [0u8; 17];
-        let hi = hex((self.0 >> 32) as u32, &mut hi);
-        let lo = hex(self.0 as u32, &mut lo);
-        text[..hi.len()].copy_from_slice(hi);
-        text[hi.len()] = b'/';
-        text[hi.len() + 1..][..lo.len()].copy_from_slice(lo);
-        let len = hi.len() + 1 + lo.len();
-        f.write_str(std::str::from_utf8(&text[..len]).expect("ASCII digits"))
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
     }
 }
 

@@ -305,14 +305,14 @@ impl<'a> Planner<'a> {
             && last.columns == columns
         {
             let rows = &last.rows;
-            let found = (kind != StepKind::Truncate)
-                .then(|| {
-                    self.keys.find(hash, |&at| {
-                        KeyOf(&values[..key_len]).matches(&rows[at].values[..key_len])
-                    })
-                })
-                .flatten()
-                .copied();
+            let found = if kind == StepKind::Truncate {
+                None
+            } else {
+                let key = KeyOf(&values[..key_len]);
+                self.keys
+                    .find(hash, |&at| key.matches(&rows[at].values[..key_len]))
+                    .copied()
+            };
             if kind == StepKind::Truncate || found.is_some() || rows.len() < self.max_rows {
                 match (kind, found) {
                     (StepKind::Truncate, _) => {}
@@ -336,6 +336,7 @@ impl<'a> Planner<'a> {
         let rows = if kind == StepKind::Truncate {
             Vec::new()
         } else {
+            // The table was just cleared: nothing in it to rehash.
             self.keys.insert_unique(hash, 0, |_| hash);
             vec![StepRow { event, values }]
         };
