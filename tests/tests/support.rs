@@ -27,7 +27,7 @@ pub fn event(id: i64, action: &str) -> ChangeEvent {
             database: "shop".into(),
             schema: "public".into(),
             table: "t".into(),
-            position: format!("0/{id:X}"),
+            position: format!("0/{id:X}").into(),
             txid: Some("1".into()),
             commit_time_us: 1_700_000_000_000_000 + id,
             origin: None,

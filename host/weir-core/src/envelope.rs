@@ -17,7 +17,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value as Json, json};
 
 use crate::event::{
-    ChangeEvent, Column, Conflict, Op, Resolution, Row, SourceInfo, Value, VersionMeta,
+    ChangeEvent, Column, Conflict, Name, Op, Resolution, Row, SourceInfo, Value, VersionMeta,
 };
 
 /// Debezium's placeholder for a value the source did not send.
@@ -306,10 +306,10 @@ pub fn from_envelope(doc: &Json) -> Result<ChangeEvent, EnvelopeError> {
 }
 
 fn source_from_json(s: &Map<String, Json>) -> Result<SourceInfo, EnvelopeError> {
-    let text = |k: &str| -> Option<String> {
+    let text = |k: &str| -> Option<Name> {
         match s.get(k)? {
-            Json::String(v) => Some(v.clone()),
-            Json::Number(n) => Some(n.to_string()),
+            Json::String(v) => Some(v.into()),
+            Json::Number(n) => Some(n.to_string().into()),
             _ => None,
         }
     };
@@ -329,7 +329,7 @@ fn source_from_json(s: &Map<String, Json>) -> Result<SourceInfo, EnvelopeError> 
         database: text("db").unwrap_or_default(),
         schema: text("schema").unwrap_or_default(),
         table: text("table").unwrap_or_default(),
-        position: position_from_json(s).unwrap_or_default(),
+        position: position_from_json(s).map(Name::from).unwrap_or_default(),
         txid: text("txId"),
         commit_time_us,
         origin: text("origin"),

@@ -6,6 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The string type of column names and source fields: up to 23 bytes are
+/// stored inline and longer ones are shared, so neither building nor
+/// cloning an event allocates them (decision 0033). It derefs to `str` and
+/// compares with `&str` and `String`; make one with `.into()`.
+pub use smol_str::SmolStr as Name;
+
 /// A typed column value. Units follow the WIT contract (`wit/weir-plugin.wit`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Value {
@@ -66,12 +72,12 @@ impl Value {
 /// One named column of a row image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Column {
-    pub name: String,
+    pub name: Name,
     pub value: Value,
 }
 
 impl Column {
-    pub fn new(name: impl Into<String>, value: Value) -> Self {
+    pub fn new(name: impl Into<Name>, value: Value) -> Self {
         Column {
             name: name.into(),
             value,
@@ -132,21 +138,21 @@ impl Op {
 /// Where a change came from.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SourceInfo {
-    pub connector: String,
-    pub database: String,
-    pub schema: String,
-    pub table: String,
+    pub connector: Name,
+    pub database: Name,
+    pub schema: Name,
+    pub table: Name,
     /// PostgreSQL LSN or binlog position, as text.
-    pub position: String,
-    pub txid: Option<String>,
+    pub position: Name,
+    pub txid: Option<Name>,
     /// Commit time, microseconds since the Unix epoch (UTC).
     pub commit_time_us: i64,
-    pub origin: Option<String>,
+    pub origin: Option<Name>,
     /// The plugin versions that processed the event (`name=version`,
     /// comma-separated), stamped by the pipeline after its transformer
     /// chain. Host-side only: the wire encoding does not carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plugins: Option<String>,
+    pub plugins: Option<Name>,
 }
 
 /// One row change.

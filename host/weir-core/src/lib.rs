@@ -12,7 +12,7 @@ pub mod pipeline;
 pub mod wire;
 
 pub use event::{
-    ChangeEvent, Column, Conflict, Image, Op, Patch, PatchError, Resolution, Row, SourceInfo,
+    ChangeEvent, Column, Conflict, Image, Name, Op, Patch, PatchError, Resolution, Row, SourceInfo,
     Value, VersionMeta, column,
 };
 pub use pipeline::{

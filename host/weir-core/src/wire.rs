@@ -495,14 +495,14 @@ pub struct SourceRef<'a> {
 impl SourceRef<'_> {
     pub fn to_owned(&self) -> SourceInfo {
         SourceInfo {
-            connector: self.connector.to_owned(),
-            database: self.database.to_owned(),
-            schema: self.schema.to_owned(),
-            table: self.table.to_owned(),
-            position: self.position.to_owned(),
-            txid: self.txid.map(str::to_owned),
+            connector: self.connector.into(),
+            database: self.database.into(),
+            schema: self.schema.into(),
+            table: self.table.into(),
+            position: self.position.into(),
+            txid: self.txid.map(Into::into),
             commit_time_us: self.commit_time_us,
-            origin: self.origin.map(str::to_owned),
+            origin: self.origin.map(Into::into),
             plugins: None,
         }
     }

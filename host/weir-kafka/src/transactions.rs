@@ -194,7 +194,7 @@ pub(crate) mod tests {
                 schema: "public".into(),
                 table: table.into(),
                 position: "0/16B3748".into(),
-                txid: txid.map(str::to_owned),
+                txid: txid.map(Into::into),
                 commit_time_us: 1_700_000_000_123_456,
                 origin: None,
                 plugins: None,

@@ -27,7 +27,7 @@ pub struct Layout {
 
 #[derive(Debug, Clone)]
 struct ColumnLayout {
-    name: String,
+    name: weir_core::Name,
     /// Type, flags and character set, for [`values::decode`].
     column: Column,
     ty: ColumnType,
@@ -70,8 +70,8 @@ impl Layout {
             }
             .unwrap_or_default();
             let name = match names.next().transpose().map_err(|e| e.to_string())? {
-                Some(name) => name.name().into_owned(),
-                None => format!("@{i}"),
+                Some(name) => weir_core::Name::from(name.name().as_ref()),
+                None => smol_str::format_smolstr!("@{i}"),
             };
             let mut flags = ColumnFlags::empty();
             if unsigned {

@@ -31,7 +31,7 @@ use mysql_async::{Conn, Row, Value as MyValue};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 use weir_connect::{Phase, SnapshotProgress, SourceChannels, TableSnapshot};
-use weir_core::{ChangeBatch, ChangeEvent, Column as EventColumn, Op, SourceInfo};
+use weir_core::{ChangeBatch, ChangeEvent, Column as EventColumn, Name, Op, SourceInfo};
 
 use crate::checks::{self, ServerInfo};
 use crate::error::{ER_SPECIFIC_ACCESS_DENIED, MysqlError};
@@ -259,11 +259,11 @@ pub async fn copy_tables(
             table_state = TableProgress::default();
         }
         let source = SourceInfo {
-            connector: "mysql".into(),
-            database: database.clone(),
-            schema: database.clone(),
-            table: table.clone(),
-            position: point.to_string(),
+            connector: Name::new_static("mysql"),
+            database: database.as_str().into(),
+            schema: database.as_str().into(),
+            table: table.as_str().into(),
+            position: smol_str::format_smolstr!("{point}"),
             txid: None,
             commit_time_us,
             origin: None,
@@ -416,7 +416,7 @@ fn snapshot_event(
         .iter()
         .enumerate()
         .map(|(i, column)| {
-            let name = column.name_str().into_owned();
+            let name = Name::from(column.name_str().as_ref());
             let value = match row.as_ref(i) {
                 Some(v) => values::decode_value(column, v).map_err(|e| MysqlError::Decode {
                     address: address.to_owned(),

@@ -26,7 +26,8 @@ use serde_json::Value as Json;
 use tracing::{debug, info};
 use weir_connect::{Phase, Source, SourceChannels};
 use weir_core::{
-    ChangeBatch, ChangeEvent, Column as EventColumn, Op, PositionOrder, SourceInfo, StageError,
+    ChangeBatch, ChangeEvent, Column as EventColumn, Name, Op, PositionOrder, SourceInfo,
+    StageError,
 };
 
 use crate::checks;
@@ -392,11 +393,11 @@ async fn stream(
                     });
                 };
                 let source = SourceInfo {
-                    connector: "mysql".into(),
-                    database: database.clone(),
-                    schema: database,
-                    table,
-                    position: format!("{}:{end}", tx.file),
+                    connector: Name::new_static("mysql"),
+                    database: database.as_str().into(),
+                    schema: database.as_str().into(),
+                    table: table.as_str().into(),
+                    position: smol_str::format_smolstr!("{}:{end}", tx.file),
                     txid: None,
                     commit_time_us: i64::from(header.timestamp()) * 1_000_000,
                     origin: None,
@@ -721,7 +722,7 @@ impl Transaction {
     /// Ends the open transaction at `end` in the current file.
     fn commit(&mut self, end: u64, xid: Option<u64>) {
         self.in_transaction = false;
-        let txid = xid.map(|x| x.to_string());
+        let txid = xid.map(|x| smol_str::format_smolstr!("{x}"));
         for mut e in self.open.drain(..) {
             e.source.txid.clone_from(&txid);
             self.ready.push(e);

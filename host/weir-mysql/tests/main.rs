@@ -181,7 +181,7 @@ async fn changes_arrive_in_commit_order_with_keys_and_images() {
                 "after"
             };
             let column = if e.source.table == "nokey" { "a" } else { "id" };
-            (e.source.table.clone(), e.op, int(e, image, column))
+            (e.source.table.to_string(), e.op, int(e, image, column))
         })
         .collect();
     assert_eq!(
@@ -616,7 +616,7 @@ async fn snapshot_and_stream_give_a_composite_key_in_key_order() {
     events.extend(source.collect(1).await);
     let keys: Vec<(Op, Vec<String>)> = events
         .iter()
-        .map(|e| (e.op, e.key.iter().map(|c| c.name.clone()).collect()))
+        .map(|e| (e.op, e.key.iter().map(|c| c.name.to_string()).collect()))
         .collect();
     assert_eq!(
         keys,
@@ -631,7 +631,7 @@ async fn snapshot_and_stream_give_a_composite_key_in_key_order() {
 /// The column names of an image.
 fn names(image: Option<&Vec<weir_core::Column>>) -> Vec<String> {
     image
-        .map(|row| row.iter().map(|c| c.name.clone()).collect())
+        .map(|row| row.iter().map(|c| c.name.to_string()).collect())
         .unwrap_or_default()
 }
 

@@ -14,7 +14,10 @@
 //! looked up every 10 ms over one connection): weir (in a child process, for its peak memory),
 //! a subscription on the slot created for it (`copy_data = false`), and
 //! weir into a throwaway MariaDB (`WEIR_BENCH_ONLY=postgres` leaves it
-//! out).
+//! out). Before each contender both servers settle (`VACUUM ANALYZE` of
+//! what was just loaded or applied, `CHECKPOINT`): autovacuum and
+//! checkpoints set off by one contender's rows would otherwise run during
+//! the next one's.
 
 use std::time::{Duration, Instant};
 
@@ -48,6 +51,7 @@ fn main() {
             ))
             .unwrap();
         common::pg_load(&source, n, &["weir", "native", "maria"], shape, load, rows);
+        settle(&source, &target, None);
         let db = format!("weir_{n}");
         results.push(weir_into(
             &source,
@@ -59,10 +63,12 @@ fn main() {
             rows,
             (shape, "weir -> postgres"),
         ));
+        settle(&source, &target, Some(&db));
         results.push(native(&source, &target, n, rows, shape));
         if !common::only("weir -> mariadb") {
             continue;
         }
+        settle(&source, &target, Some(&format!("native_{n}")));
         let db = format!("maria_{n}");
         let count_maria = || -> u64 {
             mariadb
@@ -84,6 +90,24 @@ fn main() {
         ));
     }
     print_table(&results, "native");
+}
+
+/// Lets both servers settle before the next contender: vacuums and
+/// analyzes the table the load (on the source) or the previous contender
+/// (database `filled` on the target) just filled, so that autovacuum does
+/// not run during the next one, and checkpoints both servers, so that no
+/// contender writes out another's dirty buffers.
+fn settle(
+    source: &weir_tests::ThrowawayPostgres,
+    target: &weir_tests::ThrowawayPostgres,
+    filled: Option<&str>,
+) {
+    source.psql("db", "VACUUM ANALYZE bench").unwrap();
+    if let Some(db) = filled {
+        target.psql(db, "VACUUM ANALYZE bench").unwrap();
+    }
+    source.psql("postgres", "CHECKPOINT").unwrap();
+    target.psql("postgres", "CHECKPOINT").unwrap();
 }
 
 fn count(server: &weir_tests::ThrowawayPostgres, db: &str) -> u64 {

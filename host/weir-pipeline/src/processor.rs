@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use weir_core::{ChangeEvent, DeadLetter, FailedAt};
+use weir_core::{ChangeEvent, DeadLetter, FailedAt, Name};
 use weir_plugin::{EventFailure, PluginEngine, RouterPlugin, TransformerPlugin};
 
 use crate::admission::admit;
@@ -298,13 +298,13 @@ impl Processor {
 
 /// Records which plugin versions processed the events.
 fn stamp(events: &mut [ChangeEvent], versions: Option<String>, stamping: Stamping) {
-    let Some(versions) = versions else {
+    let Some(versions) = versions.map(Name::from) else {
         return;
     };
     for e in events {
         e.source.plugins = match (stamping, e.source.plugins.take()) {
             (Stamping::Append, Some(earlier)) if !earlier.is_empty() => {
-                Some(format!("{earlier},{versions}"))
+                Some(smol_str::format_smolstr!("{earlier},{versions}"))
             }
             _ => Some(versions.clone()),
         };

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value as Json, json};
 use tracing::warn;
-use weir_core::{ChangeEvent, Column, envelope};
+use weir_core::{ChangeEvent, Column, Name, envelope};
 use weir_plugin::{EventFailure, TransformerPlugin};
 
 /// Differences written to the sample file per candidate version; the
@@ -92,8 +92,8 @@ fn event_fields(a: &ChangeEvent, b: &ChangeEvent, fields: &mut Vec<String>) {
     // Version stamps are the host's, not the plugin's.
     let (mut sa, mut sb) = (a.source.clone(), b.source.clone());
     (sa.plugins, sb.plugins) = (None, None);
-    (sa.schema, sb.schema) = (String::new(), String::new());
-    (sa.table, sb.table) = (String::new(), String::new());
+    (sa.schema, sb.schema) = (Name::default(), Name::default());
+    (sa.table, sb.table) = (Name::default(), Name::default());
     if sa != sb {
         fields.push("source".to_owned());
     }

@@ -51,7 +51,7 @@ pub(crate) fn row_from_wit(row: Vec<wit::Column>) -> Vec<Column> {
 fn row_to_wit(row: &[Column]) -> Vec<wit::Column> {
     row.iter()
         .map(|c| wit::Column {
-            name: c.name.clone(),
+            name: c.name.to_string(),
             value: value_to_wit(&c.value),
         })
         .collect()
@@ -79,14 +79,14 @@ pub(crate) fn event_from_wit(e: wit::ChangeEvent) -> ChangeEvent {
             wit::Op::Read => Op::Read,
         },
         source: SourceInfo {
-            connector: e.source.connector,
-            database: e.source.database,
-            schema: e.source.schema,
-            table: e.source.table,
-            position: e.source.position,
-            txid: e.source.txid,
+            connector: e.source.connector.into(),
+            database: e.source.database.into(),
+            schema: e.source.schema.into(),
+            table: e.source.table.into(),
+            position: e.source.position.into(),
+            txid: e.source.txid.map(Into::into),
             commit_time_us: e.source.commit_time_us,
-            origin: e.source.origin,
+            origin: e.source.origin.map(Into::into),
             plugins: None,
         },
         key: row_from_wit(e.key),
@@ -105,14 +105,14 @@ fn event_to_wit(e: &ChangeEvent) -> wit::ChangeEvent {
             Op::Read => wit::Op::Read,
         },
         source: wit::SourceInfo {
-            connector: e.source.connector.clone(),
-            database: e.source.database.clone(),
-            schema: e.source.schema.clone(),
-            table: e.source.table.clone(),
-            position: e.source.position.clone(),
-            txid: e.source.txid.clone(),
+            connector: e.source.connector.to_string(),
+            database: e.source.database.to_string(),
+            schema: e.source.schema.to_string(),
+            table: e.source.table.to_string(),
+            position: e.source.position.to_string(),
+            txid: e.source.txid.as_ref().map(ToString::to_string),
             commit_time_us: e.source.commit_time_us,
-            origin: e.source.origin.clone(),
+            origin: e.source.origin.as_ref().map(ToString::to_string),
         },
         key: row_to_wit(&e.key),
         before: e.before.as_deref().map(row_to_wit),

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use weir_core::{ChangeEvent, Column, Op, Row, SourceInfo, Value};
+use weir_core::{ChangeEvent, Column, Name, Op, Row, SourceInfo, Value};
 
 use crate::lsn::Lsn;
 use crate::pgoutput::{Message, OldTuple, Relation, Tuple, TupleValue};
@@ -25,9 +25,9 @@ use crate::types::{PgType, decode_text};
 /// decoded types and the key columns resolved from the catalog.
 #[derive(Debug, Clone)]
 pub struct RelationInfo {
-    pub schema: String,
-    pub table: String,
-    pub columns: Vec<(String, PgType)>,
+    pub schema: Name,
+    pub table: Name,
+    pub columns: Vec<(Name, PgType)>,
     /// Indexes of the event key's columns (the primary key, else the replica
     /// identity columns).
     pub key: Vec<usize>,
@@ -54,13 +54,13 @@ impl RelationInfo {
             key.clone_from(&identity);
         }
         RelationInfo {
-            schema: rel.namespace.clone(),
-            table: rel.name.clone(),
+            schema: rel.namespace.as_str().into(),
+            table: rel.name.as_str().into(),
             columns: rel
                 .columns
                 .iter()
                 .zip(types)
-                .map(|(c, t)| (c.name.clone(), t))
+                .map(|(c, t)| (c.name.as_str().into(), t))
                 .collect(),
             key,
             identity,
@@ -86,9 +86,9 @@ pub enum AssembleError {
 #[derive(Debug)]
 struct OpenTx {
     /// The transaction id, as events carry it.
-    xid: String,
+    xid: Name,
     commit_time_us: i64,
-    origin: Option<String>,
+    origin: Option<Name>,
     skip: bool,
     /// From a skipped origin: its changes are dropped, its commit still
     /// moves the position on.
@@ -99,14 +99,14 @@ struct OpenTx {
 struct StreamedTx {
     /// Events with the (sub)transaction that made them.
     events: Vec<(u32, ChangeEvent)>,
-    origin: Option<String>,
+    origin: Option<Name>,
     filtered: bool,
 }
 
 /// See the module docs.
 #[derive(Debug)]
 pub struct Assembler {
-    database: String,
+    database: Name,
     relations: HashMap<u32, RelationInfo>,
     tx: Option<OpenTx>,
     streamed: HashMap<u32, StreamedTx>,
@@ -137,7 +137,7 @@ impl Assembler {
     }
 
     /// `resume` is the end of the last transaction already delivered.
-    pub fn new(database: impl Into<String>, resume: Lsn) -> Self {
+    pub fn new(database: impl Into<Name>, resume: Lsn) -> Self {
         Assembler {
             database: database.into(),
             relations: HashMap::new(),
@@ -218,7 +218,7 @@ impl Assembler {
                 xid,
             } => {
                 self.tx = Some(OpenTx {
-                    xid: xid.to_string(),
+                    xid: smol_str::format_smolstr!("{xid}"),
                     commit_time_us,
                     origin: None,
                     skip: Lsn(final_lsn) < self.resume,
@@ -238,10 +238,10 @@ impl Assembler {
                 let filtered = self.skipped(&name);
                 if let Some(xid) = self.stream_xid {
                     let tx = self.streamed.entry(xid).or_default();
-                    tx.origin = Some(name);
+                    tx.origin = Some(name.into());
                     tx.filtered = filtered;
                 } else if let Some(tx) = &mut self.tx {
-                    tx.origin = Some(name);
+                    tx.origin = Some(name.into());
                     tx.filtered = filtered;
                 }
             }
@@ -336,7 +336,7 @@ impl Assembler {
     fn push(&mut self, xid: Option<u32>, mut event: ChangeEvent) -> Result<(), AssembleError> {
         match (self.stream_xid, xid) {
             (Some(top), sub) => {
-                event.source.txid = Some(top.to_string());
+                event.source.txid = Some(smol_str::format_smolstr!("{top}"));
                 self.streamed
                     .entry(top)
                     .or_default()
@@ -372,11 +372,11 @@ impl Assembler {
         ChangeEvent {
             op,
             source: SourceInfo {
-                connector: "postgresql".into(),
+                connector: Name::new_static("postgresql"),
                 database: self.database.clone(),
                 schema: rel.schema.clone(),
                 table: rel.table.clone(),
-                position: lsn.to_string(),
+                position: smol_str::format_smolstr!("{lsn}"),
                 txid: None,
                 commit_time_us: 0,
                 origin: None,

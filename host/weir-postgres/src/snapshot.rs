@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 use tracing::{info, warn};
-use weir_core::{ChangeEvent, Column, Op, SourceInfo};
+use weir_core::{ChangeEvent, Column, Name, Op, SourceInfo};
 
 use crate::catalog::{TableInfo, key_literal};
 use crate::error::PgError;
@@ -251,11 +251,11 @@ async fn copy_table(
             events.push(ChangeEvent {
                 op: Op::Read,
                 source: SourceInfo {
-                    connector: "postgresql".into(),
-                    database: plan.connect.database.clone(),
-                    schema: table.schema.clone(),
-                    table: table.name.clone(),
-                    position: plan.consistent_point.to_string(),
+                    connector: Name::new_static("postgresql"),
+                    database: plan.connect.database.as_str().into(),
+                    schema: table.schema.as_str().into(),
+                    table: table.name.as_str().into(),
+                    position: smol_str::format_smolstr!("{}", plan.consistent_point),
                     txid: None,
                     commit_time_us: now_us,
                     origin: None,

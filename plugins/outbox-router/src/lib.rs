@@ -174,7 +174,7 @@ impl OutboxRouter {
         Ok(ChangeEvent {
             op: Op::Create,
             source: SourceInfo {
-                table: destination,
+                table: destination.into(),
                 ..source.to_owned()
             },
             key: vec![Column::new("id", aggregate_id.to_owned())],

@@ -119,7 +119,7 @@ fn the_table_matches_by_bare_or_qualified_name_exactly() {
         out.as_ref()
             .unwrap()
             .first()
-            .map(|e| e.source.table.clone())
+            .map(|e| e.source.table.to_string())
     };
     let out = run(r#"{"table":"public.outbox"}"#, &events);
     assert_eq!(

@@ -64,7 +64,7 @@ pub fn merge(counters: &[String], conflict: &Conflict, incoming_later: bool) -> 
         }
     }
     for c in merged.iter_mut() {
-        if counters.contains(&c.name) || !incoming_later {
+        if counters.iter().any(|n| *n == c.name) || !incoming_later {
             continue;
         }
         // An unchanged TOAST value says nothing new: the local one stays.
@@ -131,7 +131,7 @@ fn column<'r>(row: &'r [Column], name: &str) -> Option<&'r Value> {
 /// `schema.table`, or `table` when the source has no schema.
 fn qualified(event: &ChangeEvent) -> String {
     if event.source.schema.is_empty() {
-        event.source.table.clone()
+        event.source.table.to_string()
     } else {
         event.qualified_table()
     }

@@ -138,7 +138,7 @@ fn value_from_wit(v: wit::Value) -> Value {
 fn row_to_wit(row: Vec<Column>) -> Vec<wit::Column> {
     row.into_iter()
         .map(|c| wit::Column {
-            name: c.name,
+            name: c.name.into(),
             value: value_to_wit(c.value),
         })
         .collect()
@@ -160,14 +160,14 @@ fn event_to_wit(e: ChangeEvent) -> wit::ChangeEvent {
             Op::Read => wit::Op::Read,
         },
         source: wit::SourceInfo {
-            connector: e.source.connector,
-            database: e.source.database,
-            schema: e.source.schema,
-            table: e.source.table,
-            position: e.source.position,
-            txid: e.source.txid,
+            connector: e.source.connector.into(),
+            database: e.source.database.into(),
+            schema: e.source.schema.into(),
+            table: e.source.table.into(),
+            position: e.source.position.into(),
+            txid: e.source.txid.map(Into::into),
             commit_time_us: e.source.commit_time_us,
-            origin: e.source.origin,
+            origin: e.source.origin.map(Into::into),
         },
         key: row_to_wit(e.key),
         before: e.before.map(row_to_wit),
@@ -185,14 +185,14 @@ fn event_from_wit(e: wit::ChangeEvent) -> ChangeEvent {
             wit::Op::Read => Op::Read,
         },
         source: SourceInfo {
-            connector: e.source.connector,
-            database: e.source.database,
-            schema: e.source.schema,
-            table: e.source.table,
-            position: e.source.position,
-            txid: e.source.txid,
+            connector: e.source.connector.into(),
+            database: e.source.database.into(),
+            schema: e.source.schema.into(),
+            table: e.source.table.into(),
+            position: e.source.position.into(),
+            txid: e.source.txid.map(Into::into),
             commit_time_us: e.source.commit_time_us,
-            origin: e.source.origin,
+            origin: e.source.origin.map(Into::into),
             plugins: None,
         },
         key: row_from_wit(e.key),

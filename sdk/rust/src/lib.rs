@@ -38,7 +38,7 @@ pub use config::Config;
 pub use event::{Event, Outcome, RowView};
 pub use weir_core::wire::{ColumnRef, EventRef, SourceRef, ValueRef};
 pub use weir_core::{
-    ChangeEvent, Column, Conflict, Image, Op, Resolution, Row, SourceInfo, Value, VersionMeta,
+    ChangeEvent, Column, Conflict, Image, Name, Op, Resolution, Row, SourceInfo, Value, VersionMeta,
 };
 
 /// A plugin that turns each event into zero or more events.

@@ -265,7 +265,7 @@ impl Entry<'_> {
         let key: serde_json::Map<String, Json> = incoming
             .key
             .iter()
-            .map(|c| (c.name.clone(), value_to_json(&c.value)))
+            .map(|c| (c.name.to_string(), value_to_json(&c.value)))
             .collect();
         let local = self.local.map_or(Json::Null, |c| {
             json!({

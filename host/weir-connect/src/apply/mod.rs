@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tracing::info;
 use weir_core::{
-    ChangeEvent, Column, Conflict, Delivery, ErrorKind, Op, Sink, SourceInfo, StageError,
+    ChangeEvent, Column, Conflict, Delivery, ErrorKind, Name, Op, Sink, SourceInfo, StageError,
     VersionMeta,
 };
 
@@ -175,7 +175,7 @@ struct Resolving {
     resolver: Option<Box<dyn Resolve>>,
     log: ConflictLog,
     /// The source transaction the open target transaction replays.
-    replaying: Option<(Option<String>, i64)>,
+    replaying: Option<(Option<Name>, i64)>,
     /// The commit time the open replay must carry, when a merge made it
     /// later than the source transaction's.
     restamp: Option<i64>,
@@ -282,7 +282,7 @@ impl<T: Target> ApplySink<T> {
 }
 
 /// The source transaction an event belongs to.
-fn transaction_of(event: &ChangeEvent) -> (Option<String>, i64) {
+fn transaction_of(event: &ChangeEvent) -> (Option<Name>, i64) {
     (event.source.txid.clone(), event.source.commit_time_us)
 }
 
@@ -364,7 +364,7 @@ impl<T: Target> ApplySink<T> {
         let r = self.resolving.as_mut().expect("resolving");
         let mut incoming = event.clone();
         if incoming.source.origin.is_none() {
-            incoming.source.origin = Some(r.setup.source_region.clone());
+            incoming.source.origin = Some(r.setup.source_region.as_str().into());
         }
         let local_region = local
             .as_ref()

@@ -380,10 +380,10 @@ impl PipelineConfig {
                 let event = ChangeEvent {
                     op,
                     source: SourceInfo {
-                        connector: t.connector.clone(),
-                        database: t.database.clone(),
-                        schema: t.schema.clone(),
-                        table: t.table.clone(),
+                        connector: t.connector.as_str().into(),
+                        database: t.database.as_str().into(),
+                        schema: t.schema.as_str().into(),
+                        table: t.table.as_str().into(),
                         ..SourceInfo::default()
                     },
                     key: Vec::new(),

@@ -64,7 +64,7 @@ pub(crate) fn test_event(id: i64, table: &str) -> ChangeEvent {
             database: "shop".into(),
             schema: "public".into(),
             table: table.into(),
-            position: format!("0/{id:X}"),
+            position: format!("0/{id:X}").into(),
             txid: Some("7".into()),
             commit_time_us: 1_700_000_000_000_000 + id,
             origin: None,

@@ -15,7 +15,7 @@ pub fn events() -> Vec<ChangeEvent> {
                 database: "shop".into(),
                 schema: "public".into(),
                 table: "customers".into(),
-                position: format!("0/{:X}", 0x1000 + i),
+                position: format!("0/{:X}", 0x1000 + i).into(),
                 txid: Some("42".into()),
                 commit_time_us: 1_700_000_000_000_000 + i,
                 origin: None,

@@ -82,7 +82,7 @@ impl PostgresTarget {
         let mut params = Vec::with_capacity(key.len());
         let mut matches = Vec::with_capacity(key.len());
         for (n, c) in key.iter().enumerate() {
-            let Some(ty) = table.types.get(&c.name) else {
+            let Some(ty) = table.types.get(c.name.as_str()) else {
                 return Err(StageError::operator(format!(
                     "sink `{}`: table `{}` has no column `{}`, which is in the source's key",
                     self.name, table.name, c.name
