@@ -41,6 +41,7 @@ base64 = "0.22"
 serde = { version = "1", features = ["derive"] }
 serde_bytes = "0.11"
 serde_json = { version = "1", features = ["preserve_order"] }
+smol_str = { version = "0.3", features = ["serde"] }
 thiserror = "2"
 "#;
 
