@@ -379,8 +379,8 @@ async fn stream(
                         ),
                     });
                 };
-                let database = tme.database_name().into_owned();
-                let table = tme.table_name().into_owned();
+                let database = Name::from(tme.database_name().as_ref());
+                let table = Name::from(tme.table_name().as_ref());
                 if !settings.captures(&database, &table)
                     || settings.skip_server_ids.contains(&header.server_id())
                 {
@@ -394,9 +394,9 @@ async fn stream(
                 };
                 let source = SourceInfo {
                     connector: Name::new_static("mysql"),
-                    database: database.as_str().into(),
-                    schema: database.as_str().into(),
-                    table: table.as_str().into(),
+                    database: database.clone(),
+                    schema: database,
+                    table,
                     position: smol_str::format_smolstr!("{}:{end}", tx.file),
                     txid: None,
                     commit_time_us: i64::from(header.timestamp()) * 1_000_000,

@@ -219,6 +219,18 @@ async fn copy_table(
         let now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
+        // The same for every row of the chunk: built once, cloned per row.
+        let source = SourceInfo {
+            connector: Name::new_static("postgresql"),
+            database: plan.connect.database.as_str().into(),
+            schema: table.schema.as_str().into(),
+            table: table.name.as_str().into(),
+            position: smol_str::format_smolstr!("{}", plan.consistent_point),
+            txid: None,
+            commit_time_us: now_us,
+            origin: None,
+            plugins: None,
+        };
         let mut events = Vec::with_capacity(plan.chunk_rows.min(65_536));
         let mut last_key = None;
         for m in &messages {
@@ -232,7 +244,7 @@ async fn copy_table(
                     Some(text) => decode_text(c.ty, text)
                         .unwrap_or_else(|_| weir_core::Value::Text(text.to_owned())),
                 };
-                after.push(Column::new(c.name.clone(), value));
+                after.push(Column::new(c.name.as_str(), value));
             }
             if !table.primary_key.is_empty() {
                 last_key = Some(
@@ -250,17 +262,7 @@ async fn copy_table(
                 .collect();
             events.push(ChangeEvent {
                 op: Op::Read,
-                source: SourceInfo {
-                    connector: Name::new_static("postgresql"),
-                    database: plan.connect.database.as_str().into(),
-                    schema: table.schema.as_str().into(),
-                    table: table.name.as_str().into(),
-                    position: smol_str::format_smolstr!("{}", plan.consistent_point),
-                    txid: None,
-                    commit_time_us: now_us,
-                    origin: None,
-                    plugins: None,
-                },
+                source: source.clone(),
                 key,
                 before: None,
                 after: Some(after),
