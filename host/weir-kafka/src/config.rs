@@ -70,7 +70,9 @@ pub struct KafkaSinkConfig {
     #[serde(default = "default_queue_kbytes")]
     pub queue_kbytes: u32,
     /// How long one commit, a topic lookup or a connection may take before
-    /// the pipeline restarts from its last checkpoint, in seconds.
+    /// the pipeline restarts from its last checkpoint, in seconds. Records
+    /// and transactions get twice as long (at least 10 s): a commit that
+    /// timed out is retried on the restart and still delivers them.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u32,
     /// Further librdkafka settings, passed as they are: `security.protocol`,

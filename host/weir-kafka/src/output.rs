@@ -4,7 +4,7 @@
 //! bound, and fencing explained.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -14,7 +14,7 @@ use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode as Code};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use tracing::warn;
+use tracing::{info, warn};
 use weir_core::envelope::TransactionBlock;
 use weir_core::{ChangeEvent, Delivery, Op, StageError};
 
@@ -72,6 +72,46 @@ impl Context {
     }
 }
 
+/// The call that would finish a transaction a failure left open: the one
+/// that failed, since librdkafka allows retrying it (and nothing else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The commit timed out with the transaction in doubt.
+    Commit,
+    /// The abort timed out.
+    Abort,
+}
+
+/// Producers whose transaction a failure left open because the broker did
+/// not answer, by transactional id, each with the call that finishes it.
+/// The next [`Output::start`] with that id finishes the transaction before
+/// a new producer takes over: Kafka would abort it when the id initializes
+/// again, but a broker that does not (Tansu, `docs/kafka.md`) would keep it
+/// open and later show its records as committed, or hold `read_committed`
+/// readers at it. Kept across outputs because a pipeline restart builds a
+/// new sink.
+static UNFINISHED: LazyLock<Mutex<HashMap<String, LeftOpen>>> = LazyLock::new(Mutex::default);
+
+/// A producer with an unfinished transaction, and the call that finishes it.
+type LeftOpen = (ThreadedProducer<Context>, Ending);
+
+/// Whether `error` is one librdkafka says the failed call may be retried
+/// after (a timeout): the transaction is neither finished nor lost.
+fn retriable(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::Transaction(e) if e.is_retriable() && !e.is_fatal())
+}
+
+/// Whether a failed commit left the transaction in doubt rather than
+/// doomed: the wait for the records timed out (rdkafka flushes before it
+/// commits), or the commit itself did, and a retried commit may finish it.
+fn in_doubt(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::Flush(code) => *code == Code::OperationTimedOut,
+        KafkaError::Transaction(e) => retriable(error) && !e.txn_requires_abort(),
+        _ => false,
+    }
+}
+
 /// Who writes through an [`Output`], for its errors.
 #[derive(Debug, Clone)]
 pub struct Owner {
@@ -103,6 +143,9 @@ pub struct Output {
     topics: HashMap<String, String>,
     encoder: Encoder,
     in_transaction: bool,
+    /// How to finish the transaction a failure left open, when the broker
+    /// did not answer the call that should have finished it.
+    unfinished: Option<Ending>,
 }
 
 impl Output {
@@ -122,6 +165,7 @@ impl Output {
         client
             .set("bootstrap.servers", config.brokers.join(","))
             .set("client.id", client_id);
+        let transaction_ms = (u64::from(config.timeout_secs) * 2000).max(10_000);
         let mut producer_config = client.clone();
         producer_config
             .set("transactional.id", &transactional_id)
@@ -137,20 +181,14 @@ impl Output {
                 "queue.buffering.max.kbytes",
                 config.queue_kbytes.to_string(),
             )
-            // Longer than a commit may take, so that a stalled commit
-            // times out on our side first.
-            .set(
-                "transaction.timeout.ms",
-                (u64::from(config.timeout_secs) * 2000)
-                    .max(10_000)
-                    .to_string(),
-            )
-            // A record not delivered in time fails the commit (and the
-            // caller restarts) instead of waiting librdkafka's 5 minutes.
-            .set(
-                "message.timeout.ms",
-                (u64::from(config.timeout_secs) * 1000).to_string(),
-            );
+            // Longer than a commit call waits, so that a stalled commit
+            // times out on our side first and can be retried; records get
+            // as long as the transaction. A record that timed out dooms its
+            // transaction to an abort that needs the producer's epoch
+            // bumped, which some Kafka-protocol brokers cannot do; within
+            // this time a retried commit still delivers it.
+            .set("transaction.timeout.ms", transaction_ms.to_string())
+            .set("message.timeout.ms", transaction_ms.to_string());
         Output {
             owner,
             transactional_id,
@@ -166,6 +204,7 @@ impl Output {
             topics: HashMap::new(),
             encoder: Encoder::new(config.format, config.transaction_topic.is_some()),
             in_transaction: false,
+            unfinished: None,
         }
     }
 
@@ -188,6 +227,7 @@ impl Output {
     /// transactional id and aborts its open transaction, and the topic
     /// maker when topics are created.
     pub fn start(&mut self) -> Result<(), StageError> {
+        self.finish_left_open()?;
         let producer: ThreadedProducer<Context> = self
             .producer_config
             .create_with_context(Context::default())
@@ -205,6 +245,52 @@ impl Output {
             self.maker = Some(TopicMaker::new(&self.client, self.timeout)?);
         }
         Ok(())
+    }
+
+    /// Finishes the transaction an earlier output with this transactional
+    /// id left open ([`UNFINISHED`]); a transient error while the broker
+    /// still does not answer, so the pipeline retries with backoff.
+    fn finish_left_open(&self) -> Result<(), StageError> {
+        let mut unfinished = UNFINISHED.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((producer, mut ending)) = unfinished.remove(&self.transactional_id) else {
+            return Ok(());
+        };
+        loop {
+            let finished = match ending {
+                Ending::Commit => producer.commit_transaction(self.timeout),
+                Ending::Abort => producer.abort_transaction(self.timeout),
+            };
+            match finished {
+                Ok(()) => {
+                    info!(writer = %self.owner.label, ending = ?ending, "Finished the Kafka \
+                        transaction the last failure left open.");
+                    return Ok(());
+                }
+                Err(e)
+                    if (ending == Ending::Commit && in_doubt(&e))
+                        || (ending == Ending::Abort && retriable(&e)) =>
+                {
+                    unfinished.insert(self.transactional_id.clone(), (producer, ending));
+                    return Err(StageError::transient(format!(
+                        "{}: the Kafka transaction the last failure left open is not finished \
+                         yet; waiting for the broker ({e})",
+                        self.owner.label
+                    )));
+                }
+                Err(KafkaError::Transaction(e))
+                    if ending == Ending::Commit && e.txn_requires_abort() =>
+                {
+                    ending = Ending::Abort;
+                }
+                Err(e) => {
+                    // Fatal, or not the producer's to finish any more:
+                    // the new producer fences it.
+                    warn!(writer = %self.owner.label, error = %e, "Could not finish the Kafka \
+                        transaction the last failure left open; the new producer fences it.");
+                    return Ok(());
+                }
+            }
+        }
     }
 
     fn producer(&self) -> &ThreadedProducer<Context> {
@@ -317,8 +403,11 @@ impl Output {
         if self.in_transaction {
             self.in_transaction = false;
             if let Err(e) = self.producer().abort_transaction(self.timeout) {
+                if retriable(&e) {
+                    self.unfinished = Some(Ending::Abort);
+                }
                 warn!(writer = %self.owner.label, error = %e, "Could not abort the Kafka \
-                    transaction; the next start fences it.");
+                    transaction; the next start finishes or fences it.");
             }
         }
     }
@@ -431,6 +520,16 @@ impl Output {
         }
         let committed = committed.and_then(|()| producer.commit_transaction(self.timeout));
         let failure = producer.context().take_failure();
+        if let Err(e) = &committed
+            && in_doubt(e)
+        {
+            // Records still on their way, or the commit under way at the
+            // broker: only a retried commit finishes the transaction.
+            let error = self.kafka_error(e.clone(), "cannot commit the Kafka transaction");
+            self.in_transaction = false;
+            self.unfinished = Some(Ending::Commit);
+            return Err(error);
+        }
         if let Err(e) = committed {
             let error = match failure {
                 Some((code, failure)) => {
@@ -453,6 +552,12 @@ impl Drop for Output {
         // What was written after the last commit belongs to an unfinished
         // round: never commit it.
         self.abort();
+        if let (Some(ending), Some(producer)) = (self.unfinished, self.producer.take()) {
+            UNFINISHED
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(self.transactional_id.clone(), (producer, ending));
+        }
     }
 }
 

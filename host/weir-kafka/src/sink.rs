@@ -65,8 +65,9 @@ impl Sink for KafkaSink {
     }
 
     fn recover(&mut self, position: Option<&Json>) -> Result<(), StageError> {
-        // Fences an older producer with this id and aborts its open
-        // transaction, so what the state topic says next is final.
+        // Finishes a transaction an earlier failure of this process left
+        // open, then fences an older producer with this id and aborts its
+        // open transaction, so what the state topic says next is final.
         self.output.start()?;
         self.output.ensure_own_topic(&self.state_topic, true)?;
         if let Some(t) = &mut self.transactions {

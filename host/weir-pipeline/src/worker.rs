@@ -112,7 +112,9 @@ fn serve(
                 .to_owned(),
         },
     );
-    // Fences an earlier run of this instance and aborts its open round.
+    // Finishes a round an earlier failure left open (a commit the brokers
+    // did not answer), fences an earlier run of this instance and aborts
+    // its open round.
     output.start().map_err(sink_error)?;
     output
         .ensure_own_topic(&config.dead_letter_topic, false)
