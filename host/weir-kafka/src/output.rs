@@ -95,6 +95,15 @@ static UNFINISHED: LazyLock<Mutex<HashMap<String, LeftOpen>>> = LazyLock::new(Mu
 /// A producer with an unfinished transaction, and the call that finishes it.
 type LeftOpen = (ThreadedProducer<Context>, Ending);
 
+/// Keeps `producer` in [`UNFINISHED`] until a start with its id finishes
+/// its transaction with `ending`.
+fn park(transactional_id: &str, producer: ThreadedProducer<Context>, ending: Ending) {
+    UNFINISHED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(transactional_id.to_owned(), (producer, ending));
+}
+
 /// Whether `error` is one librdkafka says the failed call may be retried
 /// after (a timeout): the transaction is neither finished nor lost.
 fn retriable(error: &KafkaError) -> bool {
@@ -251,8 +260,11 @@ impl Output {
     /// id left open ([`UNFINISHED`]); a transient error while the broker
     /// still does not answer, so the pipeline retries with backoff.
     fn finish_left_open(&self) -> Result<(), StageError> {
-        let mut unfinished = UNFINISHED.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((producer, mut ending)) = unfinished.remove(&self.transactional_id) else {
+        let left_open = UNFINISHED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.transactional_id);
+        let Some((producer, mut ending)) = left_open else {
             return Ok(());
         };
         loop {
@@ -270,7 +282,7 @@ impl Output {
                     if (ending == Ending::Commit && in_doubt(&e))
                         || (ending == Ending::Abort && retriable(&e)) =>
                 {
-                    unfinished.insert(self.transactional_id.clone(), (producer, ending));
+                    park(&self.transactional_id, producer, ending);
                     return Err(StageError::transient(format!(
                         "{}: the Kafka transaction the last failure left open is not finished \
                          yet; waiting for the broker ({e})",
@@ -553,10 +565,7 @@ impl Drop for Output {
         // round: never commit it.
         self.abort();
         if let (Some(ending), Some(producer)) = (self.unfinished, self.producer.take()) {
-            UNFINISHED
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(self.transactional_id.clone(), (producer, ending));
+            park(&self.transactional_id, producer, ending);
         }
     }
 }
