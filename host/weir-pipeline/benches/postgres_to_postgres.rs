@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{PG_TABLE, Row, child_run, print_table};
 
@@ -198,14 +198,18 @@ fn weir_into(
     (shape, contender): (&'static str, &'static str),
 ) -> Row {
     let started = Instant::now();
-    let mut child = child_process(&[
-        &source.port.to_string(),
-        db,
-        kind,
-        &port.to_string(),
-        db,
-        &rows.to_string(),
-    ]);
+    let mut child = child_process(
+        shape,
+        contender,
+        &[
+            &source.port.to_string(),
+            db,
+            kind,
+            &port.to_string(),
+            db,
+            &rows.to_string(),
+        ],
+    );
     let secs = wait_for_rows(&mut probe, rows, started, &mut || {
         child
             .try_wait()
@@ -216,8 +220,8 @@ fn weir_into(
     finish(child, shape, contender, secs, rows)
 }
 
-fn child_process(args: &[&str]) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
+fn child_process(shape: &str, contender: &str, args: &[&str]) -> std::process::Child {
+    common::child_command(shape, contender)
         .arg("--child")
         .args(args)
         .stdout(Stdio::piped())

@@ -151,21 +151,15 @@ pub fn plugins_toml(path: Option<&str>) -> String {
     .unwrap_or_default()
 }
 
-/// Runs this bench again as `--child ARGS…` and reads the seconds and
-/// peak memory it printed.
-pub fn weir_in_child(
-    shape: &'static str,
-    contender: &'static str,
-    rows: u64,
-    args: &[&str],
-) -> Row {
-    // WEIR_BENCH_PERF=DIR records each run with `perf` into
-    // DIR/<shape>-<contender>.data (with WEIR_PERFMAP=1, guest code is
-    // named too): where the time goes, per thread (stage) and function.
+/// The command that re-runs this bench as contender `contender` of
+/// `shape`. WEIR_BENCH_PERF=DIR records each run with `perf` into
+/// DIR/<shape>-<contender>.data (with WEIR_PERFMAP=1, guest code is named
+/// too): where the time goes, per thread (stage) and function.
+pub fn child_command(shape: &str, contender: &str) -> Command {
     let exe = std::env::current_exe().unwrap();
-    let mut cmd = match std::env::var_os("WEIR_BENCH_PERF") {
+    match std::env::var_os("WEIR_BENCH_PERF") {
         Some(dir) => {
-            let file = format!("{shape}-{contender}.data").replace([' ', '/', '+'], "_");
+            let file = format!("{shape}-{contender}.data").replace([' ', '/', '+', '>'], "_");
             let mut perf = Command::new("perf");
             perf.args(["record", "-F", "999", "-q", "-o"])
                 .arg(Path::new(&dir).join(file))
@@ -174,8 +168,18 @@ pub fn weir_in_child(
             perf
         }
         None => Command::new(exe),
-    };
-    let out = cmd
+    }
+}
+
+/// Runs this bench again as `--child ARGS…` and reads the seconds and
+/// peak memory it printed.
+pub fn weir_in_child(
+    shape: &'static str,
+    contender: &'static str,
+    rows: u64,
+    args: &[&str],
+) -> Row {
+    let out = child_command(shape, contender)
         .arg("--child")
         .args(args)
         .output()
