@@ -309,6 +309,13 @@ pub async fn copy_tables(
                 .iter()
                 .filter_map(|k| rows.columns_ref().iter().position(|c| c.name_str() == *k))
                 .collect();
+            // Column names once per chunk; a clone of a `Name` never
+            // allocates, making one from a long name does.
+            let names: Vec<Name> = rows
+                .columns_ref()
+                .iter()
+                .map(|c| Name::from(c.name_str().as_ref()))
+                .collect();
             let mut read = 0;
             let mut last_key = None;
             while let Some(row) = rows
@@ -317,7 +324,7 @@ pub async fn copy_tables(
                 .map_err(err("reading a table for the snapshot"))?
             {
                 read += 1;
-                let event = snapshot_event(&row, &source, &key_columns, address)?;
+                let event = snapshot_event(&row, &names, &source, &key_columns, address)?;
                 if !key_columns.is_empty() {
                     last_key = Some(
                         key_columns
@@ -404,9 +411,10 @@ fn after_filter(key: &[String], after: Vec<MyValue>) -> (String, Vec<MyValue>) {
     (format!("WHERE {}", terms.join(" OR ")), params)
 }
 
-/// One snapshot row as an `r` event.
+/// One snapshot row as an `r` event; `names` are its columns' names.
 fn snapshot_event(
     row: &Row,
+    names: &[Name],
     source: &SourceInfo,
     key_columns: &[usize],
     address: &str,
@@ -416,7 +424,7 @@ fn snapshot_event(
         .iter()
         .enumerate()
         .map(|(i, column)| {
-            let name = Name::from(column.name_str().as_ref());
+            let name = names[i].clone();
             let value = match row.as_ref(i) {
                 Some(v) => values::decode_value(column, v).map_err(|e| MysqlError::Decode {
                     address: address.to_owned(),

@@ -219,7 +219,13 @@ async fn copy_table(
         let now_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
-        // The same for every row of the chunk: built once, cloned per row.
+        // The same for every row of the chunk: built once, cloned per row
+        // (a clone of a `Name` never allocates; making one may).
+        let names: Vec<Name> = table
+            .columns
+            .iter()
+            .map(|c| c.name.as_str().into())
+            .collect();
         let source = SourceInfo {
             connector: Name::new_static("postgresql"),
             database: plan.connect.database.as_str().into(),
@@ -238,13 +244,13 @@ async fn copy_table(
                 continue;
             };
             let mut after = Vec::with_capacity(table.columns.len());
-            for (i, c) in table.columns.iter().enumerate() {
+            for (i, (c, name)) in table.columns.iter().zip(&names).enumerate() {
                 let value = match row.get(i) {
                     None => weir_core::Value::Null,
                     Some(text) => decode_text(c.ty, text)
                         .unwrap_or_else(|_| weir_core::Value::Text(text.to_owned())),
                 };
-                after.push(Column::new(c.name.as_str(), value));
+                after.push(Column::new(name.clone(), value));
             }
             if !table.primary_key.is_empty() {
                 last_key = Some(
