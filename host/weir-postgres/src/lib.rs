@@ -4,7 +4,8 @@
 //!   protocol (v1 and v2), bytes in, messages out.
 //! - [`types`]: text-format column values to typed [`weir_core::Value`]s.
 //! - [`assembler`]: pgoutput messages to transaction-aligned change events.
-//! - [`replication`]: the replication-protocol connection.
+//! - [`replication`]: the replication-protocol connection, and [`gather`]:
+//!   fewer wake-ups while it streams densely.
 //! - [`catalog`]: server checks and table descriptions.
 //! - [`snapshot`]: the initial, resumable, parallel snapshot.
 //! - [`source`]: all of it together, driven by the pipeline.
@@ -15,6 +16,7 @@ pub mod assembler;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod gather;
 pub mod lsn;
 pub mod pgoutput;
 pub mod replication;

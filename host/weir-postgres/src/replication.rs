@@ -9,7 +9,7 @@
 //! authentication come from `postgres-protocol`, the crate tokio-postgres is
 //! built on; see `docs/decisions/0007-replication-transport.md`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{PgError, ServerError};
+use crate::gather::{self, Gather};
 use crate::lsn::Lsn;
 use crate::types::PG_EPOCH_US;
 
@@ -94,6 +95,9 @@ pub enum ReplicationMessage {
 /// One replication-protocol session.
 pub struct ReplicationConnection {
     stream: Box<dyn Stream>,
+    /// The low-water mark of `stream` when it is TCP: raised while changes
+    /// stream in densely (module [`crate::gather`]).
+    gather: Option<Gather>,
     read: BytesMut,
     write: BytesMut,
     address: String,
@@ -117,6 +121,7 @@ impl ReplicationConnection {
             address: params.address(),
             source,
         };
+        let mut gather = None;
         let stream: Box<dyn Stream> = if params.host.starts_with('/') {
             Box::new(
                 tokio::net::UnixStream::connect(&address)
@@ -137,10 +142,12 @@ impl ReplicationConnection {
             })?
             .map_err(io_err)?;
             tcp.set_nodelay(true).map_err(io_err)?;
+            gather = Gather::new(&tcp);
             Box::new(tcp)
         };
         let mut conn = ReplicationConnection {
             stream,
+            gather,
             read: BytesMut::with_capacity(64 * 1024),
             write: BytesMut::with_capacity(1024),
             address,
@@ -463,14 +470,32 @@ impl ReplicationConnection {
 
     async fn fill(&mut self) -> Result<(), PgError> {
         self.read.reserve(64 * 1024);
-        let n = self
-            .stream
-            .read_buf(&mut self.read)
-            .await
-            .map_err(|source| PgError::Io {
-                address: self.address.clone(),
-                source,
-            })?;
+        let read = self.stream.read_buf(&mut self.read);
+        let n = match self.gather.as_mut().filter(|_| self.streaming) {
+            None => read.await,
+            Some(gather) if gather.on() => {
+                tokio::pin!(read);
+                match tokio::time::timeout(gather::WAIT, &mut read).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        // Sparse: read what is there (lowering the mark
+                        // wakes the read) and as it comes from now on.
+                        gather.set(false);
+                        read.await
+                    }
+                }
+            }
+            Some(gather) => {
+                let started = Instant::now();
+                let n = read.await;
+                gather.after_wait(started);
+                n
+            }
+        }
+        .map_err(|source| PgError::Io {
+            address: self.address.clone(),
+            source,
+        })?;
         if n == 0 {
             return Err(PgError::Io {
                 address: self.address.clone(),

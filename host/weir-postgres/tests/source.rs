@@ -222,6 +222,39 @@ async fn a_transaction_larger_than_the_streaming_threshold_arrives_intact() {
     assert!(rest.is_empty(), "{} unexpected events", rest.len());
 }
 
+/// While changes pour in, the source raises its socket's low-water mark
+/// (`weir_postgres::gather`) and is woken only for 64 KiB at a time. The
+/// end of a burst, below the mark, still arrives, and so does a lone change
+/// on the quiet stream after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_a_burst_and_a_lone_change_after_it_arrive() {
+    let server = server(&[], "CREATE TABLE t (id int PRIMARY KEY, pad text);");
+    let mut source = start(config(&server), Json::Null);
+    wait_for_slot(&server).await;
+    sql(
+        &server,
+        "DO $$ BEGIN FOR i IN 1..5000 LOOP \
+         INSERT INTO t VALUES (i, repeat('x', 40)); COMMIT; END LOOP; END $$",
+    );
+    let ids = |events: &[ChangeEvent]| -> Vec<i64> {
+        events
+            .iter()
+            .map(|e| match after(e, "id") {
+                Value::Int(i) => *i,
+                v => panic!("{v:?}"),
+            })
+            .collect()
+    };
+    let burst = source.collect(5000, WAIT).await;
+    assert_eq!(ids(&burst), (1..=5000).collect::<Vec<_>>());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sql(&server, "INSERT INTO t VALUES (0, 'lone')");
+    let lone = source.collect(1, WAIT).await;
+    assert_eq!(ids(&lone), vec![0]);
+    let rest = source.stop().await;
+    assert!(rest.is_empty(), "{} unexpected events", rest.len());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_from_a_checkpoint_skips_what_was_delivered() {
     let server = server(&[], "CREATE TABLE t (id int PRIMARY KEY);");
