@@ -267,13 +267,7 @@ impl Processor {
         restamp(&mut events, self.chain.stamp());
         routed.dead.extend(dead.into_iter().map(dead_letter));
         match &self.router {
-            Router::Template(t) => {
-                let mut destination = String::with_capacity(48);
-                for event in events {
-                    t.render_into(&event, &mut destination);
-                    routed.push(&destination, event);
-                }
-            }
+            Router::Template(t) => routed.extend(events, |event, d| t.render_into(event, d)),
             Router::Plugin if !events.is_empty() => {
                 let routes = self.chain.route(&mut events, restamp);
                 for (event, route) in events.into_iter().zip(routes) {

@@ -277,11 +277,12 @@ async fn drain(
         })
         .collect();
     eprintln!(
-        "summary: {secs:.2}s, {:.2}s of CPU, {} events in {} checkpoints; {}",
+        "summary: {secs:.2}s, {:.2}s of CPU, {} events in {} checkpoints; {}; sleeps: {}",
         cpu_seconds().unwrap_or(0.0),
         stats.events_out.load(Ordering::Relaxed),
         stats.checkpoints.load(Ordering::Relaxed),
-        sinks.join("; ")
+        sinks.join("; "),
+        sleeps()
     );
     let restarts = stats.restarts.load(Ordering::Relaxed);
     if restarts > 0 {
@@ -311,6 +312,39 @@ fn cpu_seconds() -> Option<f64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// How often each kind of thread gave up the CPU (voluntary context
+/// switches: waits for data, locks or timers), busiest first: each costs a
+/// trip through the scheduler.
+fn sleeps() -> String {
+    let mut by_name = std::collections::BTreeMap::<String, u64>::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_owned())
+        };
+        let (Some(name), Some(n)) = (field("Name:"), field("voluntary_ctxt_switches:")) else {
+            continue;
+        };
+        *by_name.entry(name).or_default() += n.parse::<u64>().unwrap_or(0);
+    }
+    let mut counts: Vec<(String, u64)> = by_name.into_iter().collect();
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    counts.join(", ")
 }
 
 fn peak_rss_mb() -> Option<f64> {
