@@ -230,7 +230,8 @@ fn child_process(shape: &str, contender: &str, args: &[&str]) -> std::process::C
         .expect("the bench re-runs itself")
 }
 
-/// Waits for the child to stop and reads its peak memory.
+/// Waits for the child to stop and reads its peak memory (its own
+/// seconds stop before the last commit; `secs` is the probe's).
 fn finish(
     child: std::process::Child,
     shape: &'static str,
@@ -239,29 +240,13 @@ fn finish(
     rows: u64,
 ) -> Row {
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let trace = std::env::var_os("WEIR_BENCH_TRACE").is_some();
-    for line in stderr
-        .lines()
-        .filter(|l| trace || l.starts_with("summary:"))
-    {
-        eprintln!("{shape}, {contender}: {line}");
-    }
-    assert!(
-        out.status.success(),
-        "{contender} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (_, peak_rss_mb) = common::child_result(&out, shape, contender);
     Row {
         shape,
         contender,
         secs,
         rows,
-        peak_rss_mb: stdout
-            .split_whitespace()
-            .nth(1)
-            .and_then(|f| f.parse().ok()),
+        peak_rss_mb,
     }
 }
 

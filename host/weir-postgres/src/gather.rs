@@ -36,9 +36,10 @@ pub struct Gather {
 }
 
 impl Gather {
-    /// For `tcp` (which must outlive the returned value).
+    /// For `tcp`, which must outlive the returned value (the replication
+    /// connection owns both, hence not public).
     #[cfg(target_os = "linux")]
-    pub fn new(tcp: &tokio::net::TcpStream) -> Option<Gather> {
+    pub(crate) fn new(tcp: &tokio::net::TcpStream) -> Option<Gather> {
         use std::os::fd::AsRawFd as _;
         Some(Gather {
             fd: tcp.as_raw_fd(),
@@ -47,7 +48,7 @@ impl Gather {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn new(_tcp: &tokio::net::TcpStream) -> Option<Gather> {
+    pub(crate) fn new(_tcp: &tokio::net::TcpStream) -> Option<Gather> {
         None
     }
 

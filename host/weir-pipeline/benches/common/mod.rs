@@ -184,26 +184,36 @@ pub fn weir_in_child(
         .args(args)
         .output()
         .expect("the bench re-runs itself");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if std::env::var_os("WEIR_BENCH_TRACE").is_some() {
-        eprintln!(
-            "--- {contender} ({shape})\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    assert!(
-        out.status.success(),
-        "{contender} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut fields = stdout.split_whitespace().map(|f| f.parse::<f64>().unwrap());
+    let (secs, peak_rss_mb) = child_result(&out, shape, contender);
     Row {
         shape,
         contender,
-        secs: fields.next().unwrap(),
+        secs,
         rows,
-        peak_rss_mb: fields.next(),
+        peak_rss_mb,
     }
+}
+
+/// What a finished child run printed: its seconds and peak memory in MB.
+/// Shows its `summary:` line (every line with WEIR_BENCH_TRACE) and fails
+/// the bench if the run failed.
+pub fn child_result(
+    out: &std::process::Output,
+    shape: &str,
+    contender: &str,
+) -> (f64, Option<f64>) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let trace = std::env::var_os("WEIR_BENCH_TRACE").is_some();
+    for line in stderr
+        .lines()
+        .filter(|l| trace || l.starts_with("summary:"))
+    {
+        eprintln!("{shape}, {contender}: {line}");
+    }
+    assert!(out.status.success(), "{contender} failed: {stdout}{stderr}");
+    let mut fields = stdout.split_whitespace().map(|f| f.parse::<f64>().unwrap());
+    (fields.next().unwrap(), fields.next())
 }
 
 /// The child's side: runs `config` until `rows` events are written and
