@@ -13,6 +13,11 @@
 //! data arrives faster again. A change on a quiet stream is read as it
 //! arrives, as before; see `docs/decisions/0036-replication-low-water-mark.md`.
 //!
+//! The mark changes when the reader wakes, not the receive window: while
+//! the window is open the walsender still sends every message as a TCP
+//! segment of its own. The window is left to the kernel on purpose
+//! (`docs/decisions/0037-receive-window-left-to-the-kernel.md`).
+//!
 //! Linux only (the mark governs `epoll` readiness from 2.6.28, and lowering
 //! it wakes a waiting reader from 4.18); elsewhere, and on Unix-domain
 //! sockets, whose readiness ignores the mark, reads are unchanged.
