@@ -18,6 +18,12 @@
 //! what was just loaded or applied, `CHECKPOINT`): autovacuum and
 //! checkpoints set off by one contender's rows would otherwise run during
 //! the next one's.
+//!
+//! `WEIR_BENCH_SEGMENTS=1` also reports, for each PostgreSQL contender, how
+//! many TCP segments the walsender sent it and their mean size (read with
+//! `ss` every 250 ms, the last reading before the contender finished): a
+//! reader that keeps up gets a segment per change, which costs the
+//! walsender twice the CPU on one host (decision 0037).
 
 use std::time::{Duration, Instant};
 
@@ -210,12 +216,15 @@ fn weir_into(
             &rows.to_string(),
         ],
     );
+    let mut segments = Segments::watch(source.port);
     let secs = wait_for_rows(&mut probe, rows, started, &mut || {
+        segments.sample();
         child
             .try_wait()
             .unwrap()
             .is_none_or(|status| status.success())
     });
+    segments.report(shape, contender);
     assert_eq!(count(), rows);
     finish(child, shape, contender, secs, rows)
 }
@@ -268,6 +277,70 @@ fn wait_for_rows(
     started.elapsed().as_secs_f64()
 }
 
+/// The TCP segments the walsender sends a contender, when
+/// `WEIR_BENCH_SEGMENTS` is set: the source's established socket that has
+/// sent the most bytes, read with `ss` at most every 250 ms.
+struct Segments {
+    port: u16,
+    on: bool,
+    next: Instant,
+    /// Bytes sent and data segments sent, at the last reading.
+    last: Option<(u64, u64)>,
+}
+
+impl Segments {
+    fn watch(port: u16) -> Segments {
+        Segments {
+            port,
+            on: std::env::var_os("WEIR_BENCH_SEGMENTS").is_some(),
+            next: Instant::now(),
+            last: None,
+        }
+    }
+
+    fn sample(&mut self) {
+        if !self.on || Instant::now() < self.next {
+            return;
+        }
+        self.next = Instant::now() + Duration::from_millis(250);
+        let out = std::process::Command::new("ss")
+            .args(["-tniH", "state", "established"])
+            .arg(format!("sport = :{}", self.port))
+            .output();
+        let Ok(out) = out else {
+            eprintln!("WEIR_BENCH_SEGMENTS: `ss` (iproute2) did not run");
+            self.on = false;
+            return;
+        };
+        let text = String::from_utf8_lossy(&out.stdout);
+        let counter = |line: &str, name: &str| -> Option<u64> {
+            line.split_whitespace()
+                .find_map(|field| field.strip_prefix(name)?.parse().ok())
+        };
+        let busiest = text
+            .lines()
+            .filter_map(|line| {
+                Some((
+                    counter(line, "bytes_sent:")?,
+                    counter(line, "data_segs_out:")?,
+                ))
+            })
+            .max();
+        if busiest.is_some() {
+            self.last = busiest;
+        }
+    }
+
+    fn report(&self, shape: &str, contender: &str) {
+        if let Some((bytes, segments)) = self.last.filter(|&(_, s)| s > 0) {
+            eprintln!(
+                "{shape}, {contender}: the walsender sent {segments} segments, {} bytes each",
+                bytes / segments
+            );
+        }
+    }
+}
+
 /// PostgreSQL's logical replication on slot `native_<n>`, timed from
 /// `CREATE SUBSCRIPTION` until the target holds every row.
 fn native(
@@ -291,7 +364,12 @@ fn native(
             ),
         )
         .unwrap();
-    let secs = wait_for_rows(&mut probe, rows, started, &mut || true);
+    let mut segments = Segments::watch(source.port);
+    let secs = wait_for_rows(&mut probe, rows, started, &mut || {
+        segments.sample();
+        true
+    });
+    segments.report(shape, "native logical replication");
     assert_eq!(count(target, &db), rows);
     target
         .psql(&db, &format!("ALTER SUBSCRIPTION native_{n} DISABLE"))
