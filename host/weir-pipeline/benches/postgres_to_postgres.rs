@@ -23,7 +23,8 @@
 //! many TCP segments the walsender sent it and their mean size (read with
 //! `ss` every 250 ms, the last reading before the contender finished): a
 //! reader that keeps up gets a segment per change, which costs the
-//! walsender nearly twice the CPU on one host (decision 0037).
+//! walsender nearly twice the CPU on one host (decision 0037); weir's
+//! paced reads on near links exist to avoid that (decision 0038).
 
 use std::time::{Duration, Instant};
 

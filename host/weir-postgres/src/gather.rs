@@ -1,5 +1,5 @@
-//! Fewer wake-ups while changes pour in: the replication socket's
-//! `SO_RCVLOWAT`.
+//! Fewer wake-ups and fewer segments while changes pour in: the
+//! replication socket's `SO_RCVLOWAT` and, on a near link, paced reads.
 //!
 //! The walsender writes each pgoutput message to the socket on its own. A
 //! reader that keeps up sleeps after every few messages and is woken for
@@ -14,13 +14,24 @@
 //! arrives, as before; see `docs/decisions/0036-replication-low-water-mark.md`.
 //!
 //! The mark changes when the reader wakes, not the receive window: while
-//! the window is open the walsender still sends every message as a TCP
-//! segment of its own. The window is left to the kernel on purpose
-//! (`docs/decisions/0037-receive-window-left-to-the-kernel.md`).
+//! the window is open the walsender sends every message as a TCP segment
+//! of its own, and on one host the kernel charges both ends' work for each
+//! segment to the walsender. So where the link is near (a round trip of at
+//! most [`NEAR`]: the same host or the next one) a dense reader also
+//! *paces* itself: it reads at most every [`PACE`] and holds its receive
+//! buffer to a window that an additive-increase, multiplicative-decrease
+//! rule keeps just small enough that the walsender meets a closed window
+//! and its messages leave together, in large segments. The signal is the
+//! mean size of the segments received since the last read (`TCP_INFO`):
+//! small ones mean the reader drains faster than the walsender writes, so
+//! the window shrinks; large ones mean the walsender waits on the window,
+//! so it grows. Far links keep the kernel's window; see
+//! `docs/decisions/0038-paced-reads-on-near-links.md`.
 //!
 //! Linux only (the mark governs `epoll` readiness from 2.6.28, and lowering
-//! it wakes a waiting reader from 4.18); elsewhere, and on Unix-domain
-//! sockets, whose readiness ignores the mark, reads are unchanged.
+//! it wakes a waiting reader from 4.18; `TCP_INFO` reports received
+//! segments from 4.6); elsewhere, and on Unix-domain sockets, whose
+//! readiness ignores the mark, reads are unchanged.
 
 use std::time::{Duration, Instant};
 
@@ -31,13 +42,79 @@ pub const WAIT: Duration = Duration::from_millis(1);
 /// stream: some 400 rows of a typical table.
 pub const LOW_WATER: i32 = 64 * 1024;
 
-/// The low-water mark of one TCP socket.
+/// The longest minimum round trip of a link a dense reader paces itself
+/// on: loopback, a container bridge or the next host in a rack. Beyond it
+/// a small window would cap throughput at window / round trip.
+pub const NEAR: Duration = Duration::from_micros(100);
+
+/// How often a paced reader reads (the runtime's timer rounds up to its
+/// millisecond tick).
+pub const PACE: Duration = Duration::from_millis(1);
+
+/// The receive buffer while pacing, as asked of `SO_RCVBUF` (the kernel
+/// doubles it for bookkeeping): where it starts, its bounds and how much
+/// it grows per read.
+pub const WINDOW_START: i32 = 64 * 1024;
+const WINDOW_MIN: i32 = 16 * 1024;
+const WINDOW_MAX: i32 = 256 * 1024;
+const WINDOW_STEP: i32 = 16 * 1024;
+
+/// The mean received segment, in bytes, below which the sender is taken to
+/// send each message on its own (it did not wait on the window).
+const COALESCED: u64 = 2 * 1024;
+
+/// The next window after a paced read that received segments of `mean`
+/// bytes on average: smaller by a quarter when the sender did not wait on
+/// the window, larger by a step when it did, within the bounds.
+pub fn next_window(window: i32, mean: u64) -> i32 {
+    if mean < COALESCED {
+        (window - window / 4).max(WINDOW_MIN)
+    } else {
+        (window + WINDOW_STEP).min(WINDOW_MAX)
+    }
+}
+
+/// Whether a link whose minimum round trip the kernel measured as
+/// `min_rtt_us` microseconds (0: not measured) is near enough to pace on.
+pub fn is_near(min_rtt_us: u32) -> bool {
+    min_rtt_us > 0 && u128::from(min_rtt_us) <= NEAR.as_micros()
+}
+
+/// The low-water mark of one TCP socket, and its pacing on a near link.
 #[derive(Debug)]
 pub struct Gather {
     #[cfg(target_os = "linux")]
     fd: std::os::fd::RawFd,
     /// The mark is raised.
     on: bool,
+    /// Whether the link is near: measured when the stream first turns
+    /// dense (the handshake has given the kernel round trips by then).
+    near: Option<bool>,
+    /// Set while the reader paces itself.
+    pace: Option<Pace>,
+}
+
+/// A paced reader's state.
+#[derive(Debug)]
+struct Pace {
+    /// The `SO_RCVBUF` asked for now.
+    window: i32,
+    /// The buffer to give back when the stream turns sparse (the kernel's
+    /// own size when pacing began; asking for a size ends autotuning).
+    restore: i32,
+    /// Data segments and bytes received up to the last read.
+    seen: Received,
+    /// When the next read may start.
+    next: Instant,
+}
+
+/// The kernel's counts of data received on a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub segments: u32,
+    pub bytes: u64,
+    /// The minimum round trip measured, in microseconds (0: none yet).
+    pub min_rtt_us: u32,
 }
 
 impl Gather {
@@ -49,6 +126,8 @@ impl Gather {
         Some(Gather {
             fd: tcp.as_raw_fd(),
             on: false,
+            near: None,
+            pace: None,
         })
     }
 
@@ -62,11 +141,78 @@ impl Gather {
         self.on
     }
 
+    /// Whether the reader paces itself.
+    pub fn paced(&self) -> bool {
+        self.pace.is_some()
+    }
+
+    /// The `SO_RCVBUF` a paced reader asks for now.
+    pub fn window(&self) -> Option<i32> {
+        self.pace.as_ref().map(|p| p.window)
+    }
+
     /// Raises the mark (`true`) or drops it to one byte; a failure leaves
-    /// the mark where it was (reads are correct either way).
+    /// the mark where it was (reads are correct either way). Raising it on
+    /// a near link starts pacing; dropping it ends pacing and gives the
+    /// socket back its buffer.
     pub fn set(&mut self, on: bool) {
-        if self.on != on && set_low_water(self, if on { LOW_WATER } else { 1 }) {
+        if self.on != on && set_option(self, libc_opt::RCVLOWAT, if on { LOW_WATER } else { 1 }) {
             self.on = on;
+            if on {
+                self.start_pacing();
+            } else if let Some(pace) = self.pace.take() {
+                set_option(self, libc_opt::RCVBUF, pace.restore);
+            }
+        }
+    }
+
+    fn start_pacing(&mut self) {
+        let Some(seen) = received(self) else { return };
+        let near = *self.near.get_or_insert(is_near(seen.min_rtt_us));
+        if !near || self.pace.is_some() {
+            return;
+        }
+        let Some(own) = get_option(self, libc_opt::RCVBUF) else {
+            return;
+        };
+        if set_option(self, libc_opt::RCVBUF, WINDOW_START) {
+            self.pace = Some(Pace {
+                window: WINDOW_START,
+                // The kernel reports the doubled size it keeps.
+                restore: (own / 2).max(WINDOW_MAX),
+                seen,
+                next: Instant::now() + PACE,
+            });
+        }
+    }
+
+    /// Waits until a paced reader may read again; at once otherwise.
+    pub async fn pause(&self) {
+        if let Some(pace) = &self.pace {
+            tokio::time::sleep_until(pace.next.into()).await;
+        }
+    }
+
+    /// After a paced read: the window follows the segments received since
+    /// the last one, and the next read waits [`PACE`].
+    pub fn after_read(&mut self) {
+        let Some(now) = self.pace.as_ref().and_then(|_| received(self)) else {
+            return;
+        };
+        let Some(pace) = self.pace.as_mut() else {
+            return;
+        };
+        pace.next = Instant::now() + PACE;
+        let segments = now.segments.wrapping_sub(pace.seen.segments);
+        let bytes = now.bytes.wrapping_sub(pace.seen.bytes);
+        pace.seen = now;
+        if segments == 0 {
+            return;
+        }
+        let window = next_window(pace.window, bytes / u64::from(segments));
+        if window != pace.window {
+            pace.window = window;
+            set_option(self, libc_opt::RCVBUF, window);
         }
     }
 
@@ -77,11 +223,29 @@ impl Gather {
             self.set(true);
         }
     }
+
+    /// The kernel's counts for this socket.
+    pub fn received(&self) -> Option<Received> {
+        received(self)
+    }
 }
 
 #[cfg(target_os = "linux")]
-fn set_low_water(g: &Gather, bytes: i32) -> bool {
-    let value: libc::c_int = bytes;
+mod libc_opt {
+    pub const RCVLOWAT: libc::c_int = libc::SO_RCVLOWAT;
+    pub const RCVBUF: libc::c_int = libc::SO_RCVBUF;
+}
+
+#[cfg(not(target_os = "linux"))]
+mod libc_opt {
+    pub const RCVLOWAT: i32 = 0;
+    pub const RCVBUF: i32 = 1;
+}
+
+/// Sets the socket-level option `name` to `value`; whether it took.
+#[cfg(target_os = "linux")]
+fn set_option(g: &Gather, name: libc::c_int, value: i32) -> bool {
+    let value: libc::c_int = value;
     // SAFETY: `fd` is the open socket of the stream this `Gather` was made
     // for (the connection owns both and drops them together), and the
     // option value is a live `c_int` of the length passed.
@@ -89,7 +253,7 @@ fn set_low_water(g: &Gather, bytes: i32) -> bool {
         libc::setsockopt(
             g.fd,
             libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
+            name,
             std::ptr::from_ref(&value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -98,8 +262,62 @@ fn set_low_water(g: &Gather, bytes: i32) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_low_water(_g: &Gather, _bytes: i32) -> bool {
+fn set_option(_g: &Gather, _name: i32, _value: i32) -> bool {
     false
+}
+
+/// The socket-level option `name`.
+#[cfg(target_os = "linux")]
+fn get_option(g: &Gather, name: libc::c_int) -> Option<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: as in `set_option`; the kernel writes at most `len` bytes
+    // into the live `c_int` and updates `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            g.fd,
+            libc::SOL_SOCKET,
+            name,
+            std::ptr::from_mut(&mut value).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(value)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn get_option(_g: &Gather, _name: i32) -> Option<i32> {
+    None
+}
+
+/// `TCP_INFO`'s received data segments, bytes and minimum round trip;
+/// `None` where the kernel is too old to report them.
+#[cfg(target_os = "linux")]
+fn received(g: &Gather) -> Option<Received> {
+    // SAFETY: `tcp_info` is plain integers, for which zero is valid.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: as in `get_option`, into a live `tcp_info` of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            g.fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            std::ptr::from_mut(&mut info).cast(),
+            &mut len,
+        )
+    };
+    let needed = std::mem::offset_of!(libc::tcp_info, tcpi_data_segs_in) + 4;
+    (rc == 0 && len as usize >= needed).then_some(Received {
+        segments: info.tcpi_data_segs_in,
+        bytes: info.tcpi_bytes_received,
+        min_rtt_us: info.tcpi_min_rtt,
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn received(_g: &Gather) -> Option<Received> {
+    None
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -151,6 +369,105 @@ mod tests {
             .await
             .expect("a full mark wakes the reader")
             .unwrap();
+    }
+
+    #[test]
+    fn the_window_shrinks_by_a_quarter_and_grows_by_a_step_within_bounds() {
+        assert_eq!(next_window(WINDOW_START, 200), WINDOW_START * 3 / 4);
+        assert_eq!(
+            next_window(WINDOW_START, 60_000),
+            WINDOW_START + WINDOW_STEP
+        );
+        assert_eq!(next_window(WINDOW_MIN, 200), WINDOW_MIN);
+        assert_eq!(next_window(WINDOW_MAX, 60_000), WINDOW_MAX);
+        let mut window = WINDOW_MAX;
+        for _ in 0..100 {
+            window = next_window(window, 0);
+        }
+        assert_eq!(window, WINDOW_MIN, "never shut");
+    }
+
+    #[test]
+    fn only_a_measured_round_trip_within_near_paces() {
+        assert!(!is_near(0), "not measured");
+        assert!(is_near(30), "loopback");
+        assert!(is_near(100));
+        assert!(!is_near(101));
+        assert!(!is_near(50_000), "another region");
+    }
+
+    /// What pacing is for, against the kernel: a writer that sends each
+    /// small message on its own with `TCP_NODELAY`, as the walsender does,
+    /// meets a paced reader's closed window and its messages leave in far
+    /// fewer segments; every byte arrives in order; a sparse stream gets
+    /// the socket's buffer back.
+    #[tokio::test]
+    async fn a_paced_reader_makes_a_small_writer_coalesce() {
+        const MESSAGES: u32 = 20_000;
+        const SIZE: usize = 200;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write as _;
+            let (mut socket, _) = listener.accept().unwrap();
+            socket.set_nodelay(true).unwrap();
+            for i in 0..MESSAGES {
+                let mut message = [0u8; SIZE];
+                message[..4].copy_from_slice(&i.to_be_bytes());
+                socket.write_all(&message).unwrap();
+            }
+            socket // kept open: a FIN would count as a byte received
+        });
+        let mut reader = TcpStream::connect(address).await.unwrap();
+        let mut gather = Gather::new(&reader).unwrap();
+        gather.set(true);
+        assert!(gather.paced(), "loopback is near: {:?}", gather.received());
+        let before = gather.received().unwrap();
+
+        let mut got = bytes::BytesMut::new();
+        let mut windows = std::collections::BTreeSet::new();
+        // As the replication connection reads (`fill`).
+        while got.len() < MESSAGES as usize * SIZE {
+            got.reserve(gather.window().map_or(64 * 1024, |w| 2 * w as usize));
+            let n = if gather.on() {
+                gather.pause().await;
+                let n = match tokio::time::timeout(WAIT, reader.read_buf(&mut got)).await {
+                    Ok(n) => n.unwrap(),
+                    Err(_) => {
+                        gather.set(false);
+                        reader.read_buf(&mut got).await.unwrap()
+                    }
+                };
+                gather.after_read();
+                n
+            } else {
+                let started = Instant::now();
+                let n = reader.read_buf(&mut got).await.unwrap();
+                gather.after_wait(started);
+                n
+            };
+            assert!(n > 0, "the writer stopped early");
+            windows.extend(gather.window());
+        }
+        let _open = writer.join().unwrap();
+        for (i, message) in got.chunks(SIZE).enumerate() {
+            assert_eq!(message[..4], (i as u32).to_be_bytes(), "message {i}");
+        }
+        let after = gather.received().unwrap();
+        let segments = after.segments - before.segments;
+        assert_eq!(
+            after.bytes - before.bytes,
+            u64::from(MESSAGES) * SIZE as u64
+        );
+        assert!(
+            segments < MESSAGES / 4,
+            "{segments} segments for {MESSAGES} messages; windows {windows:?}"
+        );
+        assert!(windows.len() > 1, "the window follows the writer");
+
+        gather.set(false);
+        assert!(!gather.paced());
+        assert!(gather.window().is_none());
     }
 
     #[tokio::test]

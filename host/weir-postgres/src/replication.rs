@@ -469,13 +469,20 @@ impl ReplicationConnection {
     }
 
     async fn fill(&mut self) -> Result<(), PgError> {
-        self.read.reserve(64 * 1024);
+        // A paced read takes all its window holds (the kernel keeps up to
+        // twice the size asked for).
+        let room = match self.gather.as_ref().and_then(Gather::window) {
+            Some(window) => 2 * window as usize,
+            None => 64 * 1024,
+        };
+        self.read.reserve(room);
         let read = self.stream.read_buf(&mut self.read);
         let n = match self.gather.as_mut().filter(|_| self.streaming) {
             None => read.await,
             Some(gather) if gather.on() => {
+                gather.pause().await;
                 tokio::pin!(read);
-                match tokio::time::timeout(gather::WAIT, &mut read).await {
+                let n = match tokio::time::timeout(gather::WAIT, &mut read).await {
                     Ok(n) => n,
                     Err(_) => {
                         // Sparse: read what is there (lowering the mark
@@ -483,7 +490,9 @@ impl ReplicationConnection {
                         gather.set(false);
                         read.await
                     }
-                }
+                };
+                gather.after_read();
+                n
             }
             Some(gather) => {
                 let started = Instant::now();
