@@ -111,7 +111,9 @@ struct Pace {
 /// The kernel's counts of data received on a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received {
+    /// Segments that carried data.
     pub segments: u32,
+    /// Bytes of data.
     pub bytes: u64,
     /// The minimum round trip measured, in microseconds (0: none yet).
     pub min_rtt_us: u32,
