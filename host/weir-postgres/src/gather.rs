@@ -63,6 +63,16 @@ const WINDOW_STEP: i32 = 16 * 1024;
 /// send each message on its own (it did not wait on the window).
 const COALESCED: u64 = 2 * 1024;
 
+/// How many bytes a read of a socket with `gather` makes room for: all a
+/// paced reader's window holds (the kernel keeps up to twice the size
+/// asked for), else 64 KiB.
+pub fn room(gather: Option<&Gather>) -> usize {
+    match gather.and_then(Gather::window) {
+        Some(window) => 2 * window as usize,
+        None => 64 * 1024,
+    }
+}
+
 /// The next window after a paced read that received segments of `mean`
 /// bytes on average: smaller by a quarter when the sender did not wait on
 /// the window, larger by a step when it did, within the bounds.
@@ -99,8 +109,9 @@ pub struct Gather {
 struct Pace {
     /// The `SO_RCVBUF` asked for now.
     window: i32,
-    /// The buffer to give back when the stream turns sparse (the kernel's
-    /// own size when pacing began; asking for a size ends autotuning).
+    /// The buffer to give back when the stream turns sparse: the kernel's
+    /// own size when pacing began, at least [`WINDOW_MAX`] (asking for a
+    /// size ends autotuning).
     restore: i32,
     /// Data segments and bytes received up to the last read.
     seen: Received,
@@ -158,12 +169,12 @@ impl Gather {
     /// a near link starts pacing; dropping it ends pacing and gives the
     /// socket back its buffer.
     pub fn set(&mut self, on: bool) {
-        if self.on != on && set_option(self, libc_opt::RCVLOWAT, if on { LOW_WATER } else { 1 }) {
+        if self.on != on && set_option(self, Opt::LowWater, if on { LOW_WATER } else { 1 }) {
             self.on = on;
             if on {
                 self.start_pacing();
             } else if let Some(pace) = self.pace.take() {
-                set_option(self, libc_opt::RCVBUF, pace.restore);
+                set_option(self, Opt::Buffer, pace.restore);
             }
         }
     }
@@ -171,13 +182,13 @@ impl Gather {
     fn start_pacing(&mut self) {
         let Some(seen) = received(self) else { return };
         let near = *self.near.get_or_insert(is_near(seen.min_rtt_us));
-        if !near || self.pace.is_some() {
+        if !near {
             return;
         }
-        let Some(own) = get_option(self, libc_opt::RCVBUF) else {
+        let Some(own) = get_option(self, Opt::Buffer) else {
             return;
         };
-        if set_option(self, libc_opt::RCVBUF, WINDOW_START) {
+        if set_option(self, Opt::Buffer, WINDOW_START) {
             self.pace = Some(Pace {
                 window: WINDOW_START,
                 // The kernel reports the doubled size it keeps.
@@ -214,7 +225,7 @@ impl Gather {
         let window = next_window(pace.window, bytes / u64::from(segments));
         if window != pace.window {
             pace.window = window;
-            set_option(self, libc_opt::RCVBUF, window);
+            set_option(self, Opt::Buffer, window);
         }
     }
 
@@ -232,21 +243,28 @@ impl Gather {
     }
 }
 
-#[cfg(target_os = "linux")]
-mod libc_opt {
-    pub const RCVLOWAT: libc::c_int = libc::SO_RCVLOWAT;
-    pub const RCVBUF: libc::c_int = libc::SO_RCVBUF;
+/// The socket-level options [`Gather`] sets.
+#[derive(Debug, Clone, Copy)]
+enum Opt {
+    /// `SO_RCVLOWAT`.
+    LowWater,
+    /// `SO_RCVBUF`.
+    Buffer,
 }
 
-#[cfg(not(target_os = "linux"))]
-mod libc_opt {
-    pub const RCVLOWAT: i32 = 0;
-    pub const RCVBUF: i32 = 1;
+#[cfg(target_os = "linux")]
+impl Opt {
+    fn name(self) -> libc::c_int {
+        match self {
+            Opt::LowWater => libc::SO_RCVLOWAT,
+            Opt::Buffer => libc::SO_RCVBUF,
+        }
+    }
 }
 
-/// Sets the socket-level option `name` to `value`; whether it took.
+/// Sets the socket-level option `opt` to `value`; whether it took.
 #[cfg(target_os = "linux")]
-fn set_option(g: &Gather, name: libc::c_int, value: i32) -> bool {
+fn set_option(g: &Gather, opt: Opt, value: i32) -> bool {
     let value: libc::c_int = value;
     // SAFETY: `fd` is the open socket of the stream this `Gather` was made
     // for (the connection owns both and drops them together), and the
@@ -255,7 +273,7 @@ fn set_option(g: &Gather, name: libc::c_int, value: i32) -> bool {
         libc::setsockopt(
             g.fd,
             libc::SOL_SOCKET,
-            name,
+            opt.name(),
             std::ptr::from_ref(&value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -264,13 +282,13 @@ fn set_option(g: &Gather, name: libc::c_int, value: i32) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_option(_g: &Gather, _name: i32, _value: i32) -> bool {
+fn set_option(_g: &Gather, _opt: Opt, _value: i32) -> bool {
     false
 }
 
-/// The socket-level option `name`.
+/// The socket-level option `opt`.
 #[cfg(target_os = "linux")]
-fn get_option(g: &Gather, name: libc::c_int) -> Option<i32> {
+fn get_option(g: &Gather, opt: Opt) -> Option<i32> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: as in `set_option`; the kernel writes at most `len` bytes
@@ -279,7 +297,7 @@ fn get_option(g: &Gather, name: libc::c_int) -> Option<i32> {
         libc::getsockopt(
             g.fd,
             libc::SOL_SOCKET,
-            name,
+            opt.name(),
             std::ptr::from_mut(&mut value).cast(),
             &mut len,
         )
@@ -288,7 +306,7 @@ fn get_option(g: &Gather, name: libc::c_int) -> Option<i32> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn get_option(_g: &Gather, _name: i32) -> Option<i32> {
+fn get_option(_g: &Gather, _opt: Opt) -> Option<i32> {
     None
 }
 
@@ -430,7 +448,7 @@ mod tests {
         let mut windows = std::collections::BTreeSet::new();
         // As the replication connection reads (`fill`).
         while got.len() < MESSAGES as usize * SIZE {
-            got.reserve(gather.window().map_or(64 * 1024, |w| 2 * w as usize));
+            got.reserve(room(Some(&gather)));
             let n = if gather.on() {
                 gather.pause().await;
                 let n = match tokio::time::timeout(WAIT, reader.read_buf(&mut got)).await {

@@ -469,13 +469,7 @@ impl ReplicationConnection {
     }
 
     async fn fill(&mut self) -> Result<(), PgError> {
-        // A paced read takes all its window holds (the kernel keeps up to
-        // twice the size asked for).
-        let room = match self.gather.as_ref().and_then(Gather::window) {
-            Some(window) => 2 * window as usize,
-            None => 64 * 1024,
-        };
-        self.read.reserve(room);
+        self.read.reserve(gather::room(self.gather.as_ref()));
         let read = self.stream.read_buf(&mut self.read);
         let n = match self.gather.as_mut().filter(|_| self.streaming) {
             None => read.await,
