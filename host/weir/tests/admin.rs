@@ -70,7 +70,9 @@ fn series(text: &str, name: &str) -> Option<f64> {
 }
 
 /// Starts weir on `setup`'s database into files, with `[admin]` on a free
-/// port plus `admin` (tokens, settings), and waits until it is ready.
+/// port plus `admin` (tokens, settings), and waits until it streams.
+/// `/ready` already answers 200 while the (here empty) snapshot runs, so
+/// waiting for 200 alone races the switch to streaming.
 /// Returns weir, its port and the config's path.
 pub(crate) fn start_with_admin(setup: &Setup, admin: &str) -> (Child, u16, PathBuf) {
     let port = free_port();
@@ -81,9 +83,12 @@ pub(crate) fn start_with_admin(setup: &Setup, admin: &str) -> (Child, u16, PathB
     );
     let child = setup.start(&config);
     wait_until(
-        "the pipeline to be ready",
+        "the pipeline to be ready and streaming",
         Duration::from_secs(60),
-        || request(port, "GET", "/ready", None).is_some_and(|r| r.code == 200),
+        || {
+            request(port, "GET", "/ready", None)
+                .is_some_and(|r| r.code == 200 && r.json()["phase"] == "streaming")
+        },
         setup,
     );
     (child, port, config)
