@@ -24,7 +24,11 @@
 //! `ss` every 250 ms, the last reading before the contender finished): a
 //! reader that keeps up gets a segment per change, which costs the
 //! walsender nearly twice the CPU on one host (decision 0037); weir's
-//! paced reads on near links exist to avoid that (decision 0038).
+//! paced reads on near links exist to avoid that (decision 0038). It
+//! also reports how many segments the host's TCP stack dropped for want
+//! of receive buffer, and how many retransmission timeouts it waited out,
+//! while the contender ran (`/proc/net/netstat`; every socket on the host
+//! counts, so keep the machine otherwise quiet).
 
 use std::time::{Duration, Instant};
 
@@ -280,22 +284,61 @@ fn wait_for_rows(
 
 /// The TCP segments the walsender sends a contender, when
 /// `WEIR_BENCH_SEGMENTS` is set: the source's established socket that has
-/// sent the most bytes, read with `ss` at most every 250 ms.
+/// sent the most bytes, read with `ss` at most every 250 ms; and how often
+/// the host's TCP stack dropped segments in flight and waited out a
+/// retransmission timeout meanwhile.
 struct Segments {
     port: u16,
     on: bool,
     next: Instant,
     /// Bytes sent and data segments sent, at the last reading.
     last: Option<(u64, u64)>,
+    /// The stack's counters when the contender started.
+    start: Option<Stack>,
+}
+
+/// Counters of the host's TCP stack (`/proc/net/netstat`, this network
+/// namespace, every socket in it).
+#[derive(Debug, Clone, Copy)]
+struct Stack {
+    /// `TCPRcvQDrop`: segments dropped because the receive buffer had no
+    /// room (a buffer made smaller than the window already advertised).
+    dropped: u64,
+    /// `TCPTimeouts`: retransmission timeouts, each a wait of 200 ms or
+    /// more.
+    timeouts: u64,
+}
+
+impl Stack {
+    fn read() -> Option<Stack> {
+        let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+        let lines: Vec<&str> = text.lines().collect();
+        let (names, values) = lines
+            .windows(2)
+            .find(|w| w[0].starts_with("TcpExt:") && w[1].starts_with("TcpExt:"))
+            .map(|w| (w[0], w[1]))?;
+        let field = |name: &str| {
+            names
+                .split_whitespace()
+                .zip(values.split_whitespace())
+                .find_map(|(n, v)| (n == name).then(|| v.parse().ok()).flatten())
+        };
+        Some(Stack {
+            dropped: field("TCPRcvQDrop")?,
+            timeouts: field("TCPTimeouts")?,
+        })
+    }
 }
 
 impl Segments {
     fn watch(port: u16) -> Segments {
+        let on = std::env::var_os("WEIR_BENCH_SEGMENTS").is_some();
         Segments {
             port,
-            on: std::env::var_os("WEIR_BENCH_SEGMENTS").is_some(),
+            on,
             next: Instant::now(),
             last: None,
+            start: on.then(Stack::read).flatten(),
         }
     }
 
@@ -337,6 +380,14 @@ impl Segments {
             eprintln!(
                 "{shape}, {contender}: the walsender sent {segments} segments, {} bytes each",
                 bytes / segments
+            );
+        }
+        if let (Some(start), Some(end)) = (self.start, self.start.and(Stack::read())) {
+            eprintln!(
+                "{shape}, {contender}: meanwhile the host's TCP stack dropped {} segments for \
+                 want of buffer and waited out {} retransmission timeouts",
+                end.dropped - start.dropped,
+                end.timeouts - start.timeouts
             );
         }
     }
