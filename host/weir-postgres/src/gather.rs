@@ -222,6 +222,12 @@ impl Gather {
         if segments == 0 {
             return;
         }
+        // A smaller buffer than the window already advertised drops what
+        // is in flight and does not fit; the walsender resends it after a
+        // retransmission timeout (200 ms or more). The apply bench counts
+        // both (`WEIR_BENCH_SEGMENTS`); a window clamp instead of the
+        // buffer drops nothing but never closes the window (see
+        // `docs/benchmarks.md`, "The paced reader under the microscope").
         let window = next_window(pace.window, bytes / u64::from(segments));
         if window != pace.window {
             pace.window = window;
