@@ -382,7 +382,7 @@ impl Segments {
                 bytes / segments
             );
         }
-        if let (Some(start), Some(end)) = (self.start, self.start.and(Stack::read())) {
+        if let Some((start, end)) = self.start.and_then(|start| Some((start, Stack::read()?))) {
             eprintln!(
                 "{shape}, {contender}: meanwhile the host's TCP stack dropped {} segments for \
                  want of buffer and waited out {} retransmission timeouts",

@@ -73,6 +73,48 @@ pub fn room(gather: Option<&Gather>) -> usize {
     }
 }
 
+/// One read from `stream` into `buf`, as `gather` (if any) says: a dense
+/// stream waits for its pace and then for the mark, at most [`WAIT`] (a
+/// longer wait means sparse: the mark drops and what is there is read);
+/// a sparse one reads what arrives and turns dense after a short wait.
+/// The replication connection's reads, and the pacing test's.
+pub async fn read<R>(
+    gather: Option<&mut Gather>,
+    stream: &mut R,
+    buf: &mut bytes::BytesMut,
+) -> std::io::Result<usize>
+where
+    R: tokio::io::AsyncRead + Unpin + ?Sized,
+{
+    use tokio::io::AsyncReadExt as _;
+    buf.reserve(room(gather.as_deref()));
+    let read = stream.read_buf(buf);
+    match gather {
+        None => read.await,
+        Some(gather) if gather.on() => {
+            gather.pause().await;
+            tokio::pin!(read);
+            let n = match tokio::time::timeout(WAIT, &mut read).await {
+                Ok(n) => n,
+                Err(_) => {
+                    // Sparse: read what is there (lowering the mark
+                    // wakes the read) and as it comes from now on.
+                    gather.set(false);
+                    read.await
+                }
+            };
+            gather.after_read();
+            n
+        }
+        Some(gather) => {
+            let started = Instant::now();
+            let n = read.await;
+            gather.after_wait(started);
+            n
+        }
+    }
+}
+
 /// The next window after a paced read that received segments of `mean`
 /// bytes on average: smaller by a quarter when the sender did not wait on
 /// the window, larger by a step when it did, within the bounds.
@@ -451,26 +493,10 @@ mod tests {
 
         let mut got = bytes::BytesMut::new();
         let mut windows = std::collections::BTreeSet::new();
-        // As the replication connection reads (`fill`).
         while got.len() < MESSAGES as usize * SIZE {
-            got.reserve(room(Some(&gather)));
-            let n = if gather.on() {
-                gather.pause().await;
-                let n = match tokio::time::timeout(WAIT, reader.read_buf(&mut got)).await {
-                    Ok(n) => n.unwrap(),
-                    Err(_) => {
-                        gather.set(false);
-                        reader.read_buf(&mut got).await.unwrap()
-                    }
-                };
-                gather.after_read();
-                n
-            } else {
-                let started = Instant::now();
-                let n = reader.read_buf(&mut got).await.unwrap();
-                gather.after_wait(started);
-                n
-            };
+            let n = read(Some(&mut gather), &mut reader, &mut got)
+                .await
+                .unwrap();
             assert!(n > 0, "the writer stopped early");
             windows.extend(gather.window());
         }

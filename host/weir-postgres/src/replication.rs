@@ -9,14 +9,14 @@
 //! authentication come from `postgres-protocol`, the crate tokio-postgres is
 //! built on; see `docs/decisions/0007-replication-transport.md`.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
 use postgres_protocol::message::{backend, frontend};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{PgError, ServerError};
 use crate::gather::{self, Gather};
@@ -469,36 +469,13 @@ impl ReplicationConnection {
     }
 
     async fn fill(&mut self) -> Result<(), PgError> {
-        self.read.reserve(gather::room(self.gather.as_ref()));
-        let read = self.stream.read_buf(&mut self.read);
-        let n = match self.gather.as_mut().filter(|_| self.streaming) {
-            None => read.await,
-            Some(gather) if gather.on() => {
-                gather.pause().await;
-                tokio::pin!(read);
-                let n = match tokio::time::timeout(gather::WAIT, &mut read).await {
-                    Ok(n) => n,
-                    Err(_) => {
-                        // Sparse: read what is there (lowering the mark
-                        // wakes the read) and as it comes from now on.
-                        gather.set(false);
-                        read.await
-                    }
-                };
-                gather.after_read();
-                n
-            }
-            Some(gather) => {
-                let started = Instant::now();
-                let n = read.await;
-                gather.after_wait(started);
-                n
-            }
-        }
-        .map_err(|source| PgError::Io {
-            address: self.address.clone(),
-            source,
-        })?;
+        let gather = self.gather.as_mut().filter(|_| self.streaming);
+        let n = gather::read(gather, &mut self.stream, &mut self.read)
+            .await
+            .map_err(|source| PgError::Io {
+                address: self.address.clone(),
+                source,
+            })?;
         if n == 0 {
             return Err(PgError::Io {
                 address: self.address.clone(),
