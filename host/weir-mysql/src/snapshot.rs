@@ -479,14 +479,17 @@ impl Chunker {
 }
 
 /// Hands a batch on; `false` if shutdown came first (the batch is dropped:
-/// nothing after the last checkpoint counts).
+/// nothing after the last checkpoint counts). A shutdown already asked for
+/// wins over a channel with room: left to chance, a pipeline that keeps
+/// taking would see the snapshot run on for several more chunks.
 async fn send(channels: &mut SourceChannels, batch: ChangeBatch) -> Result<bool, MysqlError> {
     tokio::select! {
+        biased;
+        _ = channels.shutdown.changed() => Ok(false),
         sent = channels.out.send(batch) => {
             sent.map_err(|_| MysqlError::Setup("the pipeline stopped".into()))?;
             Ok(true)
         }
-        _ = channels.shutdown.changed() => Ok(false),
     }
 }
 
