@@ -18,15 +18,21 @@
 //! of its own, and on one host the kernel charges both ends' work for each
 //! segment to the walsender. So where the link is near (a round trip of at
 //! most [`NEAR`]: the same host or the next one) a dense reader also
-//! *paces* itself: it reads at most every [`PACE`] and holds its receive
-//! buffer to a window that an additive-increase, multiplicative-decrease
-//! rule keeps just small enough that the walsender meets a closed window
-//! and its messages leave together, in large segments. The signal is the
-//! mean size of the segments received since the last read (`TCP_INFO`):
-//! small ones mean the reader drains faster than the walsender writes, so
-//! the window shrinks; large ones mean the walsender waits on the window,
-//! so it grows. Far links keep the kernel's window; see
-//! `docs/decisions/0038-paced-reads-on-near-links.md`.
+//! *paces* itself: it reads at most every [`PACE`], and at most a
+//! *window* of bytes per read, which an additive-increase,
+//! multiplicative-decrease rule keeps just small enough that the socket's
+//! queue stays full: the kernel then opens the walsender's window only as
+//! far as each read frees, and the messages waiting behind it leave
+//! together, in large segments. The signal is the mean size of the
+//! segments received since the last read (`TCP_INFO`): small ones mean the
+//! reader takes more than the walsender writes, so the window shrinks;
+//! large ones mean the walsender waits on the window, so it grows. The
+//! socket's buffer is the kernel's throughout: a buffer made smaller than
+//! the window it had advertised dropped segments in flight, and each drop
+//! at a transaction's tail cost a retransmission timeout (decision 0039).
+//! Far links read as the mark says; see
+//! `docs/decisions/0038-paced-reads-on-near-links.md` and
+//! `docs/decisions/0039-paced-reads-cap-the-read.md`.
 //!
 //! Linux only (the mark governs `epoll` readiness from 2.6.28, and lowering
 //! it wakes a waiting reader from 4.18; `TCP_INFO` reports received
@@ -44,16 +50,17 @@ pub const LOW_WATER: i32 = 64 * 1024;
 
 /// The longest minimum round trip of a link a dense reader paces itself
 /// on: loopback, a container bridge or the next host in a rack. Beyond it
-/// a small window would cap throughput at window / round trip.
+/// the receiver's work no longer lands on the walsender's host, and
+/// pacing has not been measured there.
 pub const NEAR: Duration = Duration::from_micros(100);
 
 /// How often a paced reader reads (the runtime's timer rounds up to its
 /// millisecond tick).
 pub const PACE: Duration = Duration::from_millis(1);
 
-/// The receive buffer while pacing, as asked of `SO_RCVBUF` (the kernel
-/// doubles it for bookkeeping): where it starts, its bounds and how much
-/// it grows per read.
+/// The most a paced read takes: where it starts, its bounds and how much
+/// it grows per read. At one read per [`PACE`] the largest lets some
+/// 128-256 MB/s through, more than a walsender sends.
 pub const WINDOW_START: i32 = 64 * 1024;
 const WINDOW_MIN: i32 = 16 * 1024;
 const WINDOW_MAX: i32 = 256 * 1024;
@@ -63,21 +70,21 @@ const WINDOW_STEP: i32 = 16 * 1024;
 /// send each message on its own (it did not wait on the window).
 const COALESCED: u64 = 2 * 1024;
 
-/// How many bytes a read of a socket with `gather` makes room for: all a
-/// paced reader's window holds (the kernel keeps up to twice the size
-/// asked for), else 64 KiB.
+/// How many bytes a read of a socket with `gather` takes at most: a paced
+/// reader's window, else 64 KiB (and more where the buffer has room).
 pub fn room(gather: Option<&Gather>) -> usize {
     match gather.and_then(Gather::window) {
-        Some(window) => 2 * window as usize,
+        Some(window) => window as usize,
         None => 64 * 1024,
     }
 }
 
 /// One read from `stream` into `buf`, as `gather` (if any) says: a dense
 /// stream waits for its pace and then for the mark, at most [`WAIT`] (a
-/// longer wait means sparse: the mark drops and what is there is read);
-/// a sparse one reads what arrives and turns dense after a short wait.
-/// The replication connection's reads, and the pacing test's.
+/// longer wait means sparse: the mark drops and what is there is read),
+/// and a paced one takes at most its window; a sparse one reads what
+/// arrives and turns dense after a short wait. The replication
+/// connection's reads, and the pacing test's.
 pub async fn read<R>(
     gather: Option<&mut Gather>,
     stream: &mut R,
@@ -86,9 +93,15 @@ pub async fn read<R>(
 where
     R: tokio::io::AsyncRead + Unpin + ?Sized,
 {
+    use bytes::BufMut as _;
     use tokio::io::AsyncReadExt as _;
     buf.reserve(room(gather.as_deref()));
-    let read = stream.read_buf(buf);
+    let most = gather
+        .as_deref()
+        .and_then(Gather::window)
+        .map_or(usize::MAX, |window| window as usize);
+    let mut limited = (&mut *buf).limit(most);
+    let read = stream.read_buf(&mut limited);
     match gather {
         None => read.await,
         Some(gather) if gather.on() => {
@@ -149,12 +162,8 @@ pub struct Gather {
 /// A paced reader's state.
 #[derive(Debug)]
 struct Pace {
-    /// The `SO_RCVBUF` asked for now.
+    /// The most the next read takes.
     window: i32,
-    /// The buffer to give back when the stream turns sparse: the kernel's
-    /// own size when pacing began, at least [`WINDOW_MAX`] (asking for a
-    /// size ends autotuning).
-    restore: i32,
     /// Data segments and bytes received up to the last read.
     seen: Received,
     /// When the next read may start.
@@ -201,40 +210,30 @@ impl Gather {
         self.pace.is_some()
     }
 
-    /// The `SO_RCVBUF` a paced reader asks for now.
+    /// The most a paced reader's next read takes.
     pub fn window(&self) -> Option<i32> {
         self.pace.as_ref().map(|p| p.window)
     }
 
     /// Raises the mark (`true`) or drops it to one byte; a failure leaves
     /// the mark where it was (reads are correct either way). Raising it on
-    /// a near link starts pacing; dropping it ends pacing and gives the
-    /// socket back its buffer.
+    /// a near link starts pacing; dropping it ends pacing.
     pub fn set(&mut self, on: bool) {
-        if self.on != on && set_option(self, Opt::LowWater, if on { LOW_WATER } else { 1 }) {
+        if self.on != on && set_low_water(self, if on { LOW_WATER } else { 1 }) {
             self.on = on;
             if on {
                 self.start_pacing();
-            } else if let Some(pace) = self.pace.take() {
-                set_option(self, Opt::Buffer, pace.restore);
+            } else {
+                self.pace = None;
             }
         }
     }
 
     fn start_pacing(&mut self) {
         let Some(seen) = received(self) else { return };
-        let near = *self.near.get_or_insert(is_near(seen.min_rtt_us));
-        if !near {
-            return;
-        }
-        let Some(own) = get_option(self, Opt::Buffer) else {
-            return;
-        };
-        if set_option(self, Opt::Buffer, WINDOW_START) {
+        if *self.near.get_or_insert(is_near(seen.min_rtt_us)) {
             self.pace = Some(Pace {
                 window: WINDOW_START,
-                // The kernel reports the doubled size it keeps.
-                restore: (own / 2).max(WINDOW_MAX),
                 seen,
                 next: Instant::now() + PACE,
             });
@@ -261,19 +260,8 @@ impl Gather {
         let segments = now.segments.wrapping_sub(pace.seen.segments);
         let bytes = now.bytes.wrapping_sub(pace.seen.bytes);
         pace.seen = now;
-        if segments == 0 {
-            return;
-        }
-        // A smaller buffer than the window already advertised drops what
-        // is in flight and does not fit; the walsender resends it after a
-        // retransmission timeout (200 ms or more). The apply bench counts
-        // both (`WEIR_BENCH_SEGMENTS`); a window clamp instead of the
-        // buffer drops nothing but never closes the window (see
-        // `docs/benchmarks.md`, "The paced reader under the microscope").
-        let window = next_window(pace.window, bytes / u64::from(segments));
-        if window != pace.window {
-            pace.window = window;
-            set_option(self, Opt::Buffer, window);
+        if segments > 0 {
+            pace.window = next_window(pace.window, bytes / u64::from(segments));
         }
     }
 
@@ -291,28 +279,9 @@ impl Gather {
     }
 }
 
-/// The socket-level options [`Gather`] sets.
-#[derive(Debug, Clone, Copy)]
-enum Opt {
-    /// `SO_RCVLOWAT`.
-    LowWater,
-    /// `SO_RCVBUF`.
-    Buffer,
-}
-
+/// Sets the socket's `SO_RCVLOWAT` to `value`; whether it took.
 #[cfg(target_os = "linux")]
-impl Opt {
-    fn name(self) -> libc::c_int {
-        match self {
-            Opt::LowWater => libc::SO_RCVLOWAT,
-            Opt::Buffer => libc::SO_RCVBUF,
-        }
-    }
-}
-
-/// Sets the socket-level option `opt` to `value`; whether it took.
-#[cfg(target_os = "linux")]
-fn set_option(g: &Gather, opt: Opt, value: i32) -> bool {
+fn set_low_water(g: &Gather, value: i32) -> bool {
     let value: libc::c_int = value;
     // SAFETY: `fd` is the open socket of the stream this `Gather` was made
     // for (the connection owns both and drops them together), and the
@@ -321,7 +290,7 @@ fn set_option(g: &Gather, opt: Opt, value: i32) -> bool {
         libc::setsockopt(
             g.fd,
             libc::SOL_SOCKET,
-            opt.name(),
+            libc::SO_RCVLOWAT,
             std::ptr::from_ref(&value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -330,32 +299,8 @@ fn set_option(g: &Gather, opt: Opt, value: i32) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_option(_g: &Gather, _opt: Opt, _value: i32) -> bool {
+fn set_low_water(_g: &Gather, _value: i32) -> bool {
     false
-}
-
-/// The socket-level option `opt`.
-#[cfg(target_os = "linux")]
-fn get_option(g: &Gather, opt: Opt) -> Option<i32> {
-    let mut value: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: as in `set_option`; the kernel writes at most `len` bytes
-    // into the live `c_int` and updates `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            g.fd,
-            libc::SOL_SOCKET,
-            opt.name(),
-            std::ptr::from_mut(&mut value).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(value)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn get_option(_g: &Gather, _opt: Opt) -> Option<i32> {
-    None
 }
 
 /// `TCP_INFO`'s received data segments, bytes and minimum round trip;
@@ -365,7 +310,8 @@ fn received(g: &Gather) -> Option<Received> {
     // SAFETY: `tcp_info` is plain integers, for which zero is valid.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-    // SAFETY: as in `get_option`, into a live `tcp_info` of `len` bytes.
+    // SAFETY: as in `set_low_water`; the kernel writes at most `len` bytes
+    // into the live `tcp_info` and updates `len`.
     let rc = unsafe {
         libc::getsockopt(
             g.fd,
@@ -467,8 +413,8 @@ mod tests {
     /// What pacing is for, against the kernel: a writer that sends each
     /// small message on its own with `TCP_NODELAY`, as the walsender does,
     /// meets a paced reader's closed window and its messages leave in far
-    /// fewer segments; every byte arrives in order; a sparse stream gets
-    /// the socket's buffer back.
+    /// fewer segments; every byte arrives in order; a sparse stream reads
+    /// as it comes again.
     #[tokio::test]
     async fn a_paced_reader_makes_a_small_writer_coalesce() {
         const MESSAGES: u32 = 20_000;
@@ -494,10 +440,14 @@ mod tests {
         let mut got = bytes::BytesMut::new();
         let mut windows = std::collections::BTreeSet::new();
         while got.len() < MESSAGES as usize * SIZE {
+            let most = gather.window();
             let n = read(Some(&mut gather), &mut reader, &mut got)
                 .await
                 .unwrap();
             assert!(n > 0, "the writer stopped early");
+            if let Some(most) = most {
+                assert!(n <= most as usize, "read {n} bytes, window {most}");
+            }
             windows.extend(gather.window());
         }
         let _open = writer.join().unwrap();
