@@ -282,7 +282,15 @@ async fn run_snapshot(
     tokio::pin!(copy);
     let mut copy_result = None;
     loop {
+        // A shutdown already asked for wins over a chunk that is ready (and
+        // below, over a channel with room): left to chance, a pipeline that
+        // keeps taking would see the snapshot run on for several chunks.
         tokio::select! {
+            biased;
+            _ = channels.shutdown.changed() => {
+                info!("Shutdown requested during the snapshot; progress so far is kept.");
+                return Ok(false);
+            }
             result = &mut copy, if copy_result.is_none() => copy_result = Some(result),
             chunk = chunk_rx.recv() => {
                 let Some(chunk) = chunk else { break };
@@ -292,13 +300,16 @@ async fn run_snapshot(
                 state.snapshot = Some(snap.clone());
                 let bytes = chunk.events.iter().map(weir_core::ChangeEvent::approx_bytes).sum();
                 let batch = ChangeBatch { events: chunk.events, resume: Some(state.to_json()), bytes };
-                if channels.out.send(batch).await.is_err() {
-                    return Ok(false);
+                tokio::select! {
+                    biased;
+                    _ = channels.shutdown.changed() => {
+                        info!("Shutdown requested during the snapshot; progress so far is kept.");
+                        return Ok(false);
+                    }
+                    sent = channels.out.send(batch) => if sent.is_err() {
+                        return Ok(false);
+                    },
                 }
-            }
-            _ = channels.shutdown.changed() => {
-                info!("Shutdown requested during the snapshot; progress so far is kept.");
-                return Ok(false);
             }
         }
     }

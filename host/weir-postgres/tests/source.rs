@@ -499,3 +499,58 @@ async fn protocol_v1_hands_on_a_large_transaction_in_chunks() {
     assert_eq!(seen, expected);
     source.stop().await;
 }
+
+/// A stop asked for during the snapshot wins over a pipeline that keeps
+/// taking: the snapshot stops within a few chunks, and a restart from the
+/// last acknowledged state copies the rest, every row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_the_snapshot_ends_it_within_a_few_chunks_and_a_restart_copies_the_rest() {
+    const ROWS: i64 = 5_000;
+    let server = server(
+        &[],
+        &format!(
+            "CREATE TABLE t (id int PRIMARY KEY, v int);
+             INSERT INTO t SELECT i, 0 FROM generate_series(1, {ROWS}) i;"
+        ),
+    );
+    let mut cfg = config(&server);
+    cfg.snapshot = true;
+    cfg.snapshot_chunk_rows = 100;
+    cfg.snapshot_parallelism = 1;
+    let id = |e: &ChangeEvent| match after(e, "id") {
+        Value::Int(i) => *i,
+        v => panic!("{v:?}"),
+    };
+
+    // Three chunks, then a stop; every batch handed on is acknowledged.
+    let mut source = start(cfg.clone(), Json::Null);
+    let mut ids = Vec::new();
+    let mut resumes = Vec::new();
+    while let Some(batch) = source.batches.recv().await {
+        ids.extend(batch.events.iter().map(id));
+        if let Some(resume) = batch.resume {
+            let _ = source.acks.send(resume.clone());
+            resumes.push(resume);
+            if resumes.len() == 3 {
+                source.stop.send(true).unwrap();
+            }
+        }
+    }
+    drop(source.acks);
+    source.task.await.unwrap().unwrap();
+    // The channel holds four batches and the copy one chunk more.
+    assert!(
+        (300..=900).contains(&ids.len()),
+        "{} rows copied before the stop",
+        ids.len()
+    );
+
+    let mut source = start(cfg, resumes.last().unwrap().clone());
+    let rest = source
+        .collect(ROWS as usize - ids.len(), Duration::from_secs(60))
+        .await;
+    ids.extend(rest.iter().map(id));
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=ROWS).collect::<Vec<_>>(), "every row once");
+    assert!(source.stop().await.is_empty());
+}
