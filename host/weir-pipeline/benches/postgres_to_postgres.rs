@@ -302,7 +302,8 @@ struct Segments {
 #[derive(Debug, Clone, Copy)]
 struct Stack {
     /// `TCPRcvQDrop`: segments dropped because the receive buffer had no
-    /// room (a buffer made smaller than the window already advertised).
+    /// room (for one, a buffer made smaller than the window already
+    /// advertised, as weir's paced reader did before decision 0039).
     dropped: u64,
     /// `TCPTimeouts`: retransmission timeouts, each a wait of 200 ms or
     /// more.

@@ -413,8 +413,8 @@ mod tests {
     /// What pacing is for, against the kernel: a writer that sends each
     /// small message on its own with `TCP_NODELAY`, as the walsender does,
     /// meets a paced reader's closed window and its messages leave in far
-    /// fewer segments; every byte arrives in order; a sparse stream reads
-    /// as it comes again.
+    /// fewer segments; no paced read takes more than its window; every
+    /// byte arrives in order; a sparse stream's reads are uncapped again.
     #[tokio::test]
     async fn a_paced_reader_makes_a_small_writer_coalesce() {
         const MESSAGES: u32 = 20_000;

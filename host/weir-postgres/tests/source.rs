@@ -538,9 +538,10 @@ async fn a_stop_during_the_snapshot_ends_it_within_a_few_chunks_and_a_restart_co
     }
     drop(source.acks);
     source.task.await.unwrap().unwrap();
-    // The channel holds four batches and the copy one chunk more.
+    // Besides the three, at most the four batches the channel holds: a
+    // chunk still on its way from the copy is never handed on.
     assert!(
-        (300..=900).contains(&ids.len()),
+        (300..=700).contains(&ids.len()),
         "{} rows copied before the stop",
         ids.len()
     );
