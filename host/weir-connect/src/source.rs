@@ -167,6 +167,19 @@ impl SourceChannels {
         )
     }
 
+    /// Hands `batch` on unless the pipeline is stopping: `Ok(false)` when
+    /// the shutdown came first (the batch is dropped: nothing after the
+    /// last checkpoint counts). A shutdown already asked for wins over a
+    /// channel with room: left to chance, a pipeline that keeps taking
+    /// would see a snapshot run on for several more chunks.
+    pub async fn send_or_stop(&mut self, batch: ChangeBatch) -> Result<bool, Closed> {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.changed() => Ok(false),
+            sent = self.out.send(batch) => sent.map(|()| true),
+        }
+    }
+
     /// Updates the published progress in place (cheap; readers see the
     /// latest state, never a queue of them).
     pub fn report(&self, update: impl FnOnce(&mut SourceProgress)) {

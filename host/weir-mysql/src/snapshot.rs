@@ -478,19 +478,13 @@ impl Chunker {
     }
 }
 
-/// Hands a batch on; `false` if shutdown came first (the batch is dropped:
-/// nothing after the last checkpoint counts). A shutdown already asked for
-/// wins over a channel with room: left to chance, a pipeline that keeps
-/// taking would see the snapshot run on for several more chunks.
+/// Hands a batch on; `false` if shutdown came first
+/// ([`SourceChannels::send_or_stop`]).
 async fn send(channels: &mut SourceChannels, batch: ChangeBatch) -> Result<bool, MysqlError> {
-    tokio::select! {
-        biased;
-        _ = channels.shutdown.changed() => Ok(false),
-        sent = channels.out.send(batch) => {
-            sent.map_err(|_| MysqlError::Setup("the pipeline stopped".into()))?;
-            Ok(true)
-        }
-    }
+    channels
+        .send_or_stop(batch)
+        .await
+        .map_err(|_| MysqlError::Setup("the pipeline stopped".into()))
 }
 
 /// InnoDB's row estimate (`information_schema.TABLES.TABLE_ROWS`) per

@@ -70,15 +70,6 @@ const WINDOW_STEP: i32 = 16 * 1024;
 /// send each message on its own (it did not wait on the window).
 const COALESCED: u64 = 2 * 1024;
 
-/// How many bytes a read of a socket with `gather` takes at most: a paced
-/// reader's window, else 64 KiB (and more where the buffer has room).
-pub fn room(gather: Option<&Gather>) -> usize {
-    match gather.and_then(Gather::window) {
-        Some(window) => window as usize,
-        None => 64 * 1024,
-    }
-}
-
 /// One read from `stream` into `buf`, as `gather` (if any) says: a dense
 /// stream waits for its pace and then for the mark, at most [`WAIT`] (a
 /// longer wait means sparse: the mark drops and what is there is read),
@@ -95,12 +86,11 @@ where
 {
     use bytes::BufMut as _;
     use tokio::io::AsyncReadExt as _;
-    buf.reserve(room(gather.as_deref()));
-    let most = gather
-        .as_deref()
-        .and_then(Gather::window)
-        .map_or(usize::MAX, |window| window as usize);
-    let mut limited = (&mut *buf).limit(most);
+    // A paced read makes room for its window and takes no more; others
+    // make room for 64 KiB and take what the buffer has room for.
+    let window = gather.as_deref().and_then(Gather::window);
+    buf.reserve(window.map_or(64 * 1024, |w| w as usize));
+    let mut limited = (&mut *buf).limit(window.map_or(usize::MAX, |w| w as usize));
     let read = stream.read_buf(&mut limited);
     match gather {
         None => read.await,

@@ -282,9 +282,8 @@ async fn run_snapshot(
     tokio::pin!(copy);
     let mut copy_result = None;
     loop {
-        // A shutdown already asked for wins over a chunk that is ready (and
-        // below, over a channel with room): left to chance, a pipeline that
-        // keeps taking would see the snapshot run on for several chunks.
+        // A shutdown already asked for wins over a chunk that is ready (and,
+        // in `send_or_stop`, over a channel with room).
         tokio::select! {
             biased;
             _ = channels.shutdown.changed() => {
@@ -300,15 +299,13 @@ async fn run_snapshot(
                 state.snapshot = Some(snap.clone());
                 let bytes = chunk.events.iter().map(weir_core::ChangeEvent::approx_bytes).sum();
                 let batch = ChangeBatch { events: chunk.events, resume: Some(state.to_json()), bytes };
-                tokio::select! {
-                    biased;
-                    _ = channels.shutdown.changed() => {
+                match channels.send_or_stop(batch).await {
+                    Ok(true) => {}
+                    Ok(false) => {
                         info!("Shutdown requested during the snapshot; progress so far is kept.");
                         return Ok(false);
                     }
-                    sent = channels.out.send(batch) => if sent.is_err() {
-                        return Ok(false);
-                    },
+                    Err(_) => return Ok(false),
                 }
             }
         }
